@@ -1,0 +1,324 @@
+"""Every Prometheus metric of kubatch, in one place (SEMANTICS §7).
+
+One ``Metrics`` instance owns a dedicated ``CollectorRegistry`` (no module-global registry, so
+tests and several operators in one process never collide); the operator keeps the instance in
+kopf's ``memo`` and calls the ``observe_*`` / ``set_*`` / ``count_*`` methods. Conventions:
+``kubatch_`` prefix, base units (seconds, dollars, vCPUs), counters end in ``_total``, label
+values come from bounded sets (queue and compute environment names, the ``Phase`` enum,
+decision kinds, API verbs and resources). ``docs/observability.md`` documents each metric.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Mapping
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    start_http_server,
+)
+
+from kubatch.core.lifecycle import Phase, Reason
+
+PREFIX = "kubatch_"
+
+WAIT_BUCKETS: tuple[float, ...] = (
+    1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400, 43200, 86400,
+)  # fmt: skip
+"""Submit → start: from seconds (an idle pool) to a day (a long backlog)."""
+RUN_BUCKETS: tuple[float, ...] = (
+    1, 10, 30, 60, 300, 600, 1800, 3600, 7200, 14400, 43200, 86400, 172800,
+)  # fmt: skip
+"""Run time of an attempt: batch jobs run from seconds to days."""
+CYCLE_BUCKETS: tuple[float, ...] = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+)  # fmt: skip
+"""One scheduler cycle: milliseconds normally; seconds means trouble."""
+
+CAPACITY_TYPES = frozenset({"OnDemand", "Spot"})
+TERMINAL_PHASES = frozenset({Phase.SUCCEEDED, Phase.FAILED})
+OTHER = "Other"
+"""Label value substituted for anything outside a bounded set (keeps cardinality bounded)."""
+
+
+def estimate_cost(
+    price_per_hour: float, run_seconds: float, job_vcpus: float = 1.0, node_vcpus: float = 1.0
+) -> float:
+    """Dollars an attempt cost: the node's hourly price x run hours x the job's vCPU share. Pure.
+
+    A job using 2 of a 4-vCPU node's vCPUs for an hour on a $0.40/h node costs $0.20.
+    """
+    if price_per_hour <= 0 or run_seconds <= 0:
+        return 0.0
+    share = 1.0 if node_vcpus <= 0 else min(1.0, max(0.0, job_vcpus / node_vcpus))
+    return price_per_hour * (run_seconds / 3600.0) * share
+
+
+def _capacity_type(value: str) -> str:
+    return value if value in CAPACITY_TYPES else OTHER
+
+
+def _reason(value: str | None) -> str:
+    if not value:
+        return OTHER
+    return value if value in Reason._value2member_map_ else OTHER
+
+
+class Metrics:
+    """The operator's metrics. Thread-safe (prometheus_client metrics are)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.jobs = Gauge(
+            "kubatch_jobs",
+            "BatchJobs per queue and phase (array parents and children count once each).",
+            ["queue", "phase"],
+            registry=r,
+        )
+        self.submissions = Counter(
+            "kubatch_job_submissions_total",
+            "BatchJobs accepted into a queue.",
+            ["queue"],
+            registry=r,
+        )
+        self.admissions = Counter(
+            "kubatch_job_admissions_total",
+            "Attempts admitted to a compute environment (Kubernetes Job created).",
+            ["queue", "capacity_type"],
+            registry=r,
+        )
+        self.completions = Counter(
+            "kubatch_job_completions_total",
+            "BatchJobs that reached a terminal phase.",
+            ["queue", "phase"],
+            registry=r,
+        )
+        self.failures = Counter(
+            "kubatch_job_failures_total",
+            "BatchJobs that ended Failed, by reason.",
+            ["queue", "reason"],
+            registry=r,
+        )
+        self.retries = Counter(
+            "kubatch_job_retries_total",
+            "Failed attempts sent back to Runnable by the retry strategy.",
+            ["queue"],
+            registry=r,
+        )
+        self.interruptions = Counter(
+            "kubatch_job_interruptions_total",
+            "Attempts interrupted by a reclaimed (spot) node or a pod disruption.",
+            ["queue", "capacity_type"],
+            registry=r,
+        )
+        self.wait_seconds = Histogram(
+            "kubatch_job_wait_seconds",
+            "Time from submission to the start of the first attempt.",
+            ["queue"],
+            buckets=WAIT_BUCKETS,
+            registry=r,
+        )
+        self.run_seconds = Histogram(
+            "kubatch_job_run_seconds",
+            "Run time of finished BatchJobs (last attempt start to stop).",
+            ["queue"],
+            buckets=RUN_BUCKETS,
+            registry=r,
+        )
+        self.cost = Counter(
+            "kubatch_estimated_cost_dollars_total",
+            "Estimated spend: pool price per hour x attempt run time x vCPU share.",
+            ["queue", "capacity_type"],
+            registry=r,
+        )
+        ce = ["compute_environment"]
+        self.ce_desired = Gauge(
+            "kubatch_compute_environment_desired_vcpus",
+            "vCPUs the compute environment wants (status.desiredvCpus).",
+            ce,
+            registry=r,
+        )
+        self.ce_allocated = Gauge(
+            "kubatch_compute_environment_allocated_vcpus",
+            "vCPUs of Starting and Running jobs admitted to the compute environment.",
+            ce,
+            registry=r,
+        )
+        self.ce_capacity = Gauge(
+            "kubatch_compute_environment_capacity_vcpus",
+            "vCPUs of the compute environment's ready nodes.",
+            ce,
+            registry=r,
+        )
+        self.ce_max = Gauge(
+            "kubatch_compute_environment_max_vcpus",
+            "spec.computeResources.maxvCpus of the compute environment.",
+            ce,
+            registry=r,
+        )
+        self.ce_info = Gauge(
+            "kubatch_compute_environment_info",
+            "Always 1; carries the compute environment's capacity type and state for joins.",
+            ["compute_environment", "capacity_type", "state"],
+            registry=r,
+        )
+        self.cycle_seconds = Histogram(
+            "kubatch_scheduler_cycle_duration_seconds",
+            "Duration of one scheduler cycle (snapshot, schedule, effects).",
+            buckets=CYCLE_BUCKETS,
+            registry=r,
+        )
+        self.cycles = Counter(
+            "kubatch_scheduler_cycles_total",
+            "Scheduler cycles run.",
+            registry=r,
+        )
+        self.decisions = Counter(
+            "kubatch_scheduler_decisions_total",
+            "Decisions taken by the scheduler, by kind (Admit, Fail, Requeue, ...).",
+            ["type"],
+            registry=r,
+        )
+        self.api_writes = Counter(
+            "kubatch_api_writes_total",
+            "Writes to the Kubernetes API (the scarce resource), by verb and resource.",
+            ["verb", "resource"],
+            registry=r,
+        )
+        self._ce_info_labels: dict[str, tuple[str, str]] = {}
+        self._lock = threading.Lock()
+
+    # -- jobs -------------------------------------------------------------------------------
+    def observe_submission(self, queue: str) -> None:
+        """A BatchJob was accepted into ``queue``."""
+        self.submissions.labels(queue=queue).inc()
+
+    def observe_admission(
+        self, queue: str, wait_seconds: float | None = None, capacity_type: str = "OnDemand"
+    ) -> None:
+        """An attempt was admitted; ``wait_seconds`` (submit → start) for the first attempt only."""
+        self.admissions.labels(queue=queue, capacity_type=_capacity_type(capacity_type)).inc()
+        if wait_seconds is not None:
+            self.wait_seconds.labels(queue=queue).observe(max(0.0, wait_seconds))
+
+    def observe_completion(
+        self,
+        queue: str,
+        phase: Phase | str,
+        run_seconds: float | None = None,
+        cost: float = 0.0,
+        *,
+        capacity_type: str = "OnDemand",
+        reason: Reason | str | None = None,
+    ) -> None:
+        """A BatchJob reached Succeeded or Failed; ``cost``: dollars of its last attempt."""
+        terminal = Phase(phase)
+        if terminal not in TERMINAL_PHASES:
+            raise ValueError(f"observe_completion needs a terminal phase, not {terminal}")
+        self.completions.labels(queue=queue, phase=terminal.value).inc()
+        if terminal is Phase.FAILED:
+            self.failures.labels(queue=queue, reason=_reason(reason)).inc()
+        if run_seconds is not None:
+            self.run_seconds.labels(queue=queue).observe(max(0.0, run_seconds))
+        self.observe_cost(queue, capacity_type, cost)
+
+    def observe_retry(self, queue: str, cost: float = 0.0, capacity_type: str = "OnDemand") -> None:
+        """A failed attempt goes back to Runnable; ``cost`` is what the failed attempt cost."""
+        self.retries.labels(queue=queue).inc()
+        self.observe_cost(queue, capacity_type, cost)
+
+    def observe_interruption(
+        self, queue: str, capacity_type: str = "Spot", cost: float = 0.0
+    ) -> None:
+        """An attempt lost its node (spot reclaim / disruption); ``cost`` is what it had cost."""
+        ct = _capacity_type(capacity_type)
+        self.interruptions.labels(queue=queue, capacity_type=ct).inc()
+        self.observe_cost(queue, capacity_type, cost)
+
+    def observe_cost(self, queue: str, capacity_type: str, dollars: float) -> None:
+        """Add an attempt's estimated dollars (see ``estimate_cost``); zero or less is ignored."""
+        if dollars > 0:
+            self.cost.labels(queue=queue, capacity_type=_capacity_type(capacity_type)).inc(dollars)
+
+    def set_queue_phase_counts(self, queue: str, counts: Mapping[Phase | str, int]) -> None:
+        """Publish the number of jobs per phase of ``queue``; phases absent from counts are 0."""
+        known = {Phase(p): n for p, n in counts.items()}
+        for phase in Phase:
+            self.jobs.labels(queue=queue, phase=phase.value).set(known.get(phase, 0))
+
+    def remove_queue(self, queue: str) -> None:
+        """Forget a deleted queue's gauges (counters stay: they are cumulative)."""
+        for phase in Phase:
+            with contextlib.suppress(KeyError):
+                self.jobs.remove(queue, phase.value)
+
+    # -- compute environments ---------------------------------------------------------------
+    def set_ce(
+        self,
+        name: str,
+        desired: float,
+        allocated: float,
+        capacity: float,
+        max: float,  # the SEMANTICS word (maxvCpus)
+        *,
+        capacity_type: str = "OnDemand",
+        state: str = "Enabled",
+    ) -> None:
+        """Publish a compute environment's vCPU figures and its capacity type/state."""
+        self.ce_desired.labels(compute_environment=name).set(desired)
+        self.ce_allocated.labels(compute_environment=name).set(allocated)
+        self.ce_capacity.labels(compute_environment=name).set(capacity)
+        self.ce_max.labels(compute_environment=name).set(max)
+        info = (_capacity_type(capacity_type), state if state in ("Enabled", "Disabled") else OTHER)
+        with self._lock:
+            previous = self._ce_info_labels.get(name)
+            if previous is not None and previous != info:
+                self.ce_info.remove(name, *previous)
+            self._ce_info_labels[name] = info
+        self.ce_info.labels(name, *info).set(1)
+
+    def remove_ce(self, name: str) -> None:
+        """Forget a deleted compute environment's gauges."""
+        for gauge in (self.ce_desired, self.ce_allocated, self.ce_capacity, self.ce_max):
+            with contextlib.suppress(KeyError):
+                gauge.remove(name)
+        with self._lock:
+            info = self._ce_info_labels.pop(name, None)
+        if info is not None:
+            with contextlib.suppress(KeyError):
+                self.ce_info.remove(name, *info)
+
+    # -- scheduler and API ------------------------------------------------------------------
+    def observe_cycle(self, seconds: float, decisions_by_type: Mapping[str, int]) -> None:
+        """One scheduler cycle took ``seconds`` and took these decisions (kind → count)."""
+        self.cycle_seconds.observe(max(0.0, seconds))
+        self.cycles.inc()
+        for kind, n in decisions_by_type.items():
+            if n > 0:
+                self.decisions.labels(type=kind).inc(n)
+
+    def count_write(self, verb: str, resource: str, n: int = 1) -> None:
+        """``n`` writes (create/patch/update/delete) to the API for ``resource`` (e.g. jobs)."""
+        self.api_writes.labels(verb=verb, resource=resource).inc(n)
+
+    # -- exposition -------------------------------------------------------------------------
+    def exposition(self) -> bytes:
+        """The registry in Prometheus text format (what ``/metrics`` serves)."""
+        return generate_latest(self.registry)
+
+    def start_http_server(
+        self, port: int, addr: str = "127.0.0.1"
+    ) -> tuple[WSGIServer, threading.Thread]:
+        """Serve ``/metrics`` from a daemon thread. Stop with ``server.shutdown()``.
+
+        In a cluster pass ``addr="0.0.0.0"`` (the chart does); ``port=0`` picks a free port
+        (read it from ``server.server_port``).
+        """
+        return start_http_server(port, addr=addr, registry=self.registry)
