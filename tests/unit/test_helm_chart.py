@@ -1,0 +1,254 @@
+"""helm/kubatch: lint, render, least-privilege RBAC, restricted pod, documented values."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from kubatch.local.helm import ensure_helm
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "helm" / "kubatch"
+
+Render = Callable[..., list[dict[str, Any]]]
+
+
+@pytest.fixture(scope="module")
+def helm() -> Path:
+    return ensure_helm()
+
+
+@pytest.fixture(scope="module")
+def render(helm: Path) -> Render:
+    def run(*sets: str) -> list[dict[str, Any]]:
+        cmd = [str(helm), "template", "rel", str(CHART), "--namespace", "kubatch-system"]
+        for s in sets:
+            cmd += ["--set", s]
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        return [d for d in yaml.safe_load_all(proc.stdout) if d]
+
+    return run
+
+
+def by_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [d for d in docs if d["kind"] == kind]
+
+
+def one(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    found = by_kind(docs, kind)
+    assert len(found) == 1, f"{len(found)} {kind}"
+    return found[0]
+
+
+def test_helm_is_v4(helm: Path) -> None:
+    out = subprocess.run(
+        [str(helm), "version", "--short"], capture_output=True, text=True, check=False
+    )
+    assert out.stdout.startswith("v4."), out.stdout
+
+
+def test_helm_lint_passes(helm: Path) -> None:
+    proc = subprocess.run(
+        [str(helm), "lint", "--strict", str(CHART)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "0 chart(s) failed" in proc.stdout
+
+
+def test_renders_the_expected_objects(render: Render) -> None:
+    kinds = sorted(d["kind"] for d in render())
+    assert kinds == sorted(
+        [
+            "ServiceAccount",
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "Service",
+            "Deployment",
+            "ConfigMap",
+        ]
+    )
+
+
+def test_deployment_one_replica_recreate_runs_the_operator(render: Render) -> None:
+    dep = one(render(), "Deployment")
+    spec = dep["spec"]
+    assert spec["replicas"] == 1
+    assert spec["strategy"] == {"type": "Recreate"}
+    pod = spec["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["command"] == ["kubatch"]
+    assert container["args"][0] == "operator"
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["KUBATCH_METRICS_PORT"] == "8080"
+    assert env["KUBATCH_METRICS_ADDR"] == "0.0.0.0"
+    assert container["ports"] == [{"name": "metrics", "containerPort": 8080, "protocol": "TCP"}]
+    assert pod["serviceAccountName"] == "rel-kubatch"
+    assert container["resources"]["requests"]["cpu"]
+    assert container["resources"]["limits"]["memory"]
+    args = one(render("operator.extraArgs={--verbose}"), "Deployment")["spec"]["template"]
+    assert args["spec"]["containers"][0]["args"] == ["operator", "--verbose"]
+
+
+def test_pod_meets_the_restricted_pod_security_standard(render: Render) -> None:
+    pod = one(render(), "Deployment")["spec"]["template"]["spec"]
+    psc = pod["securityContext"]
+    assert psc["runAsNonRoot"] is True
+    assert psc["seccompProfile"] == {"type": "RuntimeDefault"}
+    sc = pod["containers"][0]["securityContext"]
+    assert sc["runAsNonRoot"] is True
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert "privileged" not in sc
+    assert not pod.get("hostNetwork")
+    assert not pod.get("hostPID")
+
+
+EXPECTED_RULES = {
+    ("kubatch.io", "batchjobs"): {"get", "list", "watch", "patch"},
+    ("kubatch.io", "jobqueues"): {"get", "list", "watch", "patch"},
+    ("kubatch.io", "computeenvironments"): {"get", "list", "watch", "patch"},
+    ("kubatch.io", "jobdefinitions"): {"get", "list", "watch", "patch"},
+    ("kubatch.io", "batchjobs/status"): {"patch", "update"},
+    ("kubatch.io", "jobqueues/status"): {"patch", "update"},
+    ("kubatch.io", "computeenvironments/status"): {"patch", "update"},
+    ("kubatch.io", "jobdefinitions/status"): {"patch", "update"},
+    ("batch", "jobs"): {"create", "get", "list", "watch", "delete"},
+    ("", "pods"): {"get", "list", "watch", "delete"},
+    ("", "nodes"): {"get", "list", "watch"},
+    ("", "namespaces"): {"get", "list", "watch"},
+    ("", "events"): {"create", "patch"},
+    ("apiextensions.k8s.io", "customresourcedefinitions"): {"get", "list", "watch"},
+}
+
+
+def rules_table(role: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
+    table: dict[tuple[str, str], set[str]] = {}
+    for rule in role["rules"]:
+        assert set(rule) <= {"apiGroups", "resources", "verbs"}, rule  # no resourceNames/URLs
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                table.setdefault((group, resource), set()).update(rule["verbs"])
+    return table
+
+
+def test_cluster_role_lists_exactly_what_kubatch_uses(render: Render) -> None:
+    role = one(render(), "ClusterRole")
+    text = yaml.safe_dump(role["rules"])
+    assert "*" not in text, "no wildcards"
+    assert "secrets" not in text
+    assert rules_table(role) == EXPECTED_RULES
+
+
+def test_binding_ties_the_role_to_the_service_account(render: Render) -> None:
+    docs = render()
+    binding = one(docs, "ClusterRoleBinding")
+    sa = one(docs, "ServiceAccount")
+    assert binding["roleRef"]["name"] == one(docs, "ClusterRole")["metadata"]["name"]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": sa["metadata"]["name"], "namespace": "kubatch-system"}
+    ]
+
+
+def test_rbac_and_service_account_can_be_turned_off(render: Render) -> None:
+    kinds = {d["kind"] for d in render("rbac.create=false", "serviceAccount.create=false")}
+    assert not kinds & {"ClusterRole", "ClusterRoleBinding", "ServiceAccount"}
+
+
+def test_metrics_service_selects_the_operator_pod(render: Render) -> None:
+    docs = render()
+    svc = one(docs, "Service")
+    dep = one(docs, "Deployment")
+    pod_labels = dep["spec"]["template"]["metadata"]["labels"]
+    assert svc["spec"]["selector"].items() <= pod_labels.items()
+    assert svc["spec"]["ports"] == [
+        {"name": "metrics", "port": 8080, "targetPort": "metrics", "protocol": "TCP"}
+    ]
+
+
+def test_service_monitor_is_optional(render: Render) -> None:
+    assert not by_kind(render(), "ServiceMonitor")
+    docs = render(
+        "metrics.serviceMonitor.enabled=true", "metrics.serviceMonitor.labels.release=kps"
+    )
+    sm = one(docs, "ServiceMonitor")
+    assert sm["apiVersion"] == "monitoring.coreos.com/v1"
+    assert sm["metadata"]["labels"]["release"] == "kps"
+    assert sm["spec"]["endpoints"][0]["port"] == "metrics"
+    svc_labels = one(docs, "Service")["metadata"]["labels"]
+    assert sm["spec"]["selector"]["matchLabels"].items() <= svc_labels.items()
+    no_metrics = render("metrics.enabled=false", "metrics.serviceMonitor.enabled=true")
+    assert not by_kind(no_metrics, "ServiceMonitor")
+    assert not by_kind(no_metrics, "Service")
+
+
+def test_dashboard_config_map_embeds_the_dashboard_file(render: Render) -> None:
+    cm = one(render(), "ConfigMap")
+    assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+    shipped = (ROOT / "dashboards" / "kubatch.json").read_text()
+    assert cm["data"]["kubatch.json"] == shipped.rstrip("\n")
+    assert not by_kind(render("dashboard.enabled=false"), "ConfigMap")
+
+
+def test_chart_copy_of_the_dashboard_is_identical() -> None:
+    chart_copy = CHART / "files" / "kubatch.json"
+    assert chart_copy.read_bytes() == (ROOT / "dashboards" / "kubatch.json").read_bytes(), (
+        "run: cp dashboards/kubatch.json helm/kubatch/files/kubatch.json"
+    )
+
+
+def documented_value_paths() -> list[str]:
+    """Paths of values.yaml keys that carry a ``# --`` comment (their children inherit it)."""
+    lines = (CHART / "values.yaml").read_text().splitlines()
+    stack: list[tuple[int, str]] = []
+    paths: list[str] = []
+    undocumented: list[str] = []
+    documented_prefixes: set[str] = set()
+    prev = ""
+    for line in lines:
+        m = re.match(r"^( *)([A-Za-z][A-Za-z0-9_]*):", line)
+        if m:
+            indent = len(m.group(1))
+            while stack and stack[-1][0] >= indent:
+                stack.pop()
+            path = ".".join([p for _, p in stack] + [m.group(2)])
+            stack.append((indent, m.group(2)))
+            if prev.strip().startswith("# --"):
+                paths.append(path)
+                documented_prefixes.add(path)
+            elif not any(path.startswith(p + ".") for p in documented_prefixes):
+                # a grouping key (e.g. ``metrics:``) is fine if all its children are documented
+                after = line.split(":", 1)[1].strip()
+                if after and not after.startswith("#"):
+                    undocumented.append(path)
+        if line.strip():
+            prev = line
+    assert not undocumented, f"values without a '# --' comment: {undocumented}"
+    return paths
+
+
+def test_every_value_is_documented_in_values_yaml_and_readme() -> None:
+    paths = documented_value_paths()
+    assert len(paths) >= 20
+    readme = (CHART / "README.md").read_text()
+    missing = [p for p in paths if f"`{p}`" not in readme]
+    assert not missing, f"README.md does not document: {missing}"
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    for p in paths:  # each documented path exists in the parsed values
+        node: Any = values
+        for part in p.split("."):
+            assert isinstance(node, dict), p
+            assert part in node, p
+            node = node[part]
