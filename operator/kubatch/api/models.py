@@ -1,0 +1,759 @@
+"""The four kubatch resources as pydantic v2 models: the single source of truth of the API.
+
+Pure: no I/O. ``kubatch.api.crds`` generates the CustomResourceDefinitions from these models,
+``kubatch.api.validation`` checks what a schema cannot express, and the operator parses every
+object it receives with the ``parse_*`` helpers below.
+
+Python attributes are snake_case; the wire format (aliases) is camelCase exactly as
+SEMANTICS.md and AWS Batch spell it. Models dump by alias: use :func:`dump` for a manifest-ready
+``dict``. Attribute docstrings become the CRD's field descriptions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WithJsonSchema,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from kubatch.api.problems import InvalidResource, problems_from_validation_error
+from kubatch.core.lifecycle import Phase
+
+GROUP = "kubatch.io"
+VERSION = "v1alpha1"
+API_VERSION: Literal["kubatch.io/v1alpha1"] = "kubatch.io/v1alpha1"
+CATEGORY = "batch"
+
+PRESERVE = "x-kubernetes-preserve-unknown-fields"
+CEL = "x-kubernetes-validations"
+
+#: A Kubernetes resource quantity (``500m``, ``2Gi``, ``4``). Floats are not accepted: write
+#: ``"0.5"`` or ``500m``, as the API server's int-or-string type requires.
+Quantity = Annotated[int | str, WithJsonSchema({"x-kubernetes-int-or-string": True})]
+
+
+def _cel(*rules: tuple[str, str]) -> dict[str, Any]:
+    return {CEL: [{"rule": rule, "message": message} for rule, message in rules]}
+
+
+class _Model(BaseModel):
+    """Base of every spec model: camelCase on the wire, unknown fields are errors."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+        extra="forbid",
+        use_attribute_docstrings=True,
+    )
+
+
+class _Status(_Model):
+    """Base of status models: tolerant of fields written by newer operators."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class _Shell(_Model):
+    """A validated shell over an open Kubernetes object: unknown fields are kept as they are."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={PRESERVE: True})
+
+
+# --------------------------------------------------------------------------- enums
+
+
+class State(StrEnum):
+    """``spec.state`` of a ComputeEnvironment or JobQueue."""
+
+    ENABLED = "Enabled"
+    DISABLED = "Disabled"
+
+
+class ComputeEnvironmentType(StrEnum):
+    MANAGED = "Managed"
+    UNMANAGED = "Unmanaged"
+
+
+class CapacityType(StrEnum):
+    ON_DEMAND = "OnDemand"
+    SPOT = "Spot"
+
+
+class AllocationStrategy(StrEnum):
+    BEST_FIT = "BestFit"
+    BEST_FIT_PROGRESSIVE = "BestFitProgressive"
+    SPOT_CAPACITY_OPTIMIZED = "SpotCapacityOptimized"
+    SPOT_PRICE_CAPACITY_OPTIMIZED = "SpotPriceCapacityOptimized"
+
+    @property
+    def spot_only(self) -> bool:
+        return self in (
+            AllocationStrategy.SPOT_CAPACITY_OPTIMIZED,
+            AllocationStrategy.SPOT_PRICE_CAPACITY_OPTIMIZED,
+        )
+
+
+class QueueOrdering(StrEnum):
+    """Order of a queue without a scheduling policy."""
+
+    FIFO = "FIFO"
+    STRICT_FIFO = "StrictFIFO"
+
+
+class TimeLimitAction(StrEnum):
+    CANCEL = "Cancel"
+    FALLBACK = "FallbackToNextComputeEnvironment"
+
+
+class WaitingState(StrEnum):
+    """Phases a ``jobStateTimeLimitActions`` entry may watch (the waiting ones)."""
+
+    PENDING = "Pending"
+    RUNNABLE = "Runnable"
+    STARTING = "Starting"
+
+
+class DependencyType(StrEnum):
+    N_TO_N = "N_TO_N"
+    SEQUENTIAL = "SEQUENTIAL"
+
+
+class DependencyCondition(StrEnum):
+    SUCCEEDED = "Succeeded"
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+
+
+class RetryAction(StrEnum):
+    RETRY = "Retry"
+    EXIT = "Exit"
+
+
+class ConditionStatus(StrEnum):
+    TRUE = "True"
+    FALSE = "False"
+    UNKNOWN = "Unknown"
+
+
+class TolerationOperator(StrEnum):
+    EQUAL = "Equal"
+    EXISTS = "Exists"
+
+
+class TaintEffect(StrEnum):
+    NO_SCHEDULE = "NoSchedule"
+    PREFER_NO_SCHEDULE = "PreferNoSchedule"
+    NO_EXECUTE = "NoExecute"
+
+
+class SelectorOperator(StrEnum):
+    IN = "In"
+    NOT_IN = "NotIn"
+    EXISTS = "Exists"
+    DOES_NOT_EXIST = "DoesNotExist"
+
+
+# --------------------------------------------------------------------------- shared pieces
+
+
+class ObjectMeta(BaseModel):
+    """The part of Kubernetes ``metadata`` that kubatch reads; everything else is kept."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+        extra="allow",
+    )
+
+    name: str = ""
+    namespace: str | None = None
+    uid: str | None = None
+    generation: int | None = None
+    resource_version: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    creation_timestamp: datetime | None = None
+    deletion_timestamp: datetime | None = None
+
+
+class Condition(_Status):
+    """A condition following the Kubernetes API conventions."""
+
+    type: str
+    """Condition type, e.g. ``Ready``."""
+    status: ConditionStatus
+    """``True``, ``False`` or ``Unknown``."""
+    observed_generation: int | None = None
+    """``metadata.generation`` the condition was computed from."""
+    last_transition_time: datetime | None = None
+    """When ``status`` last changed."""
+    reason: str | None = None
+    """Machine-readable CamelCase reason, e.g. ``InvalidSpec``."""
+    message: str | None = None
+    """Human-readable details."""
+
+
+class Toleration(_Model):
+    """A Kubernetes toleration, added to the pods of jobs placed on this environment."""
+
+    key: str | None = None
+    operator: TolerationOperator = TolerationOperator.EQUAL
+    value: str | None = None
+    effect: TaintEffect | None = None
+    toleration_seconds: int | None = None
+
+
+class LabelSelectorRequirement(_Model):
+    key: str
+    operator: SelectorOperator
+    values: list[str] | None = None
+
+
+class LabelSelector(_Model):
+    """A Kubernetes label selector; an empty selector matches everything."""
+
+    match_labels: dict[str, str] | None = None
+    match_expressions: list[LabelSelectorRequirement] | None = None
+
+
+class EnvVar(_Model):
+    """A plain ``name``/``value`` environment variable."""
+
+    name: str = Field(min_length=1)
+    value: str | None = None
+
+
+class ResourceRequirements(_Model):
+    """Kubernetes container resources."""
+
+    requests: dict[str, Quantity] | None = None
+    limits: dict[str, Quantity] | None = None
+
+
+# --------------------------------------------------------------------------- ComputeEnvironment
+
+
+class ComputeResources(_Model):
+    """Size and kind of the pool (AWS ``computeResources``)."""
+
+    capacity_type: CapacityType = Field(CapacityType.ON_DEMAND, alias="capacityType")
+    """``OnDemand`` or ``Spot`` (AWS ``type``: EC2/SPOT)."""
+    min_vcpus: int = Field(0, ge=0, alias="minvCpus")
+    """vCPUs the pool keeps even when idle."""
+    max_vcpus: int = Field(ge=0, alias="maxvCpus")
+    """Hard cap on the vCPUs of the jobs admitted to this environment."""
+    desired_vcpus: int | None = Field(None, ge=0, alias="desiredvCpus")
+    """Optional start value of the desired size; kubatch then follows the backlog."""
+    instance_types: list[str] = Field(default_factory=list, alias="instanceTypes")
+    """Values of node label ``node.kubernetes.io/instance-type``; empty means any."""
+    allocation_strategy: AllocationStrategy = Field(
+        AllocationStrategy.BEST_FIT, alias="allocationStrategy"
+    )
+    """How the pool picks instance types when it grows."""
+    bid_percentage: int | None = Field(None, ge=1, le=100, alias="bidPercentage")
+    """Spot only: highest price to pay, in percent of the on-demand price."""
+
+
+class ComputeEnvironmentSpec(_Model):
+    """A pool of capacity (AWS Batch compute environment)."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_cel(
+            (
+                "self.type != 'Managed' || has(self.computeResources)",
+                "a Managed compute environment needs computeResources",
+            )
+        )
+    )
+
+    type: ComputeEnvironmentType = ComputeEnvironmentType.MANAGED
+    """``Managed``: kubatch sizes the pool; ``Unmanaged``: the matching existing nodes."""
+    state: State = State.ENABLED
+    """A disabled environment admits nothing new; running jobs finish."""
+    compute_resources: ComputeResources | None = None
+    """Capacity of the pool; required for Managed environments."""
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    """Labels of the nodes of this pool; added to the pods of jobs placed here."""
+    tolerations: list[Toleration] = Field(default_factory=list)
+    """Tolerations added to the pods of jobs placed here (spot pools are tainted)."""
+
+    @property
+    def capacity_type(self) -> CapacityType:
+        cr = self.compute_resources
+        return cr.capacity_type if cr is not None else CapacityType.ON_DEMAND
+
+
+class ComputeEnvironmentStatus(_Status):
+    desired_vcpus: float | None = Field(None, alias="desiredvCpus")
+    """vCPUs the pool should have now (published for the cluster autoscaler / simulator)."""
+    allocated_vcpus: float | None = Field(None, alias="allocatedvCpus")
+    """vCPUs of the jobs admitted to this environment (Starting and Running)."""
+    capacity_vcpus: float | None = Field(None, alias="capacityvCpus")
+    """vCPUs of the ready nodes of the pool."""
+    nodes: int | None = None
+    """Number of ready nodes in the pool."""
+    conditions: list[Condition] = Field(default_factory=list)
+    observed_generation: int | None = None
+
+
+# --------------------------------------------------------------------------- JobQueue
+
+
+class ComputeEnvironmentOrder(_Model):
+    order: int = Field(ge=0)
+    """Lower is tried first."""
+    compute_environment: str = Field(min_length=1)
+    """Name of a ComputeEnvironment."""
+
+
+class ShareAttributes(_Model):
+    share_identifier: str = Field(min_length=1, max_length=255)
+    """A share; may end with ``*`` to match every identifier with that prefix."""
+    weight_factor: float = Field(1.0, gt=0, le=1000)
+    """Lower weight gets a larger share (as in AWS)."""
+
+
+class SchedulingPolicy(_Model):
+    """Fair-share scheduling (AWS scheduling policy, embedded in the queue)."""
+
+    share_decay_seconds: int = Field(0, ge=0, le=604800)
+    """Window over which past usage counts; 0 counts only current usage."""
+    compute_reservation: int = Field(0, ge=0, le=99)
+    """Percent of capacity kept for share identifiers that are not active yet."""
+    share_distribution: list[ShareAttributes] = Field(default_factory=list)
+    """Weights per share identifier; unlisted identifiers weigh 1."""
+
+
+class JobStateTimeLimitAction(_Model):
+    state: WaitingState
+    """Waiting phase to watch (AWS allows only Runnable)."""
+    reason: str | None = None
+    """Only jobs waiting with this ``status.reason``; any reason when unset."""
+    max_time_seconds: int = Field(ge=1, le=86400)
+    """How long a job may wait in ``state`` before ``action``."""
+    action: TimeLimitAction
+    """``Cancel`` fails the job; ``FallbackToNextComputeEnvironment`` lets it try later CEs."""
+
+
+class JobQueueSpec(_Model):
+    """A queue (AWS Batch job queue)."""
+
+    priority: int = Field(1, ge=0, le=1000)
+    """Among queues sharing a compute environment, higher priority is served first."""
+    state: State = State.ENABLED
+    """A disabled queue accepts submissions and admits nothing."""
+    compute_environment_order: list[ComputeEnvironmentOrder] = Field(min_length=1)
+    """Compute environments tried in ``order``."""
+    scheduling_policy: SchedulingPolicy | None = None
+    """Fair share; without it the queue is first-in first-out."""
+    ordering: QueueOrdering = QueueOrdering.FIFO
+    """``FIFO`` lets smaller later jobs pass one that does not fit; ``StrictFIFO`` does not."""
+    job_state_time_limit_actions: list[JobStateTimeLimitAction] = Field(default_factory=list)
+    """What to do with jobs that wait too long."""
+    namespace_selector: LabelSelector | None = None
+    """Namespaces whose BatchJobs may use this queue; all when unset."""
+
+    @property
+    def fair_share(self) -> bool:
+        return self.scheduling_policy is not None
+
+    def ordered_compute_environments(self) -> list[str]:
+        """Compute environment names in the order they are tried (pure)."""
+        return [
+            e.compute_environment
+            for e in sorted(self.compute_environment_order, key=lambda e: e.order)
+        ]
+
+
+class JobCounts(_Status):
+    """Jobs of a queue per phase."""
+
+    submitted: int = 0
+    pending: int = 0
+    runnable: int = 0
+    starting: int = 0
+    running: int = 0
+    succeeded: int = 0
+    failed: int = 0
+
+
+class JobQueueStatus(_Status):
+    job_counts: JobCounts | None = None
+    conditions: list[Condition] = Field(default_factory=list)
+    observed_generation: int | None = None
+
+
+# --------------------------------------------------------------------------- JobDefinition
+
+
+class ContainerResources(_Shell):
+    """Container resources; ``requests`` must be present (AWS requires vCPU and memory)."""
+
+    requests: dict[str, Quantity]
+    """At least ``cpu`` and ``memory``; ``nvidia.com/gpu`` for GPUs."""
+    limits: dict[str, Quantity] | None = None
+
+
+class ContainerShell(_Shell):
+    """A container of the pod template: kubatch checks these fields, keeps the rest."""
+
+    name: str = Field(min_length=1)
+    image: str = Field(min_length=1)
+    command: list[str] | None = None
+    args: list[str] | None = None
+    resources: ContainerResources
+    """``requests`` are required: the job's size is the sum of its containers' requests."""
+
+
+class PodSpecShell(_Shell):
+    containers: list[ContainerShell] = Field(min_length=1)
+
+
+class PodTemplateMeta(_Shell):
+    labels: dict[str, str] | None = None
+    annotations: dict[str, str] | None = None
+
+
+class PodTemplate(_Shell):
+    """A Kubernetes PodTemplateSpec (only a small shell is validated by the schema)."""
+
+    metadata: PodTemplateMeta | None = None
+    spec: PodSpecShell
+
+
+EXIT_CODE_PATTERN = r"^([0-9]+\*?|\*)$"
+ACTION_PATTERN = r"^(?i:retry|exit)$"
+
+
+class EvaluateOnExit(_Model):
+    """A retry rule; the first rule whose given fields all match decides."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_cel(
+            (
+                "has(self.onExitCode) || has(self.onReason) || has(self.onStatusReason)",
+                "a rule needs onExitCode, onReason or onStatusReason",
+            )
+        )
+    )
+
+    on_exit_code: str | None = Field(None, max_length=512, pattern=EXIT_CODE_PATTERN)
+    """Exit code glob: digits, optionally ending with ``*``."""
+    on_reason: str | None = Field(None, max_length=512)
+    """Glob on the attempt's reason (e.g. ``OOMKilled``)."""
+    on_status_reason: str | None = Field(None, max_length=512)
+    """Glob on the attempt's status reason."""
+    action: str = Field(pattern=ACTION_PATTERN)
+    """``Retry`` or ``Exit`` (case-insensitive)."""
+
+    @property
+    def retry_action(self) -> RetryAction:
+        return RetryAction.RETRY if self.action.lower() == "retry" else RetryAction.EXIT
+
+    @property
+    def has_condition(self) -> bool:
+        return any(
+            v is not None for v in (self.on_exit_code, self.on_reason, self.on_status_reason)
+        )
+
+
+class RetryStrategy(_Model):
+    attempts: int = Field(1, ge=1, le=10)
+    """Attempts in total (1 = no retry). Spot interruptions do not count."""
+    evaluate_on_exit: list[EvaluateOnExit] = Field(default_factory=list, max_length=5)
+    """Up to 5 rules; no match means retry while attempts remain."""
+
+
+class JobTimeout(_Model):
+    attempt_duration_seconds: int = Field(ge=60)
+    """Limit of each attempt (of each child for arrays), at least 60 seconds."""
+
+
+class JobDefinitionSpec(_Model):
+    """A job definition: pod template, parameter defaults, retry and timeout."""
+
+    template: PodTemplate
+    """Pod template of each attempt."""
+    parameters: dict[str, str] = Field(default_factory=dict)
+    """Default values of ``Ref::name`` placeholders in command and args."""
+    retry_strategy: RetryStrategy | None = None
+    """Attempts and the rules that decide whether a failed attempt is retried."""
+    timeout: JobTimeout | None = None
+    """Limit of each attempt; none when unset."""
+    scheduling_priority: int | None = Field(None, ge=0, le=9999)
+    """Order within a share on fair-share queues (higher first)."""
+
+
+class JobDefinitionStatus(_Status):
+    conditions: list[Condition] = Field(default_factory=list)
+    observed_generation: int | None = None
+
+
+# --------------------------------------------------------------------------- BatchJob
+
+
+class ArrayProperties(_Model):
+    size: int = Field(ge=2, le=10000)
+    """Number of children (indices 0..size-1)."""
+    parallelism: int | None = Field(None, ge=1)
+    """kubatch: most children running at once; may change while the array runs."""
+
+
+class JobDependency(_Model):
+    model_config = ConfigDict(
+        json_schema_extra=_cel(
+            (
+                "!has(self.type) || self.type != 'SEQUENTIAL' || !has(self.jobName)",
+                "a SEQUENTIAL dependency names no jobName",
+            ),
+            (
+                "has(self.jobName) || (has(self.type) && self.type == 'SEQUENTIAL')",
+                "jobName is required unless type is SEQUENTIAL",
+            ),
+        )
+    )
+
+    job_name: str | None = Field(None, min_length=1)
+    """BatchJob in the same namespace (omitted for SEQUENTIAL)."""
+    type: DependencyType | None = None
+    """``N_TO_N`` (child i waits for child i) or ``SEQUENTIAL`` (children one after another)."""
+    condition: DependencyCondition = DependencyCondition.SUCCEEDED
+    """``Succeeded`` (afterok), ``Completed`` (afterany) or ``Failed`` (afternotok)."""
+
+
+class ContainerOverrides(_Model):
+    """Overrides applied to the first container of the definition's template."""
+
+    command: list[str] | None = None
+    args: list[str] | None = None
+    env: list[EnvVar] | None = None
+    """Merged by name into the container's env."""
+    resources: ResourceRequirements | None = None
+    """Merged key by key into the container's requests/limits."""
+
+
+class Terminate(_Model):
+    reason: str = "Terminated by user"
+    """Recorded in the job's message."""
+
+
+class BatchJobSpec(_Model):
+    """A job submission (AWS SubmitJob)."""
+
+    job_queue: str = Field(min_length=1)
+    """Name of a JobQueue."""
+    job_definition: str = Field(min_length=1)
+    """Name of a JobDefinition in the job's namespace."""
+    parameters: dict[str, str] = Field(default_factory=dict)
+    """Override the definition's parameter defaults."""
+    overrides: ContainerOverrides | None = None
+    """Command, args, env and resources of the first container, for this job only."""
+    retry_strategy: RetryStrategy | None = None
+    """Replaces the definition's retry strategy."""
+    timeout: JobTimeout | None = None
+    """Replaces the definition's timeout."""
+    scheduling_priority_override: int | None = Field(None, ge=0, le=9999)
+    """Replaces the definition's schedulingPriority."""
+    share_identifier: str | None = Field(None, min_length=1, max_length=255)
+    """Required on fair-share queues."""
+    array_properties: ArrayProperties | None = None
+    """Makes the job an array of ``size`` children."""
+    depends_on: list[JobDependency] = Field(default_factory=list)
+    """Jobs (by name, same namespace) this job waits for."""
+    terminate: Terminate | None = None
+    """Cancel/terminate: before Starting → Failed; Starting/Running → pods stopped, then Failed."""
+
+    @property
+    def is_array(self) -> bool:
+        return self.array_properties is not None
+
+
+class Attempt(_Status):
+    """One attempt (of the job, or of an array child)."""
+
+    number: int
+    """1-based attempt number."""
+    job_name: str | None = None
+    """Name of the Kubernetes Job of this attempt."""
+    pod_name: str | None = None
+    node_name: str | None = None
+    compute_environment: str | None = None
+    capacity_type: CapacityType | None = None
+    started_at: datetime | None = None
+    stopped_at: datetime | None = None
+    exit_code: int | None = None
+    reason: str | None = None
+    status_reason: str | None = None
+    interrupted: bool = False
+    """A spot reclaim or disruption: does not use up ``retryStrategy.attempts``."""
+
+
+class ArrayStatusSummary(_Status):
+    """Children of an array per phase (bounded whatever the size)."""
+
+    size: int = 0
+    submitted: int = 0
+    pending: int = 0
+    runnable: int = 0
+    starting: int = 0
+    running: int = 0
+    succeeded: int = 0
+    failed: int = 0
+
+
+class JobDefinitionRevision(_Status):
+    """The definition as it was when the job was submitted."""
+
+    name: str
+    uid: str | None = None
+    generation: int | None = None
+    template: dict[str, Any] | None = Field(None, json_schema_extra={PRESERVE: True})
+    """Resolved pod template (overrides and parameters applied)."""
+    retry_strategy: RetryStrategy | None = None
+    timeout: JobTimeout | None = None
+    scheduling_priority: int | None = None
+
+
+class BatchJobStatus(_Status):
+    phase: Phase | None = None
+    reason: str | None = None
+    """Machine-readable: ``WaitingForDependencies``, ``InsufficientCapacity``, …"""
+    message: str | None = None
+    queue_position: int | None = None
+    """1-based position among the waiting jobs of its queue."""
+    compute_environment: str | None = None
+    capacity_type: CapacityType | None = None
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    stopped_at: datetime | None = None
+    attempt_count: int | None = None
+    """Number of attempts so far (filled from ``attempts`` when not given)."""
+    attempts: list[Attempt] = Field(default_factory=list)
+    array_status_summary: ArrayStatusSummary | None = None
+    job_definition: JobDefinitionRevision | None = None
+    conditions: list[Condition] = Field(default_factory=list)
+    observed_generation: int | None = None
+
+    @model_validator(mode="after")
+    def _count_attempts(self) -> BatchJobStatus:
+        if self.attempt_count is None and self.attempts:
+            self.attempt_count = len(self.attempts)
+        return self
+
+
+# --------------------------------------------------------------------------- resources
+
+
+class _Resource(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+        extra="ignore",
+    )
+
+    api_version: Literal["kubatch.io/v1alpha1"] = API_VERSION
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+
+
+class ComputeEnvironment(_Resource):
+    kind: Literal["ComputeEnvironment"] = "ComputeEnvironment"
+    spec: ComputeEnvironmentSpec
+    status: ComputeEnvironmentStatus = Field(default_factory=ComputeEnvironmentStatus)
+
+
+class JobQueue(_Resource):
+    kind: Literal["JobQueue"] = "JobQueue"
+    spec: JobQueueSpec
+    status: JobQueueStatus = Field(default_factory=JobQueueStatus)
+
+
+class JobDefinition(_Resource):
+    kind: Literal["JobDefinition"] = "JobDefinition"
+    spec: JobDefinitionSpec
+    status: JobDefinitionStatus = Field(default_factory=JobDefinitionStatus)
+
+
+class BatchJob(_Resource):
+    kind: Literal["BatchJob"] = "BatchJob"
+    spec: BatchJobSpec
+    status: BatchJobStatus = Field(default_factory=BatchJobStatus)
+
+
+Resource = ComputeEnvironment | JobQueue | JobDefinition | BatchJob
+KINDS: dict[str, type[Resource]] = {
+    "ComputeEnvironment": ComputeEnvironment,
+    "JobQueue": JobQueue,
+    "JobDefinition": JobDefinition,
+    "BatchJob": BatchJob,
+}
+
+# --------------------------------------------------------------------------- parse / dump
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _parse(model: type[M], kind: str, body: Mapping[str, Any]) -> M:
+    try:
+        return model.model_validate(dict(body))
+    except ValidationError as err:
+        raise InvalidResource(kind, problems_from_validation_error(err)) from err
+
+
+def parse_compute_environment(body: Mapping[str, Any]) -> ComputeEnvironment:
+    """Parse a ComputeEnvironment object; raise :class:`InvalidResource` with every problem."""
+    return _parse(ComputeEnvironment, "ComputeEnvironment", body)
+
+
+def parse_job_queue(body: Mapping[str, Any]) -> JobQueue:
+    """Parse a JobQueue object; raise :class:`InvalidResource` with every problem."""
+    return _parse(JobQueue, "JobQueue", body)
+
+
+def parse_job_definition(body: Mapping[str, Any]) -> JobDefinition:
+    """Parse a JobDefinition object; raise :class:`InvalidResource` with every problem."""
+    return _parse(JobDefinition, "JobDefinition", body)
+
+
+def parse_batch_job(body: Mapping[str, Any]) -> BatchJob:
+    """Parse a BatchJob object; raise :class:`InvalidResource` with every problem."""
+    return _parse(BatchJob, "BatchJob", body)
+
+
+PARSERS: dict[str, Callable[[Mapping[str, Any]], Resource]] = {
+    "ComputeEnvironment": parse_compute_environment,
+    "JobQueue": parse_job_queue,
+    "JobDefinition": parse_job_definition,
+    "BatchJob": parse_batch_job,
+}
+
+
+def parse(body: Mapping[str, Any]) -> Resource:
+    """Parse any of the four kinds by ``body["kind"]`` (pure)."""
+    kind = str(body.get("kind", ""))
+    parser = PARSERS.get(kind)
+    if parser is None:
+        from kubatch.api.problems import Problem
+
+        raise InvalidResource(kind or "object", [Problem("kind", f"unknown kind {kind!r}")])
+    return parser(body)
+
+
+def dump(model: BaseModel) -> dict[str, Any]:
+    """The manifest form of a model: camelCase, JSON types, unset optionals left out (pure)."""
+    return model.model_dump(mode="json", by_alias=True, exclude_none=True)
