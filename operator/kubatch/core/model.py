@@ -1,0 +1,157 @@
+"""The core's input model: compute environments, queues and jobs as frozen dataclasses.
+
+Pure. The operator converts its validated API objects (pydantic) into these; the core never
+sees a Kubernetes object. Sizes are integers (see ``resources``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from kubatch.core.lifecycle import Phase
+from kubatch.core.resources import Resources
+from kubatch.core.retry import RetryStrategy
+from kubatch.core.selector import LabelSelector
+
+UNBOUNDED = 1 << 62
+"""A dimension without a limit."""
+
+DEFAULT_INTERRUPTION_BUDGET = 3
+
+
+class DependencyType(StrEnum):
+    WHOLE = "Whole"  # AWS: no type given; the dependent waits for the whole job/array
+    N_TO_N = "N_TO_N"
+    SEQUENTIAL = "SEQUENTIAL"
+
+
+class Condition(StrEnum):
+    SUCCEEDED = "Succeeded"  # afterok (default)
+    COMPLETED = "Completed"  # afterany
+    FAILED = "Failed"  # afternotok
+
+
+class TimeLimitAction(StrEnum):
+    CANCEL = "Cancel"
+    FALLBACK = "FallbackToNextComputeEnvironment"
+
+
+@dataclass(frozen=True, slots=True)
+class ComputeEnvironment:
+    """What the scheduler needs of a CE.
+
+    ``max_vcpus`` is ``spec.computeResources.maxvCpus``. ``node_capacity`` is what the pool's
+    ready nodes can hold right now (sum of allocatable); ``None`` means "not a limit" (a
+    Managed pool that scales up to ``max_vcpus`` from the backlog). ``largest_node`` is the
+    biggest single node the pool has or can get (``None``: unknown, only ``max_vcpus`` is
+    checked for fail fast).
+    """
+
+    name: str
+    max_vcpus: int
+    enabled: bool = True
+    capacity_type: str = "OnDemand"
+    node_capacity: Resources | None = None
+    largest_node: Resources | None = None
+
+    def limit(self) -> Resources:
+        """Pure: the admission limit: min(maxvCpus, node capacity) per dimension."""
+        mcpu = self.max_vcpus * 1000
+        if self.node_capacity is None:
+            return Resources(mcpu, UNBOUNDED, UNBOUNDED)
+        nc = self.node_capacity
+        return Resources(min(mcpu, nc.mcpu), nc.memory, nc.gpu)
+
+    def largest_placement(self) -> Resources:
+        """Pure: the biggest job this CE could ever run (fail-fast bound)."""
+        mcpu = self.max_vcpus * 1000
+        if self.largest_node is None:
+            return Resources(mcpu, UNBOUNDED, UNBOUNDED)
+        ln = self.largest_node
+        return Resources(min(mcpu, ln.mcpu), ln.memory, ln.gpu)
+
+
+@dataclass(frozen=True, slots=True)
+class Share:
+    share_identifier: str
+    weight_factor: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class FairSharePolicy:
+    """``schedulingPolicy``: a lower ``weight_factor`` gets a larger share (as in AWS)."""
+
+    share_decay_seconds: int = 0
+    compute_reservation: int = 0  # percent, 0-99
+    shares: tuple[Share, ...] = ()
+
+    def weight(self, ident: str) -> float:
+        """Pure: the weight factor of ``ident`` (prefix ``*`` entries match, default 1)."""
+        for s in self.shares:
+            if s.share_identifier == ident or (
+                s.share_identifier.endswith("*") and ident.startswith(s.share_identifier[:-1])
+            ):
+                return max(s.weight_factor, 1e-6)
+        return 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class StateTimeLimit:
+    """One ``jobStateTimeLimitActions`` entry (``reason=None`` matches any reason)."""
+
+    state: Phase
+    max_time_seconds: int
+    action: TimeLimitAction
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobQueue:
+    name: str
+    priority: int = 0
+    enabled: bool = True
+    compute_environments: tuple[str, ...] = ()  # already sorted by ``order``
+    strict_fifo: bool = False
+    fair_share: FairSharePolicy | None = None
+    state_time_limits: tuple[StateTimeLimit, ...] = ()
+    namespace_selector: LabelSelector = field(default_factory=LabelSelector)
+
+
+@dataclass(frozen=True, slots=True)
+class Dependency:
+    """``dependsOn`` entry. ``job_name`` is a BatchJob name in the same namespace
+    (``None`` only for SEQUENTIAL)."""
+
+    job_name: str | None
+    type: DependencyType = DependencyType.WHOLE
+    condition: Condition = Condition.SUCCEEDED
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """A BatchJob as the scheduler sees it (resolved at submission time).
+
+    ``created_at`` is the submission time (seconds, e.g. creationTimestamp); ties are broken
+    by ``key``. ``token`` is a uid-ish value used in Kubernetes Job names.
+    """
+
+    namespace: str
+    name: str
+    queue: str
+    size: Resources
+    created_at: float = 0.0
+    token: str = ""
+    depends_on: tuple[Dependency, ...] = ()
+    array_size: int | None = None
+    parallelism: int | None = None
+    retry: RetryStrategy = field(default_factory=RetryStrategy)
+    timeout_seconds: int | None = None
+    share_identifier: str | None = None
+    scheduling_priority: int = 0
+    interruption_budget: int = DEFAULT_INTERRUPTION_BUDGET
+    terminate_reason: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"

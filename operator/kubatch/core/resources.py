@@ -1,0 +1,149 @@
+"""vCPU / memory / GPU arithmetic on integers (milli-CPU, bytes, GPUs).
+
+Pure. Kubernetes quantities ("500m", "2", "1.5", "4Gi", "512Mi", "1e3", "128974848") are parsed
+into integers so that sums and comparisons are exact and cheap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+GPU_RESOURCE = "nvidia.com/gpu"
+
+_BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
+_DECIMAL = {
+    "n": Decimal("1e-9"),
+    "u": Decimal("1e-6"),
+    "m": Decimal("1e-3"),
+    "": Decimal(1),
+    "k": Decimal("1e3"),
+    "M": Decimal("1e6"),
+    "G": Decimal("1e9"),
+    "T": Decimal("1e12"),
+    "P": Decimal("1e15"),
+    "E": Decimal("1e18"),
+}
+
+
+class QuantityError(ValueError):
+    """A string that is not a Kubernetes quantity."""
+
+
+def parse_quantity(value: str | int | float) -> Decimal:
+    """Pure: a Kubernetes quantity as an exact ``Decimal`` in base units."""
+    if isinstance(value, bool):
+        raise QuantityError(f"not a quantity: {value!r}")
+    if isinstance(value, int | float):
+        return Decimal(str(value))
+    s = value.strip()
+    if not s:
+        raise QuantityError("empty quantity")
+    mult: Decimal
+    if s[-2:] in _BINARY:
+        number, mult = s[:-2], Decimal(_BINARY[s[-2:]])
+    elif s[-1:] in _DECIMAL and not s[-1:].isdigit() and s[-1:] not in "eE":
+        number, mult = s[:-1], _DECIMAL[s[-1:]]
+    else:
+        number, mult = s, Decimal(1)
+    try:
+        d = Decimal(number)
+    except InvalidOperation:
+        raise QuantityError(f"not a quantity: {value!r}") from None
+    if not d.is_finite() or d < 0:
+        raise QuantityError(f"not a non-negative quantity: {value!r}")
+    return d * mult
+
+
+def _ceil(d: Decimal) -> int:
+    i = int(d)
+    return i + 1 if d > i else i
+
+
+def parse_cpu(value: str | int | float) -> int:
+    """Pure: CPU quantity -> milli-CPU, rounded up ("500m" -> 500, "2" -> 2000)."""
+    return _ceil(parse_quantity(value) * 1000)
+
+
+def parse_memory(value: str | int | float) -> int:
+    """Pure: memory quantity -> bytes, rounded up ("512Mi" -> 536870912)."""
+    return _ceil(parse_quantity(value))
+
+
+def parse_count(value: str | int | float) -> int:
+    """Pure: an integer resource such as GPUs."""
+    return _ceil(parse_quantity(value))
+
+
+@dataclass(frozen=True, slots=True)
+class Resources:
+    """An amount of capacity: milli-CPU, memory bytes, GPUs."""
+
+    mcpu: int = 0
+    memory: int = 0
+    gpu: int = 0
+
+    def __add__(self, other: Resources) -> Resources:
+        return Resources(self.mcpu + other.mcpu, self.memory + other.memory, self.gpu + other.gpu)
+
+    def __sub__(self, other: Resources) -> Resources:
+        return Resources(self.mcpu - other.mcpu, self.memory - other.memory, self.gpu - other.gpu)
+
+    def fits_in(self, other: Resources) -> bool:
+        """Pure: every dimension of ``self`` is ≤ that of ``other``."""
+        return self.mcpu <= other.mcpu and self.memory <= other.memory and self.gpu <= other.gpu
+
+    @property
+    def vcpus(self) -> float:
+        return self.mcpu / 1000
+
+    def human(self) -> str:
+        """Pure: e.g. ``"2 vCPU, 4Gi memory, 1 GPU"``."""
+        mem = self.memory
+        unit = "B"
+        for u, m in (("Gi", 2**30), ("Mi", 2**20), ("Ki", 2**10)):
+            if (mem >= m and mem % m == 0) or mem >= 16 * m:
+                mem, unit = mem // m, u
+                break
+        vcpu = f"{self.mcpu / 1000:g}"
+        return f"{vcpu} vCPU, {mem}{unit} memory, {self.gpu} GPU"
+
+    @staticmethod
+    def from_requests(requests: Mapping[str, str | int | float]) -> Resources:
+        """Pure: one container's ``resources.requests``."""
+        return Resources(
+            parse_cpu(requests["cpu"]) if "cpu" in requests else 0,
+            parse_memory(requests["memory"]) if "memory" in requests else 0,
+            parse_count(requests[GPU_RESOURCE]) if GPU_RESOURCE in requests else 0,
+        )
+
+
+ZERO = Resources()
+
+
+def sum_requests(containers: Iterable[Mapping[str, object]]) -> Resources:
+    """Pure: the sum of ``resources.requests`` (falling back to ``limits``) over containers.
+
+    Kubernetes defaults a request to its limit when only the limit is set; we do the same.
+    """
+    total = ZERO
+    for c in containers:
+        res = c.get("resources") or {}
+        if not isinstance(res, Mapping):
+            continue
+        limits = res.get("limits") or {}
+        requests = dict(limits) if isinstance(limits, Mapping) else {}
+        req = res.get("requests") or {}
+        if isinstance(req, Mapping):
+            requests.update(req)
+        total = total + Resources.from_requests(requests)
+    return total
+
+
+def validate_job_size(size: Resources) -> str | None:
+    """Pure: an error message if the job requests no cpu or no memory (AWS requires both)."""
+    missing = [n for n, v in (("cpu", size.mcpu), ("memory", size.memory)) if v <= 0]
+    if missing:
+        return f"containers request no {' and no '.join(missing)}: set resources.requests"
+    return None

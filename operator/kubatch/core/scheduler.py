@@ -1,0 +1,358 @@
+"""The scheduler: ``schedule(snapshot, now) -> list[Decision]``.
+
+Pure: reads the snapshot (it never mutates the cache; CE room is a per-cycle copy) and
+returns commands. Order of service: queues by priority (highest first); within a queue FIFO
+by submission time without head-of-line blocking (``StrictFIFO`` stops at the first job that
+does not fit and reserves its CEs against lower-priority queues), or fair share; each job goes
+to the first Enabled CE in its queue's order (from its fallback floor) that has room.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterator
+
+from kubatch.core.cache import JobState, QueueState, Snapshot, no_fit_message
+from kubatch.core.capacity import fits_free
+from kubatch.core.decisions import Admit, Decision, Fail, SetWaiting, SkipComputeEnvironment
+from kubatch.core.lifecycle import Phase, Reason
+from kubatch.core.model import TimeLimitAction
+from kubatch.core.naming import job_name_for_attempt
+from kubatch.core.resources import Resources
+
+_MESSAGES = {
+    Reason.INSUFFICIENT_CAPACITY: "waiting for capacity in the queue's compute environments",
+    Reason.QUEUE_DISABLED: "the job queue is disabled",
+    Reason.COMPUTE_ENVIRONMENT_DISABLED: "no Enabled compute environment in the queue's order",
+    Reason.PARALLELISM_LIMIT: "array parallelism reached",
+    Reason.WAITING_FOR_SHARE: "waiting for its fair share",
+    Reason.BLOCKED_BY_QUEUE_HEAD: "StrictFIFO: waiting behind the queue head",
+    Reason.UNKNOWN_QUEUE: "the job queue does not exist (yet)",
+    Reason.WAITING_FOR_DEPENDENCIES: "waiting for dependencies",
+}
+
+
+class _Cycle:
+    """Per-cycle working state (local to one ``schedule`` call)."""
+
+    __slots__ = ("admitted", "blocked", "budget", "decisions", "floors", "snap", "waiting")
+
+    def __init__(self, snap: Snapshot) -> None:
+        self.snap = snap
+        self.decisions: list[Decision] = []
+        self.admitted: set[str] = set()
+        self.blocked: set[str] = set()  # CEs reserved by a higher-priority queue this cycle
+        self.budget = snap.config.max_admissions_per_cycle
+        self.floors: dict[str, int] = {}  # fallbacks decided this cycle
+        self.waiting: dict[str, tuple[Phase, Reason, int | None]] = {}
+
+
+def schedule(snapshot: Snapshot, now: float) -> list[Decision]:
+    """Pure: the decisions of one cycle (see module doc and docs/core.md)."""
+    cyc = _Cycle(snapshot)
+    out = cyc.decisions
+    out.extend(snapshot.outbox)
+    failed: set[str] = set()
+    for key, phase, _since, limit in snapshot.expired:
+        job = snapshot.jobs.get(key)
+        if job is None or key in failed:
+            continue
+        if limit.reason is not None and (job.reason is None or job.reason != limit.reason):
+            continue
+        msg = f"{phase} for more than {limit.max_time_seconds}s"
+        qs = _queue(snapshot, job)
+        if (
+            limit.action is TimeLimitAction.FALLBACK
+            and qs is not None
+            and phase is not (Phase.STARTING)
+        ):
+            nxt = job.ce_floor + 1
+            if nxt < len(qs.spec.compute_environments):
+                cyc.floors[key] = nxt
+                out.append(SkipComputeEnvironment(key, nxt))
+                continue
+        if phase is Phase.STARTING:
+            continue  # the attempt is stopped by its activeDeadline / the operator's Terminate
+        failed.add(key)
+        out.append(Fail(key, Reason.STATE_TIME_LIMIT, msg + f": {limit.action}"))
+    cyc.admitted |= failed
+    for qs in snapshot.queues:
+        if not qs.spec.enabled:
+            _walk_disabled(cyc, qs)
+        elif qs.spec.fair_share is not None:
+            _walk_fair_share(cyc, qs, now)
+        else:
+            _walk_fifo(cyc, qs)
+    # fresh jobs the walks did not reach still get their first status
+    for key in snapshot.fresh:
+        if key in cyc.admitted or key in cyc.waiting:
+            continue
+        job = snapshot.jobs.get(key)
+        if job is None or job.phase not in (Phase.PENDING, Phase.RUNNABLE):
+            continue
+        cyc.waiting[key] = (job.phase, job.reason or Reason.INSUFFICIENT_CAPACITY, job.position)
+    for key, (phase, reason, pos) in cyc.waiting.items():
+        job = snapshot.jobs[key]
+        if job.last_status == (phase, reason, pos):
+            continue
+        if (
+            job.last_status is not None
+            and job.last_status[:2] == (phase, reason)
+            and not snapshot.full_refresh
+            and key not in snapshot.fresh
+        ):
+            continue  # only the position moved: written at the next refresh
+        out.append(SetWaiting(key, phase, reason, _MESSAGES.get(reason, str(reason)), pos))
+    return out
+
+
+def _queue(snap: Snapshot, job: JobState) -> QueueState | None:
+    for q in snap.queues:
+        if q.spec.name == job.spec.queue:
+            return q
+    return None
+
+
+def _walk_disabled(cyc: _Cycle, qs: QueueState) -> None:
+    snap = cyc.snap
+    if not (snap.full_refresh or snap.fresh):
+        return
+    pos = 0
+    for lst in [qs.fifo, *qs.shares.values()]:
+        for job in lst:
+            if snap.full_refresh or job.key in snap.fresh:
+                cyc.waiting[job.key] = (Phase.RUNNABLE, Reason.QUEUE_DISABLED, pos)
+            pos += 1
+
+
+def _try_admit(cyc: _Cycle, qs: QueueState, job: JobState) -> Reason | None:
+    """Admit ``job`` (or as many ready children as allowed); ``None`` when admitted."""
+    snap = cyc.snap
+    size = job.spec.size
+    order = qs.spec.compute_environments
+    floor = cyc.floors.get(job.key, job.ce_floor)
+    target: str | None = None
+    any_enabled = False
+    for i in range(floor, len(order)):
+        name = order[i]
+        ce = snap.ces.get(name)
+        if ce is None or not ce.enabled:
+            continue
+        any_enabled = True
+        if name in cyc.blocked:
+            continue
+        if fits_free(snap.free[name], size):
+            target = name
+            break
+    if target is None:
+        if not any_enabled:
+            return Reason.COMPUTE_ENVIRONMENT_DISABLED
+        return Reason.INSUFFICIENT_CAPACITY
+    arr = job.array
+    if arr is None:
+        _admit(cyc, qs, job, None, job.attempt + 1, target)
+        return None
+    room = (job.spec.parallelism or arr.size) - len(arr.active)
+    if room <= 0:
+        return Reason.PARALLELISM_LIMIT
+    admitted = 0
+    for idx in heapq.nsmallest(min(room, len(arr.ready), cyc.budget), arr.ready):
+        if not fits_free(snap.free[target], size):
+            break
+        _admit(cyc, qs, job, idx, arr.child_attempt[idx] + 1, target)
+        admitted += 1
+    if admitted == 0:
+        return Reason.INSUFFICIENT_CAPACITY
+    return None
+
+
+def _admit(  # noqa: PLR0917
+    cyc: _Cycle, qs: QueueState, job: JobState, index: int | None, attempt: int, ce_name: str
+) -> None:
+    snap = cyc.snap
+    free = snap.free[ce_name]
+    size = job.spec.size
+    free[0] -= size.mcpu
+    free[1] -= size.memory
+    free[2] -= size.gpu
+    cyc.budget -= 1
+    spec = job.spec
+    cyc.decisions.append(
+        Admit(
+            job.key,
+            index,
+            attempt,
+            ce_name,
+            snap.ces[ce_name].capacity_type,
+            qs.spec.name,
+            size,
+            job_name_for_attempt(spec.name, spec.token, index, attempt),
+            spec.timeout_seconds,
+        )
+    )
+    if index is None:
+        cyc.admitted.add(job.key)
+
+
+def _saturated(cyc: _Cycle, qs: QueueState) -> bool:
+    """No Enabled, unblocked CE of the queue has room for the queue's smallest job."""
+    m = qs.min_size
+    if m is None:
+        return False
+    snap = cyc.snap
+    for name in qs.spec.compute_environments:
+        ce = snap.ces.get(name)
+        if ce is None or not ce.enabled or name in cyc.blocked:
+            continue
+        if fits_free(snap.free[name], m):
+            return False
+    return True
+
+
+def _never_fits(cyc: _Cycle, qs: QueueState, size: Resources) -> str | None:
+    best: tuple[str, Resources] | None = None
+    for name in qs.spec.compute_environments:
+        ce = cyc.snap.ces.get(name)
+        if ce is None:
+            return None
+        lp = ce.largest_placement()
+        if size.fits_in(lp):
+            return None
+        if best is None or lp.mcpu > best[1].mcpu:
+            best = (name, lp)
+    return None if best is None else no_fit_message(size, best)
+
+
+def _visit(cyc: _Cycle, qs: QueueState, job: JobState, pos: int) -> tuple[bool, bool]:
+    """Try one job. Returns (admitted, counts as waiting)."""
+    msg = _never_fits(cyc, qs, job.spec.size)
+    if msg is not None:
+        cyc.decisions.append(Fail(job.key, Reason.NO_COMPUTE_ENVIRONMENT_CAN_FIT, msg))
+        cyc.admitted.add(job.key)
+        return False, False
+    reason = _try_admit(cyc, qs, job)
+    if reason is None:
+        if job.array is None:
+            return True, False
+        arr = job.array
+        still = len(arr.ready) - sum(
+            1
+            for d in cyc.decisions[-len(arr.ready) :]
+            if isinstance(d, Admit) and d.job_key == job.key
+        )
+        if still > 0 and job.phase is Phase.RUNNABLE:
+            cyc.waiting[job.key] = (Phase.RUNNABLE, Reason.INSUFFICIENT_CAPACITY, pos)
+        return True, still > 0
+    if job.array is None or job.phase is Phase.RUNNABLE:
+        cyc.waiting[job.key] = (Phase.RUNNABLE, reason, pos)
+    return False, True
+
+
+def _walk_fifo(cyc: _Cycle, qs: QueueState) -> None:
+    snap = cyc.snap
+    scan_left = snap.config.max_scan_per_queue
+    pos = 0
+    it: Iterator[JobState] = iter(qs.fifo)
+    strict = qs.spec.strict_fifo
+    for job in it:
+        if cyc.budget <= 0 or _saturated(cyc, qs):
+            if job.array is None or job.phase is Phase.RUNNABLE:
+                cyc.waiting[job.key] = (Phase.RUNNABLE, Reason.INSUFFICIENT_CAPACITY, pos)
+            pos += 1
+            break
+        admitted, waits = _visit(cyc, qs, job, pos)
+        if waits:
+            pos += 1
+        if admitted:
+            continue
+        if not waits:
+            continue
+        if strict:
+            cyc.blocked.update(qs.spec.compute_environments[job.ce_floor :])
+            break
+        scan_left -= 1
+        if scan_left <= 0:
+            cyc.blocked.update(qs.spec.compute_environments)
+            break
+    else:
+        return
+    # positions for the rest: only on refresh cycles, or for fresh jobs
+    reason = Reason.BLOCKED_BY_QUEUE_HEAD if strict else Reason.INSUFFICIENT_CAPACITY
+    if snap.full_refresh:
+        for job in it:
+            cyc.waiting[job.key] = (Phase.RUNNABLE, _rest_reason(job, reason), pos)
+            pos += 1
+    elif snap.fresh:
+        base = pos
+        for job in it:
+            if job.key in snap.fresh:
+                p = base if job.position is None else max(base, job.position)
+                cyc.waiting[job.key] = (Phase.RUNNABLE, _rest_reason(job, reason), p)
+
+
+def _rest_reason(job: JobState, default: Reason) -> Reason:
+    if job.array is not None and job.array.active and job.phase is not Phase.RUNNABLE:
+        return Reason.PARALLELISM_LIMIT
+    return default
+
+
+def _walk_fair_share(cyc: _Cycle, qs: QueueState, now: float) -> None:
+    """Fair share: repeatedly serve the share with the lowest usage x weightFactor; within
+    a share by schedulingPriority (desc) then submission time. ``computeReservation`` keeps
+    room for shares that are not active yet."""
+    snap = cyc.snap
+    fs = qs.spec.fair_share
+    assert fs is not None
+    total = 0
+    for name in qs.spec.compute_environments:
+        ce = snap.ces.get(name)
+        if ce is not None and ce.enabled:
+            total += ce.limit().mcpu
+    active = sum(1 for v in qs.running_by_share.values() if v > 0)
+    reserved = (
+        total * (fs.compute_reservation / 100) ** active
+        if (fs.compute_reservation > 0 and active > 0)
+        else 0.0
+    )
+    used = sum(v for v in qs.running_by_share.values() if v > 0)
+    heap: list[tuple[float, str]] = []
+    iters: dict[str, Iterator[JobState]] = {}
+    usage: dict[str, float] = {}
+    for ident, lst in qs.shares.items():
+        if lst.live:
+            usage[ident] = qs.share_usage(ident, now)
+            iters[ident] = iter(lst)
+            heapq.heappush(heap, (usage[ident] * fs.weight(ident), ident))
+    scan_left = snap.config.max_scan_per_queue
+    pos = 0
+    while heap:
+        if cyc.budget <= 0 or _saturated(cyc, qs) or scan_left <= 0:
+            break
+        _, ident = heapq.heappop(heap)
+        job = next(iters[ident], None)
+        if job is None:
+            continue
+        is_active = qs.running_by_share.get(ident, 0) > 0
+        if is_active and used + job.spec.size.mcpu > total - reserved:
+            cyc.waiting[job.key] = (Phase.RUNNABLE, Reason.WAITING_FOR_SHARE, pos)
+            pos += 1
+            scan_left -= 1
+            heapq.heappush(heap, (usage[ident] * fs.weight(ident), ident))
+            continue
+        admitted, waits = _visit(cyc, qs, job, pos)
+        if waits:
+            pos += 1
+        if admitted:
+            used += job.spec.size.mcpu
+            usage[ident] += job.spec.size.mcpu
+        elif waits:
+            scan_left -= 1
+        heapq.heappush(heap, (usage[ident] * fs.weight(ident), ident))
+    if scan_left <= 0:
+        cyc.blocked.update(qs.spec.compute_environments)
+    if snap.full_refresh or snap.fresh:
+        for it in iters.values():
+            for job in it:
+                if snap.full_refresh or job.key in snap.fresh:
+                    cyc.waiting[job.key] = (Phase.RUNNABLE, Reason.WAITING_FOR_SHARE, pos)
+                pos += 1
