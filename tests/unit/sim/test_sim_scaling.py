@@ -207,6 +207,7 @@ def test_over_max_idle_nodes_go_at_once() -> None:
     age=st.floats(0, 100),
 )
 def test_scaling_invariants(
+    *,
     min_v: int,
     extra: int,
     desired: int | None,
@@ -262,4 +263,4 @@ def test_random_reclaims_follow_rate() -> None:
     rng = random.Random(7)
     nodes = [f"n{i}" for i in range(1000)]
     hits = sum(len(choose_random_reclaims(nodes, 36, 1.0, rng)) for _ in range(100))
-    assert 700 < hits < 1300  # expectation 1000 = 1000 nodes × 0.01/s × 100 s
+    assert 700 < hits < 1300  # expectation 1000 = 1000 nodes x 0.01/s x 100 s
