@@ -252,3 +252,23 @@ def test_every_value_is_documented_in_values_yaml_and_readme() -> None:
             assert isinstance(node, dict), p
             assert part in node, p
             node = node[part]
+
+
+def test_chart_ships_the_generated_crds(helm: Path) -> None:
+    chart_crds = sorted(p.name for p in (CHART / "crds").glob("*.yaml"))
+    assert chart_crds == sorted(
+        f"kubatch.io_{p}.yaml"
+        for p in ("batchjobs", "jobqueues", "computeenvironments", "jobdefinitions")
+    )
+    for name in chart_crds:
+        assert (CHART / "crds" / name).read_text() == (ROOT / "crds" / name).read_text(), name
+    proc = subprocess.run(
+        [str(helm), "template", "rel", str(CHART), "--include-crds"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    kinds = [d["kind"] for d in yaml.safe_load_all(proc.stdout) if d]
+    assert kinds.count("CustomResourceDefinition") == 4
