@@ -56,7 +56,9 @@ srcdir=${srcdir%/}
 say "source tree: $srcdir"
 
 # reflect2 1.0.1 (vendored) breaks on Go >= 1.18: use Debian's 1.0.2 files.
-cp -f /usr/share/gocode/src/github.com/modern-go/reflect2/*.go "$srcdir/vendor/github.com/modern-go/reflect2/"
+r2=$srcdir/vendor/github.com/modern-go/reflect2
+rm -f "$r2"/*.go "$r2"/*.s
+cp -f /usr/share/gocode/src/github.com/modern-go/reflect2/*.go /usr/share/gocode/src/github.com/modern-go/reflect2/*.s "$r2/"
 
 cd "$srcdir"
 for what in kube-apiserver kube-controller-manager kube-scheduler kubectl; do

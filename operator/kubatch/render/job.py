@@ -1,0 +1,152 @@
+"""Pure builder: an admitted attempt -> the ``batch/v1`` Job manifest that runs it.
+
+One Kubernetes Job per attempt (per child attempt for arrays): ``backoffLimit: 0`` because
+retries are kubatch's decision (evaluateOnExit), ``activeDeadlineSeconds`` from the attempt
+timeout, the compute environment's nodeSelector and tolerations, the AWS_BATCH_* and
+KUBATCH_* environment, labels linking it back, and an ownerReference to the BatchJob so that
+deleting the BatchJob garbage-collects its Jobs and pods.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubatch import API_VERSION
+from kubatch.render import labels as L
+
+JsonDict = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where an attempt runs: the compute environment's name and how its pods land there.
+
+    ``node_selector`` is the CE's ``spec.nodeSelector`` (or, when it has none, the label
+    ``kubatch.io/compute-environment=<name>`` that kubatch's node pools carry).
+    """
+
+    compute_environment: str
+    capacity_type: str
+    node_selector: Mapping[str, str] = field(default_factory=dict)
+    tolerations: Sequence[Mapping[str, Any]] = ()
+
+
+@dataclass(frozen=True)
+class AttemptRef:
+    """Which BatchJob (and child) an attempt belongs to."""
+
+    namespace: str
+    name: str
+    uid: str
+    queue: str
+    attempt: int
+    index: int | None = None
+    array_size: int | None = None
+
+
+def batch_env(ref: AttemptRef, placement: Placement) -> list[JsonDict]:
+    """Pure: the injected environment, AWS names first then the same values as KUBATCH_*."""
+    job_id = f"{ref.namespace}/{ref.name}" + (f":{ref.index}" if ref.index is not None else "")
+    values = [
+        ("JOB_ID", job_id),
+        ("JOB_NAME", ref.name),
+        ("JOB_ATTEMPT", str(ref.attempt)),
+        ("JQ_NAME", ref.queue),
+        ("CE_NAME", placement.compute_environment),
+    ]
+    if ref.index is not None:
+        values.append(("JOB_ARRAY_INDEX", str(ref.index)))
+        if ref.array_size is not None:
+            values.append(("JOB_ARRAY_SIZE", str(ref.array_size)))
+    return [{"name": f"AWS_BATCH_{k}", "value": v} for k, v in values] + [
+        {"name": f"KUBATCH_{k}", "value": v} for k, v in values
+    ]
+
+
+def attempt_labels(ref: AttemptRef, placement: Placement) -> dict[str, str]:
+    """Pure: the labels on the Job and its pods."""
+    out = {
+        L.MANAGED_BY: L.MANAGER,
+        L.BATCHJOB: ref.name,
+        L.BATCHJOB_UID: ref.uid,
+        L.QUEUE: ref.queue,
+        L.COMPUTE_ENVIRONMENT: placement.compute_environment,
+        L.CAPACITY_TYPE: L.capacity_label_value(placement.capacity_type),
+        L.ATTEMPT: str(ref.attempt),
+    }
+    if ref.index is not None:
+        out[L.ARRAY_INDEX] = str(ref.index)
+    return out
+
+
+def _with_env(container: JsonDict, env: list[JsonDict]) -> JsonDict:
+    names = {e["name"] for e in env}
+    own = [e for e in container.get("env") or [] if e.get("name") not in names]
+    return {**container, "env": own + env}
+
+
+def build_job(
+    *,
+    name: str,
+    ref: AttemptRef,
+    placement: Placement,
+    pod_template: Mapping[str, Any],
+    timeout_seconds: int | None = None,
+) -> JsonDict:
+    """Pure: the Job manifest for one attempt.
+
+    ``pod_template`` is the resolved PodTemplateSpec recorded on the BatchJob at submission
+    (parameters substituted, overrides applied). It is not modified.
+    """
+    template: JsonDict = copy.deepcopy(dict(pod_template))
+    meta: JsonDict = template.setdefault("metadata", {}) or {}
+    template["metadata"] = meta
+    spec: JsonDict = template.setdefault("spec", {}) or {}
+    template["spec"] = spec
+    job_labels = attempt_labels(ref, placement)
+    meta["labels"] = {**(meta.get("labels") or {}), **job_labels}
+    env = batch_env(ref, placement)
+    spec["containers"] = [_with_env(c, env) for c in spec.get("containers") or []]
+    if spec.get("initContainers"):
+        spec["initContainers"] = [_with_env(c, env) for c in spec["initContainers"]]
+    spec["restartPolicy"] = "Never"
+    node_selector = {**(spec.get("nodeSelector") or {}), **placement.node_selector}
+    if node_selector:
+        spec["nodeSelector"] = node_selector
+    tolerations = list(spec.get("tolerations") or [])
+    for t in placement.tolerations:
+        if dict(t) not in tolerations:
+            tolerations.append(dict(t))
+    if tolerations:
+        spec["tolerations"] = tolerations
+    job_spec: JsonDict = {
+        "backoffLimit": 0,
+        "completions": 1,
+        "parallelism": 1,
+        "template": template,
+    }
+    if timeout_seconds:
+        job_spec["activeDeadlineSeconds"] = int(timeout_seconds)
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": name,
+            "namespace": ref.namespace,
+            "labels": job_labels,
+            "ownerReferences": [
+                {
+                    "apiVersion": API_VERSION,
+                    "kind": "BatchJob",
+                    "name": ref.name,
+                    "uid": ref.uid,
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "spec": job_spec,
+    }

@@ -1,0 +1,31 @@
+"""Every label and annotation key kubatch writes or reads, in one place."""
+
+from __future__ import annotations
+
+from typing import Final
+
+PREFIX: Final = "kubatch.io"
+
+# On Kubernetes Jobs and their pods (link back to the BatchJob, queue, CE and attempt).
+BATCHJOB: Final = f"{PREFIX}/batchjob"
+BATCHJOB_UID: Final = f"{PREFIX}/batchjob-uid"
+QUEUE: Final = f"{PREFIX}/queue"
+COMPUTE_ENVIRONMENT: Final = f"{PREFIX}/compute-environment"
+CAPACITY_TYPE: Final = f"{PREFIX}/capacity-type"
+ATTEMPT: Final = f"{PREFIX}/attempt"
+ARRAY_INDEX: Final = f"{PREFIX}/array-index"
+MANAGED_BY: Final = "app.kubernetes.io/managed-by"
+MANAGER: Final = "kubatch"
+
+# Node labels (simulated pools and real node pools alike).
+INSTANCE_TYPE: Final = "node.kubernetes.io/instance-type"
+PRICE_PER_HOUR: Final = f"{PREFIX}/price-per-hour"
+
+# Capacity-type label values on nodes.
+SPOT: Final = "spot"
+ON_DEMAND: Final = "on-demand"
+
+
+def capacity_label_value(capacity_type: str) -> str:
+    """Pure: ``Spot``/``OnDemand`` (API) -> ``spot``/``on-demand`` (node label)."""
+    return SPOT if capacity_type.lower() == "spot" else ON_DEMAND

@@ -1,0 +1,116 @@
+"""Shared fixtures: one real local control plane per test run, a fresh namespace per test.
+
+The plane is started on first use by an integration or e2e test and stopped at the end of
+the session, even when tests fail. Set ``KUBATCH_TEST_KUBECONFIG`` to use a plane that is
+already running (e.g. from ``kubatch local up``) instead; it is then left running.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+Kubectl = Callable[..., "subprocess.CompletedProcess[str]"]
+
+
+@dataclass(frozen=True)
+class PlaneHandle:
+    kubeconfig: Path
+    kubectl: Path
+    server: str
+    token: str
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        path = str(item.fspath)
+        if f"{os.sep}integration{os.sep}" in path:
+            item.add_marker(pytest.mark.integration)
+        elif f"{os.sep}e2e{os.sep}" in path:
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(scope="session")
+def local_plane() -> Iterator[PlaneHandle]:
+    from kubatch.local import binaries
+    from kubatch.local.plane import LocalPlane
+
+    external = os.environ.get("KUBATCH_TEST_KUBECONFIG")
+    if external:
+        import yaml
+
+        cfg = yaml.safe_load(Path(external).read_text())
+        yield PlaneHandle(
+            kubeconfig=Path(external),
+            kubectl=binaries.ensure(allow_build=False).kubectl,
+            server=cfg["clusters"][0]["cluster"]["server"],
+            token=cfg["users"][0]["user"]["token"],
+        )
+        return
+    state_dir = Path(tempfile.mkdtemp(prefix="kubatch-test-plane-"))
+    plane = LocalPlane(state_dir)
+    try:
+        state = plane.up(timeout=180, allow_build=False)
+        yield PlaneHandle(
+            kubeconfig=state.kubeconfig,
+            kubectl=Path(state.kubectl),
+            server=state.server,
+            token=state.token,
+        )
+    finally:
+        plane.down()
+
+
+@pytest.fixture(scope="session")
+def kubectl(local_plane: PlaneHandle) -> Kubectl:
+    def run(
+        *args: str,
+        input: str | None = None,
+        check: bool = True,
+        namespace: str | None = None,
+        timeout: float = 120,
+    ) -> subprocess.CompletedProcess[str]:
+        cmd = [str(local_plane.kubectl), "--kubeconfig", str(local_plane.kubeconfig)]
+        if namespace:
+            cmd += ["-n", namespace]
+        cmd += list(args)
+        proc = subprocess.run(
+            cmd, input=input, capture_output=True, text=True, timeout=timeout, check=False
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"kubectl {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}{proc.stdout}"
+            )
+        return proc
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def k8s_api(local_plane: PlaneHandle) -> Iterator[object]:
+    from kubernetes import client, config
+
+    cfg = client.Configuration()
+    config.load_kube_config(config_file=str(local_plane.kubeconfig), client_configuration=cfg)
+    api = client.ApiClient(cfg)
+    try:
+        yield api
+    finally:
+        api.close()
+
+
+@pytest.fixture
+def namespace(kubectl: Kubectl) -> Iterator[str]:
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    kubectl("create", "namespace", name)
+    try:
+        yield name
+    finally:
+        kubectl("delete", "namespace", name, "--wait=false", check=False)
