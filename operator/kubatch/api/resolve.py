@@ -11,9 +11,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from kubatch.api.models import BatchJob, EnvVar, JobDefinition, dump
+from kubatch.core.params import merge_parameters, substitute_all
 
-#: ``Ref::name``: a parameter placeholder. kubatch replaces it anywhere inside a string (AWS
-#: only replaces whole arguments; whole-argument use behaves the same in both).
+#: ``Ref::name``: a parameter placeholder (same pattern as ``kubatch.core.params``, which does
+#: the substitution). kubatch replaces it anywhere inside a string.
 REF_PATTERN = re.compile(r"Ref::([A-Za-z0-9_-]+)")
 
 #: Container lists of a pod spec whose command/args get parameters.
@@ -27,16 +28,12 @@ def parameter_references(value: str) -> list[str]:
 
 def substitute_parameters(values: Sequence[str], parameters: Mapping[str, str]) -> list[str]:
     """Replace every ``Ref::name`` with its value; unknown names stay as they are (pure)."""
-
-    def one(match: re.Match[str]) -> str:
-        return parameters.get(match.group(1), match.group(0))
-
-    return [REF_PATTERN.sub(one, v) for v in values]
+    return substitute_all(values, parameters) or []
 
 
 def effective_parameters(defn: JobDefinition, job: BatchJob) -> dict[str, str]:
     """The definition's defaults overridden by the job's parameters (pure)."""
-    return {**defn.spec.parameters, **job.spec.parameters}
+    return merge_parameters(defn.spec.parameters, job.spec.parameters)
 
 
 def iter_container_strings(pod_spec: Mapping[str, Any]) -> Iterator[tuple[str, str]]:

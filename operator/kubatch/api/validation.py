@@ -11,9 +11,8 @@ BatchJob, or a ``Ready=False`` condition with reason ``InvalidSpec`` for the oth
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection, Mapping, Sequence
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from kubatch.api.models import (
@@ -41,6 +40,8 @@ from kubatch.api.resolve import (
     parameter_references,
     resolve_pod_template,
 )
+from kubatch.core.resources import QuantityError
+from kubatch.core.resources import parse_quantity as core_parse_quantity
 
 __all__ = [
     "Problem",
@@ -54,44 +55,14 @@ __all__ = [
     "validate_job_queue",
 ]
 
-_QUANTITY = re.compile(
-    r"^([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))([eE][+-]?[0-9]+|[numkMGTPE]|[KMGTPE]i)?$"
-)
-_SUFFIX = {
-    "": Decimal(1),
-    "n": Decimal("1e-9"),
-    "u": Decimal("1e-6"),
-    "m": Decimal("1e-3"),
-    "k": Decimal(10) ** 3,
-    "M": Decimal(10) ** 6,
-    "G": Decimal(10) ** 9,
-    "T": Decimal(10) ** 12,
-    "P": Decimal(10) ** 15,
-    "E": Decimal(10) ** 18,
-    "Ki": Decimal(2) ** 10,
-    "Mi": Decimal(2) ** 20,
-    "Gi": Decimal(2) ** 30,
-    "Ti": Decimal(2) ** 40,
-    "Pi": Decimal(2) ** 50,
-    "Ei": Decimal(2) ** 60,
-}
-
 REQUIRED_REQUESTS = ("cpu", "memory")
 
 
 def parse_quantity(value: int | str) -> Decimal | None:
     """A Kubernetes quantity as a ``Decimal`` (``"500m"`` → 0.5); ``None`` if malformed (pure)."""
-    if isinstance(value, int):
-        return Decimal(value)
-    m = _QUANTITY.match(value.strip())
-    if m is None:
-        return None
-    number, suffix = m.group(1), m.group(2) or ""
     try:
-        if suffix[:1] in ("e", "E"):
-            return Decimal(number + suffix)
-        return Decimal(number) * _SUFFIX[suffix]
-    except (InvalidOperation, KeyError):
+        return core_parse_quantity(value)
+    except QuantityError:
         return None
 
 
