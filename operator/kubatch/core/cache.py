@@ -120,6 +120,7 @@ class JobState:
         "interruptions",
         "key",
         "last_status",
+        "last_summary",
         "message",
         "order",
         "phase",
@@ -151,6 +152,7 @@ class JobState:
         self.position: int | None = None
         self.last_status: tuple[Phase, Reason | None, int | None] | None = None
         self.stop_reason: Reason | None = None
+        self.last_summary: tuple[Phase, tuple[tuple[Phase, int], ...]] | None = None
         self.array = ArrayState(spec.array_size) if spec.array_size else None
 
 
@@ -585,7 +587,11 @@ class Cache:
         for key in self._dirty_arrays:
             job = self.jobs.get(key)
             if job is not None and job.array is not None:
-                self._status[key] = UpdateArraySummary(key, job.phase, job.array.summary())
+                if not job.phase.terminal and job.phase is not Phase.PENDING:
+                    job.phase = array_phase(job.array, job.phase)
+                summary = (job.phase, job.array.summary())
+                if summary != job.last_summary:
+                    self._status[key + "\0summary"] = UpdateArraySummary(key, *summary)
         self._dirty_arrays = set()
         outbox.extend(self._status.values())
         self._status = {}
@@ -627,6 +633,10 @@ class Cache:
                 job.position = d.queue_position
                 if job.phase is d.phase:
                     job.reason = d.reason
+        elif isinstance(d, UpdateArraySummary):
+            job = self.jobs.get(d.job_key)
+            if job is not None:
+                job.last_summary = (d.phase, d.summary)
         elif isinstance(d, SkipComputeEnvironment):
             job = self.jobs.get(d.job_key)
             if job is not None and not job.phase.terminal:
@@ -780,15 +790,12 @@ class Cache:
         if not visit(job.key) or cycle is None:
             return False
         names = " -> ".join(k.split("/", 1)[1] for k in [*cycle, cycle[0]])
-        for key in cycle:
-            member = self.jobs[key]
-            if not member.phase.terminal:
-                self._fail(
-                    member,
-                    Reason.DEPENDENCY_CYCLE,
-                    f"dependency cycle: {names}",
-                    member.state_since,
-                )
+        members = [self.jobs[k] for k in cycle if not self.jobs[k].phase.terminal]
+        for member in members:
+            msg = f"dependency cycle: {names}"
+            self._fail(member, Reason.DEPENDENCY_CYCLE, msg, member.state_since, propagate=False)
+        for member in members:
+            self._propagate(member, member.state_since)
         return True
 
     def _dependency_known(
@@ -941,7 +948,9 @@ class Cache:
                     ),
                 )
 
-    def _fail(self, job: JobState, reason: Reason, message: str, now: float) -> None:
+    def _fail(
+        self, job: JobState, reason: Reason, message: str, now: float, *, propagate: bool = True
+    ) -> None:
         if job.phase.terminal:
             return
         qs = self.queues.get(job.spec.queue)
@@ -974,7 +983,8 @@ class Cache:
         self._status[job.key] = Fail(job.key, reason, message)
         if job.array is not None:
             self._dirty_arrays.add(job.key)
-        self._propagate(job, now)
+        if propagate:
+            self._propagate(job, now)
 
     def _succeed(self, job: JobState, now: float) -> None:
         job.phase = Phase.SUCCEEDED
@@ -1199,6 +1209,15 @@ class Cache:
     def phase_of(self, key: str) -> Phase | None:
         job = self.jobs.get(key)
         return None if job is None else job.phase
+
+
+def array_phase(arr: ArrayState, phase: Phase) -> Phase:
+    """Pure: a non-terminal array parent's phase from its children's counts."""
+    if arr.counts[_RUNNING]:
+        return Phase.RUNNING
+    if arr.counts[_STARTING]:
+        return Phase.STARTING
+    return Phase.RUNNABLE if phase is not Phase.SUBMITTED else phase
 
 
 def _satisfies(condition: Condition, phase: Phase) -> bool:

@@ -6,10 +6,7 @@ name has no value is left as is (AWS behaviour).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
-
-_REF = re.compile(r"Ref::([A-Za-z0-9_\-]+)")
 
 
 def merge_parameters(
@@ -22,14 +19,28 @@ def merge_parameters(
 
 
 def substitute(value: str, params: Mapping[str, str]) -> str:
-    """Pure: replace each ``Ref::name`` in ``value`` with ``params[name]`` when present."""
+    """Pure: replace each ``Ref::name`` in ``value`` with ``params[name]`` when present.
+
+    The longest parameter name that follows ``Ref::`` wins (``Ref::a-Ref::b`` with ``a`` and
+    ``b`` defined gives both values); unknown placeholders are left as they are.
+    """
     if "Ref::" not in value:
         return value
-
-    def repl(m: re.Match[str]) -> str:
-        return params.get(m.group(1), m.group(0))
-
-    return _REF.sub(repl, value)
+    names = sorted(params, key=len, reverse=True)
+    out: list[str] = []
+    i = 0
+    while (j := value.find("Ref::", i)) != -1:
+        out.append(value[i:j])
+        rest = value[j + 5 :]
+        name = next((n for n in names if n and rest.startswith(n)), None)
+        if name is None:
+            out.append("Ref::")
+            i = j + 5
+        else:
+            out.append(params[name])
+            i = j + 5 + len(name)
+    out.append(value[i:])
+    return "".join(out)
 
 
 def substitute_all(values: Sequence[str] | None, params: Mapping[str, str]) -> list[str] | None:

@@ -79,17 +79,15 @@ class ExitRule:
         )
 
     def matches(self, exit_code: int | None, reason: str | None, status_reason: str | None) -> bool:
-        """Pure: every given field matches the attempt's result."""
-        if self.on_exit_code is not None and (
-            exit_code is None or not glob_match(self.on_exit_code, str(exit_code))
-        ):
-            return False
-        if self.on_reason is not None and (
-            reason is None or not glob_match(self.on_reason, reason)
-        ):
-            return False
-        return self.on_status_reason is None or (
-            status_reason is not None and glob_match(self.on_status_reason, status_reason)
+        """Pure: every given field matches the attempt's result (a missing value is "")."""
+        code = "" if exit_code is None else str(exit_code)
+        return (
+            (self.on_exit_code is None or glob_match(self.on_exit_code, code))
+            and (self.on_reason is None or glob_match(self.on_reason, reason or ""))
+            and (
+                self.on_status_reason is None
+                or glob_match(self.on_status_reason, status_reason or "")
+            )
         )
 
 

@@ -12,9 +12,22 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterator
 
-from kubatch.core.cache import JobState, QueueState, Snapshot, no_fit_message
+from kubatch.core.cache import (
+    PHASES,
+    JobState,
+    QueueState,
+    Snapshot,
+    no_fit_message,
+)
 from kubatch.core.capacity import fits_free
-from kubatch.core.decisions import Admit, Decision, Fail, SetWaiting, SkipComputeEnvironment
+from kubatch.core.decisions import (
+    Admit,
+    Decision,
+    Fail,
+    SetWaiting,
+    SkipComputeEnvironment,
+    UpdateArraySummary,
+)
 from kubatch.core.lifecycle import Phase, Reason
 from kubatch.core.model import TimeLimitAction
 from kubatch.core.naming import job_name_for_attempt
@@ -35,12 +48,22 @@ _MESSAGES = {
 class _Cycle:
     """Per-cycle working state (local to one ``schedule`` call)."""
 
-    __slots__ = ("admitted", "blocked", "budget", "decisions", "floors", "snap", "waiting")
+    __slots__ = (
+        "admitted",
+        "arrays",
+        "blocked",
+        "budget",
+        "decisions",
+        "floors",
+        "snap",
+        "waiting",
+    )
 
     def __init__(self, snap: Snapshot) -> None:
         self.snap = snap
         self.decisions: list[Decision] = []
         self.admitted: set[str] = set()
+        self.arrays: dict[str, int] = {}  # array key -> children admitted this cycle
         self.blocked: set[str] = set()  # CEs reserved by a higher-priority queue this cycle
         self.budget = snap.config.max_admissions_per_cycle
         self.floors: dict[str, int] = {}  # fallbacks decided this cycle
@@ -51,7 +74,8 @@ def schedule(snapshot: Snapshot, now: float) -> list[Decision]:
     """Pure: the decisions of one cycle (see module doc and docs/core.md)."""
     cyc = _Cycle(snapshot)
     out = cyc.decisions
-    out.extend(snapshot.outbox)
+    out.extend(d for d in snapshot.outbox if not isinstance(d, UpdateArraySummary))
+    summaries = {d.job_key: d for d in snapshot.outbox if isinstance(d, UpdateArraySummary)}
     failed: set[str] = set()
     for key, phase, _since, limit in snapshot.expired:
         job = snapshot.jobs.get(key)
@@ -83,6 +107,20 @@ def schedule(snapshot: Snapshot, now: float) -> list[Decision]:
             _walk_fair_share(cyc, qs, now)
         else:
             _walk_fifo(cyc, qs)
+    # array summaries as they will be after this cycle's admissions (one write, not two)
+    for key, n in cyc.arrays.items():
+        job = snapshot.jobs[key]
+        assert job.array is not None
+        counts = list(job.array.counts)
+        counts[PHASES.index(Phase.RUNNABLE)] -= n
+        counts[PHASES.index(Phase.STARTING)] += n
+        summary = tuple((PHASES[c], k) for c, k in enumerate(counts) if k)
+        phase = Phase.RUNNING if job.array.counts[PHASES.index(Phase.RUNNING)] else (Phase.STARTING)
+        if (phase, summary) != job.last_summary:
+            summaries[key] = UpdateArraySummary(key, phase, summary)
+        else:
+            summaries.pop(key, None)
+    out.extend(summaries.values())
     # fresh jobs the walks did not reach still get their first status
     for key in snapshot.fresh:
         if key in cyc.admitted or key in cyc.waiting:
@@ -192,6 +230,8 @@ def _admit(  # noqa: PLR0917
     )
     if index is None:
         cyc.admitted.add(job.key)
+    else:
+        cyc.arrays[job.key] = cyc.arrays.get(job.key, 0) + 1
 
 
 def _saturated(cyc: _Cycle, qs: QueueState) -> bool:
@@ -257,7 +297,7 @@ def _walk_fifo(cyc: _Cycle, qs: QueueState) -> None:
     for job in it:
         if cyc.budget <= 0 or _saturated(cyc, qs):
             if job.array is None or job.phase is Phase.RUNNABLE:
-                cyc.waiting[job.key] = (Phase.RUNNABLE, Reason.INSUFFICIENT_CAPACITY, pos)
+                cyc.waiting[job.key] = (Phase.RUNNABLE, _idle_reason(cyc, qs, job), pos)
             pos += 1
             break
         admitted, waits = _visit(cyc, qs, job, pos)
@@ -290,6 +330,16 @@ def _walk_fifo(cyc: _Cycle, qs: QueueState) -> None:
                 cyc.waiting[job.key] = (Phase.RUNNABLE, _rest_reason(job, reason), p)
 
 
+def _idle_reason(cyc: _Cycle, qs: QueueState, job: JobState) -> Reason:
+    """Why a job the walk did not try waits: no Enabled CE, or no room."""
+    order = qs.spec.compute_environments
+    for name in order[cyc.floors.get(job.key, job.ce_floor) :]:
+        ce = cyc.snap.ces.get(name)
+        if ce is not None and ce.enabled:
+            return Reason.INSUFFICIENT_CAPACITY
+    return Reason.COMPUTE_ENVIRONMENT_DISABLED
+
+
 def _rest_reason(job: JobState, default: Reason) -> Reason:
     if job.array is not None and job.array.active and job.phase is not Phase.RUNNABLE:
         return Reason.PARALLELISM_LIMIT
@@ -308,13 +358,9 @@ def _walk_fair_share(cyc: _Cycle, qs: QueueState, now: float) -> None:
         ce = snap.ces.get(name)
         if ce is not None and ce.enabled:
             total += ce.limit().mcpu
-    active = sum(1 for v in qs.running_by_share.values() if v > 0)
-    reserved = (
-        total * (fs.compute_reservation / 100) ** active
-        if (fs.compute_reservation > 0 and active > 0)
-        else 0.0
-    )
-    used = sum(v for v in qs.running_by_share.values() if v > 0)
+    running = {k: v for k, v in qs.running_by_share.items() if v > 0}
+    used = sum(running.values())
+    cr = fs.compute_reservation / 100
     heap: list[tuple[float, str]] = []
     iters: dict[str, Iterator[JobState]] = {}
     usage: dict[str, float] = {}
@@ -332,8 +378,9 @@ def _walk_fair_share(cyc: _Cycle, qs: QueueState, now: float) -> None:
         job = next(iters[ident], None)
         if job is None:
             continue
-        is_active = qs.running_by_share.get(ident, 0) > 0
-        if is_active and used + job.spec.size.mcpu > total - reserved:
+        # AWS: reserved = total x (computeReservation/100) ^ activeShares, for new shares
+        reserved = total * cr ** len(running) if cr > 0 and running else 0.0
+        if ident in running and used + job.spec.size.mcpu > total - reserved:
             cyc.waiting[job.key] = (Phase.RUNNABLE, Reason.WAITING_FOR_SHARE, pos)
             pos += 1
             scan_left -= 1
@@ -345,6 +392,7 @@ def _walk_fair_share(cyc: _Cycle, qs: QueueState, now: float) -> None:
         if admitted:
             used += job.spec.size.mcpu
             usage[ident] += job.spec.size.mcpu
+            running[ident] = running.get(ident, 0) + job.spec.size.mcpu
         elif waits:
             scan_left -= 1
         heapq.heappush(heap, (usage[ident] * fs.weight(ident), ident))
