@@ -874,6 +874,8 @@ class Cache:
             heapq.heapify(arr.ready)
             self._dirty_arrays.add(job.key)
             if not arr.ready:
+                job.reason = Reason.WAITING_FOR_DEPENDENCIES
+                self._fresh.add(job.key)
                 return
         self._enqueue(job, now)
 

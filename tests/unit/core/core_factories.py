@@ -92,7 +92,8 @@ def make_job(
 
 
 def make_cache(
-    ces: tuple[ComputeEnvironment, ...] = (), queues: tuple[JobQueue, ...] = (),
+    ces: tuple[ComputeEnvironment, ...] = (),
+    queues: tuple[JobQueue, ...] = (),
     config: CacheConfig | None = None,
 ) -> Cache:
     c = Cache(config)

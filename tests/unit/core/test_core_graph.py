@@ -4,19 +4,28 @@
 from __future__ import annotations
 
 import pytest
+from tests.unit.core.core_factories import (
+    admitted,
+    cycle,
+    make_cache,
+    make_ce,
+    make_job,
+    make_queue,
+    of_type,
+)
 
 from kubatch.core.decisions import Admit, Fail, SetWaiting, Succeed, UpdateArraySummary
 from kubatch.core.lifecycle import Phase, Reason
 from kubatch.core.model import Condition, Dependency, DependencyType
-from tests.unit.core.core_factories import admitted, cycle, make_cache, make_ce, make_job, make_queue, of_type
 
 
 def cache(vcpus: int = 100):  # type: ignore[no-untyped-def]
     return make_cache((make_ce(vcpus=vcpus),), (make_queue(),))
 
 
-def dep(name: str, cond: Condition = Condition.SUCCEEDED,
-        typ: DependencyType = DependencyType.WHOLE) -> Dependency:
+def dep(
+    name: str, cond: Condition = Condition.SUCCEEDED, typ: DependencyType = DependencyType.WHOLE
+) -> Dependency:
     return Dependency(name, typ, cond)
 
 
@@ -30,8 +39,9 @@ CONDITIONS = [
 ]
 
 
-@pytest.mark.parametrize(("cond", "exit_code", "phase"), [c[1:] for c in CONDITIONS],
-                         ids=[c[0] for c in CONDITIONS])
+@pytest.mark.parametrize(
+    ("cond", "exit_code", "phase"), [c[1:] for c in CONDITIONS], ids=[c[0] for c in CONDITIONS]
+)
 def test_conditions(cond: Condition, exit_code: int, phase: Phase) -> None:
     c = cache()
     c.upsert_job(make_job("parent"), 0)

@@ -50,8 +50,9 @@ LEGAL = [
 ]
 
 
-@pytest.mark.parametrize(("phase", "event", "expected"), [c[1:] for c in LEGAL],
-                         ids=[c[0] for c in LEGAL])
+@pytest.mark.parametrize(
+    ("phase", "event", "expected"), [c[1:] for c in LEGAL], ids=[c[0] for c in LEGAL]
+)
 def test_legal_transitions(phase: Phase, event: Event, expected: Phase) -> None:
     assert next_phase(phase, event) is expected
 
@@ -65,8 +66,7 @@ ILLEGAL = [
 ]
 
 
-@pytest.mark.parametrize(("phase", "event"), [c[1:] for c in ILLEGAL],
-                         ids=[c[0] for c in ILLEGAL])
+@pytest.mark.parametrize(("phase", "event"), [c[1:] for c in ILLEGAL], ids=[c[0] for c in ILLEGAL])
 def test_illegal_transitions_raise(phase: Phase, event: Event) -> None:
     with pytest.raises(IllegalTransition):
         next_phase(phase, event)

@@ -24,8 +24,15 @@ CODES = RetryStrategy(
 )
 
 CASES = [
-    ("aws-host-ec2-terminated-retries", AWS_HOST, 1, 137, "", "Host EC2 (instance i-1) terminated.",
-     R),
+    (
+        "aws-host-ec2-terminated-retries",
+        AWS_HOST,
+        1,
+        137,
+        "",
+        "Host EC2 (instance i-1) terminated.",
+        R,
+    ),
     ("aws-other-failure-exits", AWS_HOST, 1, 1, "Essential container exited", "", E),
     ("aws-host-but-no-attempts-left", AWS_HOST, 5, 137, "", "Host EC2 (instance) terminated.", E),
     ("exit-code-prefix-65", CODES, 1, 650, None, None, R),
@@ -43,14 +50,21 @@ CASES = [
     [c[1:] for c in CASES],
     ids=[c[0] for c in CASES],
 )
-def test_evaluate_exit(strategy: RetryStrategy, made: int, code: int, reason: str | None,
-                       status_reason: str | None, expected: RetryAction) -> None:
+def test_evaluate_exit(  # noqa: PLR0917
+    strategy: RetryStrategy,
+    made: int,
+    code: int,
+    reason: str | None,
+    status_reason: str | None,
+    expected: RetryAction,
+) -> None:
     assert evaluate_exit(strategy, made, code, reason, status_reason) is expected
 
 
 def test_first_matching_rule_decides() -> None:
-    s = RetryStrategy(3, (ExitRule.parse("EXIT", on_exit_code="1*"),
-                          ExitRule.parse("RETRY", on_exit_code="12")))
+    s = RetryStrategy(
+        3, (ExitRule.parse("EXIT", on_exit_code="1*"), ExitRule.parse("RETRY", on_exit_code="12"))
+    )
     assert evaluate_exit(s, 1, 12) is E
 
 

@@ -4,7 +4,16 @@ time limits, namespaces, retries, interruptions, terminate, rollback."""
 from __future__ import annotations
 
 import pytest
-from tests.unit.core.core_factories import GI, admitted, cycle, make_cache, make_ce, make_job, make_queue, of_type
+from tests.unit.core.core_factories import (
+    GI,
+    admitted,
+    cycle,
+    make_cache,
+    make_ce,
+    make_job,
+    make_queue,
+    of_type,
+)
 
 from kubatch.core.decisions import (
     Admit,
@@ -38,7 +47,10 @@ def test_fifo_by_submission_time_and_capacity_bound() -> None:
     assert admitted(ds) == ["ns/a", "ns/b"]
     w = waiting(ds)["ns/c"]
     assert (w.phase, w.reason, w.queue_position) == (
-        Phase.RUNNABLE, Reason.INSUFFICIENT_CAPACITY, 0)
+        Phase.RUNNABLE,
+        Reason.INSUFFICIENT_CAPACITY,
+        0,
+    )
 
 
 def test_no_head_of_line_blocking() -> None:
@@ -64,8 +76,9 @@ def test_strict_fifo_blocks_behind_the_head() -> None:
 
 
 def test_higher_priority_queue_first() -> None:
-    c = make_cache((make_ce(vcpus=1),), (make_queue("low", priority=1),
-                                         make_queue("high", priority=10)))
+    c = make_cache(
+        (make_ce(vcpus=1),), (make_queue("low", priority=1), make_queue("high", priority=10))
+    )
     c.upsert_job(make_job("l", queue="low", created_at=0), 0)
     c.upsert_job(make_job("h", queue="high", created_at=5), 0)
     assert admitted(cycle(c)) == ["ns/h"]
@@ -94,8 +107,9 @@ def test_memory_and_gpu_and_node_capacity_bound_admission() -> None:
     [(False, True, Reason.QUEUE_DISABLED), (True, False, Reason.COMPUTE_ENVIRONMENT_DISABLED)],
     ids=["queue-disabled", "ce-disabled"],
 )
-def test_disabled_queue_or_ce_admits_nothing(queue_enabled: bool, ce_enabled: bool,
-                                             reason: Reason) -> None:
+def test_disabled_queue_or_ce_admits_nothing(
+    queue_enabled: bool, ce_enabled: bool, reason: Reason
+) -> None:
     c = make_cache((make_ce(enabled=ce_enabled),), (make_queue(enabled=queue_enabled),))
     c.upsert_job(make_job("a"), 0)
     ds = cycle(c)
@@ -110,7 +124,8 @@ def test_fail_fast_names_largest_placement() -> None:
     ds = cycle(c)
     [f] = of_type(ds, Fail)
     assert f.reason is Reason.NO_COMPUTE_ENVIRONMENT_CAN_FIT
-    assert "4 vCPU" in f.message and "gpu" in f.message
+    assert "4 vCPU" in f.message
+    assert "gpu" in f.message
 
 
 def test_unknown_queue_waits_then_runs() -> None:
@@ -142,7 +157,8 @@ def test_forget_rolls_back_an_admission() -> None:
     assert c.phase_of("ns/a") is Phase.RUNNABLE
     assert c.ledgers["ce"].mcpu == 0
     [again] = of_type(cycle(c, 2), Admit)
-    assert again.attempt == 1 and again.k8s_job_name == adm.k8s_job_name
+    assert again.attempt == 1
+    assert again.k8s_job_name == adm.k8s_job_name
 
 
 def test_retry_then_success() -> None:
@@ -187,8 +203,15 @@ def test_interruptions_use_their_own_budget_then_fall_back() -> None:
     for t in range(4):
         [adm] = of_type(cycle(c, t), Admit)
         used.append(adm.compute_environment)
-        c.attempt_finished("ns/a", None, adm.attempt, t + 0.5, exit_code=None,
-                           interrupted=True, status_reason="node spot-1 reclaimed")
+        c.attempt_finished(
+            "ns/a",
+            None,
+            adm.attempt,
+            t + 0.5,
+            exit_code=None,
+            interrupted=True,
+            status_reason="node spot-1 reclaimed",
+        )
     assert used == ["spot", "spot", "spot", "od"]
     assert c.phase_of("ns/a") is Phase.RUNNABLE  # od: budget again, attempts untouched
 
@@ -196,7 +219,7 @@ def test_interruptions_use_their_own_budget_then_fall_back() -> None:
 def test_interrupted_without_fallback_fails() -> None:
     c = make_cache((make_ce(),), (make_queue(),))
     c.upsert_job(make_job("a", interruption_budget=0), 0)
-    [adm] = of_type(cycle(c), Admit)
+    [_adm] = of_type(cycle(c), Admit)
     c.attempt_finished("ns/a", None, 1, 1, exit_code=None, interrupted=True)
     [f] = of_type(cycle(c, 1), Fail)
     assert f.reason is Reason.INTERRUPTED
@@ -232,8 +255,7 @@ def test_terminate_after_start_stops_the_attempt_then_fails() -> None:
 )
 def test_runnable_state_time_limit(action: TimeLimitAction, expected: type) -> None:
     lim = StateTimeLimit(Phase.RUNNABLE, 600, action, reason="InsufficientCapacity")
-    c = make_cache((make_ce("a", 1), make_ce("b", 1)),
-                   (make_queue(ces=("a", "b"), limits=(lim,)),))
+    c = make_cache((make_ce("a", 1), make_ce("b", 1)), (make_queue(ces=("a", "b"), limits=(lim,)),))
     c.upsert_job(make_job("blocker-a"), 0)
     c.upsert_job(make_job("blocker-b"), 0)
     c.upsert_job(make_job("x"), 0)

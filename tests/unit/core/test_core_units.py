@@ -88,8 +88,9 @@ PARAMS = [
 ]
 
 
-@pytest.mark.parametrize(("value", "params", "out"), [c[1:] for c in PARAMS],
-                         ids=[c[0] for c in PARAMS])
+@pytest.mark.parametrize(
+    ("value", "params", "out"), [c[1:] for c in PARAMS], ids=[c[0] for c in PARAMS]
+)
 def test_substitute(value: str, params: dict[str, str], out: str) -> None:
     assert substitute(value, params) == out
 
@@ -104,21 +105,38 @@ SEL = [
     ("empty-matches-all", None, {}, True),
     ("matchLabels", {"matchLabels": {"team": "a"}}, {"team": "a"}, True),
     ("matchLabels-miss", {"matchLabels": {"team": "a"}}, {"team": "b"}, False),
-    ("In", {"matchExpressions": [{"key": "t", "operator": "In", "values": ["x", "y"]}]},
-     {"t": "y"}, True),
-    ("NotIn-absent", {"matchExpressions": [{"key": "t", "operator": "NotIn", "values": ["x"]}]},
-     {}, True),
-    ("NotIn-hit", {"matchExpressions": [{"key": "t", "operator": "NotIn", "values": ["x"]}]},
-     {"t": "x"}, False),
+    (
+        "In",
+        {"matchExpressions": [{"key": "t", "operator": "In", "values": ["x", "y"]}]},
+        {"t": "y"},
+        True,
+    ),
+    (
+        "NotIn-absent",
+        {"matchExpressions": [{"key": "t", "operator": "NotIn", "values": ["x"]}]},
+        {},
+        True,
+    ),
+    (
+        "NotIn-hit",
+        {"matchExpressions": [{"key": "t", "operator": "NotIn", "values": ["x"]}]},
+        {"t": "x"},
+        False,
+    ),
     ("Exists", {"matchExpressions": [{"key": "t", "operator": "Exists"}]}, {"t": ""}, True),
-    ("DoesNotExist", {"matchExpressions": [{"key": "t", "operator": "DoesNotExist"}]},
-     {"t": "1"}, False),
+    (
+        "DoesNotExist",
+        {"matchExpressions": [{"key": "t", "operator": "DoesNotExist"}]},
+        {"t": "1"},
+        False,
+    ),
 ]
 
 
 @pytest.mark.parametrize(("sel", "labels", "ok"), [c[1:] for c in SEL], ids=[c[0] for c in SEL])
-def test_namespace_selector(sel: dict[str, object] | None, labels: dict[str, str],
-                            ok: bool) -> None:
+def test_namespace_selector(
+    sel: dict[str, object] | None, labels: dict[str, str], ok: bool
+) -> None:
     assert LabelSelector.parse(sel).matches(labels) is ok
 
 
@@ -145,7 +163,8 @@ def test_job_name_for_attempt_is_dns1123_and_deterministic(
     name: str, index: int | None, attempt: int
 ) -> None:
     n = job_name_for_attempt(name, "uid-1", index, attempt)
-    assert len(n) <= 63 and DNS.match(n)
+    assert len(n) <= 63
+    assert DNS.match(n)
     assert n == job_name_for_attempt(name, "uid-1", index, attempt)
     assert n != job_name_for_attempt(name, "uid-2", index, attempt)
     assert n != job_name_for_attempt(name, "uid-1", index, attempt + 1)

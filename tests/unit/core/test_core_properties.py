@@ -1,0 +1,249 @@
+"""Invariants over random queues, CEs, jobs and events (hypothesis)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from kubatch.core.cache import Cache, _satisfies
+from kubatch.core.decisions import Admit, Decision, Fail, Succeed, UpdateArraySummary
+from kubatch.core.lifecycle import Phase, Reason
+from kubatch.core.model import (
+    ComputeEnvironment,
+    Condition,
+    Dependency,
+    DependencyType,
+    FairSharePolicy,
+    JobQueue,
+    JobSpec,
+    Share,
+)
+from kubatch.core.resources import Resources
+from kubatch.core.retry import RetryStrategy
+from kubatch.core.scheduler import schedule
+
+NAMES = [f"j{i}" for i in range(12)]
+
+
+@st.composite
+def worlds(draw: st.DrawFn) -> tuple[list[ComputeEnvironment], list[JobQueue], list[JobSpec]]:
+    n_ce = draw(st.integers(1, 3))
+    ces = [
+        ComputeEnvironment(
+            f"ce{i}",
+            max_vcpus=draw(st.integers(0, 8)),
+            enabled=draw(st.booleans() | st.just(True)),
+            node_capacity=draw(
+                st.none()
+                | st.builds(
+                    Resources, st.integers(0, 8000), st.integers(0, 8 * 2**30), st.integers(0, 2)
+                )
+            ),
+        )
+        for i in range(n_ce)
+    ]
+    queues = []
+    for i in range(draw(st.integers(1, 3))):
+        order = tuple(draw(st.permutations([c.name for c in ces]))[: draw(st.integers(1, n_ce))])
+        fair = draw(st.booleans())
+        queues.append(
+            JobQueue(
+                f"q{i}",
+                priority=draw(st.integers(0, 3)),
+                enabled=draw(st.booleans() | st.just(True)),
+                compute_environments=order,
+                strict_fifo=draw(st.booleans()),
+                fair_share=FairSharePolicy(
+                    compute_reservation=draw(st.sampled_from([0, 50])),
+                    shares=(Share("a", 0.5), Share("b", 2.0)),
+                )
+                if fair
+                else None,
+            )
+        )
+    jobs = []
+    for i, name in enumerate(
+        draw(st.lists(st.sampled_from(NAMES), min_size=1, max_size=10, unique=True))
+    ):
+        deps = tuple(
+            Dependency(d, DependencyType.WHOLE, draw(st.sampled_from(list(Condition))))
+            for d in draw(st.lists(st.sampled_from(NAMES), max_size=2, unique=True))
+        )
+        array = draw(st.none() | st.integers(2, 4))
+        if array is not None and draw(st.booleans()):
+            deps = (*deps, Dependency(None, DependencyType.SEQUENTIAL))
+        jobs.append(
+            JobSpec(
+                "ns",
+                name,
+                f"q{draw(st.integers(0, len(queues) - 1))}",
+                Resources(
+                    draw(st.integers(1, 4)) * 1000,
+                    draw(st.integers(1, 4)) * 2**30,
+                    draw(st.integers(0, 1)),
+                ),
+                created_at=float(i),
+                token="t",
+                depends_on=deps,
+                array_size=array,
+                parallelism=draw(st.none() | st.integers(1, 3)),
+                retry=RetryStrategy(draw(st.integers(1, 3))),
+                share_identifier=draw(st.sampled_from(["a", "b"])),
+                interruption_budget=draw(st.integers(0, 2)),
+            )
+        )
+    return ces, queues, jobs
+
+
+@dataclass
+class Model:
+    running: dict[tuple[str, int | None], tuple[str, Resources]] = field(default_factory=dict)
+    terminal: dict[str, Phase] = field(default_factory=dict)
+    admitted_keys: set[str] = field(default_factory=set)
+
+
+def static_cycles(jobs: list[JobSpec]) -> set[str]:
+    graph = {j.name: [d.job_name for d in j.depends_on if d.job_name] for j in jobs}
+    in_cycle: set[str] = set()
+    for start, targets in graph.items():
+        stack, seen = list(targets), set()
+        while stack:
+            n = stack.pop()
+            if n == start:
+                in_cycle.add(start)
+                break
+            if n in seen or n not in graph:
+                continue
+            seen.add(n)
+            stack.extend(graph[n])
+    return {f"ns/{n}" for n in in_cycle}
+
+
+def check_cycle(
+    cache: Cache,
+    decisions: list[Decision],
+    model: Model,
+    queues: dict[str, JobQueue],
+    cycles: set[str],
+) -> None:
+    lower_on: dict[str, dict[int, int]] = {}
+    for d in decisions:
+        key = d.job_key
+        if key in model.terminal:  # terminal phases are final
+            assert isinstance(d, UpdateArraySummary), d
+            assert d.phase is model.terminal[key], d
+        if isinstance(d, Admit):
+            job = cache.jobs[key]
+            assert key not in cycles, "a job in a dependency cycle was admitted"
+            for dep in job.spec.depends_on:  # dependents never start early
+                if dep.type is DependencyType.WHOLE:
+                    parent = cache.jobs[f"ns/{dep.job_name}"]
+                    assert parent.phase.terminal
+                    assert _satisfies(dep.condition, parent.phase)
+                elif dep.type is DependencyType.SEQUENTIAL and d.index:
+                    assert job.array is not None
+                    assert job.array.child_phase[d.index - 1] == list(Phase).index(Phase.SUCCEEDED)
+            model.running[(key, d.index)] = (d.compute_environment, d.resources)
+            prio = queues[d.queue].priority
+            lower_on.setdefault(d.compute_environment, {}).setdefault(prio, 0)
+            lower_on[d.compute_environment][prio] += d.resources.mcpu
+        elif isinstance(d, Succeed | Fail):
+            model.terminal.setdefault(
+                key, Phase.SUCCEEDED if isinstance(d, Succeed) else Phase.FAILED
+            )
+    # capacity never exceeded (independent count from the decisions)
+    for name, led in cache.ledgers.items():
+        used = [0, 0, 0]
+        for ce, r in model.running.values():
+            if ce == name:
+                used[0] += r.mcpu
+                used[1] += r.memory
+                used[2] += r.gpu
+        lim = led.limit
+        assert used[0] <= lim.mcpu
+        assert used[1] <= lim.memory
+        assert used[2] <= lim.gpu
+        assert used == [led.mcpu, led.memory, led.gpu]
+    # no priority inversion: a waiting job of a higher-priority FIFO queue would not have fit
+    # even in the room that lower-priority admissions took on that CE
+    for job in cache.jobs.values():
+        if job.phase is not Phase.RUNNABLE or not job.queued:
+            continue
+        q = queues[job.spec.queue]
+        if not q.enabled or q.fair_share is not None or q.strict_fifo:
+            continue
+        if job.array is not None and len(job.array.active) >= (job.spec.parallelism or 99):
+            continue
+        for name in q.compute_environments[job.ce_floor :]:
+            led = cache.ledgers[name]
+            if not led.ce.enabled:
+                continue
+            took = sum(v for p, v in lower_on.get(name, {}).items() if p < q.priority)
+            if took == 0:
+                continue
+            free = led.limit.mcpu - led.mcpu + took
+            size = job.spec.size
+            assert not (
+                size.mcpu <= free
+                and size.memory <= led.limit.memory - led.memory
+                and size.gpu <= led.limit.gpu - led.gpu
+            ), f"inversion: {job.key} (prio {q.priority}) waits for {name}"
+    # every waiting job has a reason
+    for job in cache.jobs.values():
+        if job.phase in (Phase.PENDING, Phase.RUNNABLE) and not (
+            job.array is not None and job.array.active
+        ):
+            assert job.last_status is not None, job.key
+            assert job.last_status[0] is job.phase
+            assert isinstance(job.last_status[1], Reason)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(worlds(), st.lists(st.tuples(st.integers(0, 30), st.integers(0, 4)), max_size=30))
+def test_invariants_hold_over_random_runs(
+    world: tuple[list[ComputeEnvironment], list[JobQueue], list[JobSpec]],
+    events: list[tuple[int, int]],
+) -> None:
+    ces, queues, jobs = world
+    cache = Cache()
+    for ce in ces:
+        cache.upsert_compute_environment(ce)
+    for q in queues:
+        cache.upsert_queue(q, 0)
+    for j in jobs:
+        cache.upsert_job(j, 0)
+    qmap = {q.name: q for q in queues}
+    model = Model()
+    cycles = static_cycles(jobs)
+    now = 0.0
+    for pick, outcome in [*events, (0, 0)]:
+        now += 1
+        decisions = schedule(cache.snapshot(now), now)
+        cache.assume_all(decisions, now)
+        check_cycle(cache, decisions, model, qmap, cycles)
+        for key, phase in model.terminal.items():
+            assert cache.jobs[key].phase is phase  # terminal phases never change
+        if model.running:
+            (key, index), _ = sorted(model.running.items(), key=str)[pick % len(model.running)]
+            attempt = (
+                cache.jobs[key].attempt
+                if index is None
+                else cache.jobs[key].array.child_attempt[index]
+            )  # type: ignore[union-attr]
+            del model.running[(key, index)]
+            if outcome == 4:
+                cache.attempt_started(key, index, attempt, now)
+                model.running[(key, index)] = _where(cache, key, index)
+            else:
+                cache.attempt_finished(
+                    key, index, attempt, now, exit_code=outcome % 3, interrupted=outcome == 3
+                )
+
+
+def _where(cache: Cache, key: str, index: int | None) -> tuple[str, Resources]:
+    job = cache.jobs[key]
+    ce = job.ce if index is None else job.array.active[index]  # type: ignore[union-attr]
+    assert ce is not None
+    return ce, job.spec.size
