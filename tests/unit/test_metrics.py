@@ -239,3 +239,12 @@ def test_http_server_serves_the_registry_on_loopback() -> None:
     assert Sample("kubatch_job_submissions_total", {"queue": "served"}, 1.0) in [
         Sample(s.name, s.labels, s.value) for s in samples
     ]
+
+
+def test_every_metric_is_documented() -> None:
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "observability.md").read_text()
+    for family in Metrics().registry.collect():
+        series = f"{family.name}_total" if family.type == "counter" else family.name
+        assert f"| `{series}` | {family.type}" in doc, f"{series} missing in docs/observability.md"
