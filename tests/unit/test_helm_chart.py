@@ -96,8 +96,11 @@ def test_deployment_one_replica_recreate_runs_the_operator(render: Render) -> No
     assert pod["serviceAccountName"] == "rel-kubatch"
     assert container["resources"]["requests"]["cpu"]
     assert container["resources"]["limits"]["memory"]
-    args = one(render("operator.extraArgs={--verbose}"), "Deployment")["spec"]["template"]
-    assert args["spec"]["containers"][0]["args"] == ["operator", "--verbose"]
+    pod = one(
+        render("operator.verbose=true", "operator.extraArgs={--namespace,team-a}"), "Deployment"
+    )
+    args = pod["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args == ["operator", "--verbose", "--namespace", "team-a"]
 
 
 def test_pod_meets_the_restricted_pod_security_standard(render: Render) -> None:
