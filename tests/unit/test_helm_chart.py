@@ -275,3 +275,28 @@ def test_chart_ships_the_generated_crds(helm: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     kinds = [d["kind"] for d in yaml.safe_load_all(proc.stdout) if d]
     assert kinds.count("CustomResourceDefinition") == 4
+
+
+def test_dockerfile_is_slim_pinned_non_root_and_runs_the_operator() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    bases = re.findall(r"^FROM\s+(\S+)", text, flags=re.MULTILINE)
+    assert bases, "no FROM"
+    assert all(b == "python:3.11-slim-bookworm" for b in bases), bases
+    assert "-c constraints.txt" in text
+    (user,) = re.findall(r"^USER\s+(\S+)", text, flags=re.MULTILINE)
+    uid = user.split(":")[0]
+    assert uid.isdigit(), "numeric USER (so runAsNonRoot can verify it)"
+    assert int(uid) != 0
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert values["podSecurityContext"]["runAsUser"] == int(uid)
+    assert re.search(r'^ENTRYPOINT \["kubatch", "operator"\]$', text, flags=re.MULTILINE)
+    ignored = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    copied = re.findall(r"^COPY (?!--from)(.+) \S+$", text, flags=re.MULTILINE)
+    for sources in copied:
+        for src in sources.split():
+            assert src not in ignored, f"{src} is copied but .dockerignore excludes it"
+    assert {".git", ".venv", "tests"} <= set(ignored)
