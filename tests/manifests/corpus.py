@@ -71,12 +71,8 @@ def example_lookups() -> tuple[set[str], dict[str, JobQueue], dict[str, JobDefin
     """Names of the example CEs, and the example queues and definitions by name."""
     docs = example_documents()
     ces = {d["metadata"]["name"] for d in docs if d["kind"] == "ComputeEnvironment"}
-    queues = {
-        d["metadata"]["name"]: parse_job_queue(d) for d in docs if d["kind"] == "JobQueue"
-    }
+    queues = {d["metadata"]["name"]: parse_job_queue(d) for d in docs if d["kind"] == "JobQueue"}
     defs = {
-        d["metadata"]["name"]: parse_job_definition(d)
-        for d in docs
-        if d["kind"] == "JobDefinition"
+        d["metadata"]["name"]: parse_job_definition(d) for d in docs if d["kind"] == "JobDefinition"
     }
     return ces, queues, defs
