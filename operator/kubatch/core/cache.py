@@ -404,6 +404,53 @@ class Cache:
             self._fresh.discard(spec.key)
             self._propagate(job, now)
 
+    def restore_child(
+        self,
+        key: str,
+        index: int,
+        phase: Phase,
+        attempt: int,
+        now: float,
+        compute_environment: str | None = None,
+    ) -> None:
+        """After an operator restart: array child ``index`` of an already upserted array is in
+        ``phase`` (from its Kubernetes Jobs). Starting/Running children take their capacity
+        on ``compute_environment`` again; finished ones are settled."""
+        job = self.jobs.get(key)
+        if job is None or job.array is None or not 0 <= index < job.array.size:
+            return
+        arr = job.array
+        arr.child_attempt[index] = max(arr.child_attempt[index], attempt)
+        if arr.child_phase[index] in (_STARTING, _RUNNING, _SUCCEEDED, _FAILED):
+            return
+        if index in arr.ready:
+            arr.ready.remove(index)
+            heapq.heapify(arr.ready)
+        if phase in (Phase.STARTING, Phase.RUNNING) and compute_environment:
+            arr.set_phase(index, _CODE[phase])
+            arr.active[index] = compute_environment
+            led = self.ledgers.get(compute_environment)
+            if led is not None:
+                led.assume(job.spec.size)
+            ident = job.spec.share_identifier or ""
+            qs = self.queues.get(job.spec.queue)
+            if qs is not None:
+                qs.running_by_share[ident] = qs.running_by_share.get(ident, 0) + job.spec.size.mcpu
+        elif phase.terminal:
+            arr.set_phase(index, _CODE[phase])
+            if phase is Phase.FAILED:
+                arr.final_failure = Reason.ARRAY_CHILD_FAILED
+            self._child_settled(job, index, now)
+        self._dirty_arrays.add(key)
+        qs = self.queues.get(job.spec.queue)
+        if (
+            job.queued
+            and qs is not None
+            and (not arr.ready or len(arr.active) >= self._parallelism(job) or arr.final_failure)
+        ):
+            qs.list_for(job).remove(job)
+        self._array_check_done(job, now)
+
     def attempt_started(self, key: str, index: int | None, attempt: int, now: float) -> None:
         """The attempt's pod is running (the operator writes Running itself)."""
         job = self.jobs.get(key)
@@ -486,7 +533,7 @@ class Cache:
         else:
             self._fail(job, verdict[1] or Reason.RETRIES_EXHAUSTED, verdict[2], now)
 
-    def _verdict(  # noqa: PLR0917
+    def _verdict(
         self,
         spec: JobSpec,
         ce: str,
@@ -997,7 +1044,7 @@ class Cache:
             self._dirty_arrays.add(job.key)
         self._propagate(job, now)
 
-    def _retry(  # noqa: PLR0917
+    def _retry(
         self,
         job: JobState,
         index: int | None,
@@ -1070,7 +1117,7 @@ class Cache:
             job.order = self._order(job, qs.spec)
             qs.list_for(job).add(job)
 
-    def _child_finished(  # noqa: PLR0917
+    def _child_finished(
         self,
         job: JobState,
         index: int,

@@ -204,7 +204,7 @@ def _try_admit(cyc: _Cycle, qs: QueueState, job: JobState) -> Reason | None:
     return None
 
 
-def _admit(  # noqa: PLR0917
+def _admit(
     cyc: _Cycle, qs: QueueState, job: JobState, index: int | None, attempt: int, ce_name: str
 ) -> None:
     snap = cyc.snap

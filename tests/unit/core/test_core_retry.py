@@ -50,7 +50,7 @@ CASES = [
     [c[1:] for c in CASES],
     ids=[c[0] for c in CASES],
 )
-def test_evaluate_exit(  # noqa: PLR0917
+def test_evaluate_exit(
     strategy: RetryStrategy,
     made: int,
     code: int,

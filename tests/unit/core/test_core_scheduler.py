@@ -335,3 +335,25 @@ def test_every_runnable_job_gets_a_position_on_refresh() -> None:
     ds = cycle(c, 100)  # refresh
     w = waiting(ds)
     assert [w[f"ns/j{i}"].queue_position for i in (2, 3, 4)] == [0, 1, 2]
+
+
+def test_restore_after_restart_keeps_capacity_and_attempts() -> None:
+    c = make_cache((make_ce(vcpus=2),), (make_queue(),))
+    c.restore_job(
+        make_job("run", attempts=3),
+        0,
+        phase=Phase.RUNNING,
+        attempt=2,
+        failures=1,
+        compute_environment="ce",
+    )
+    c.restore_job(make_job("done"), 0, phase=Phase.SUCCEEDED, attempt=1)
+    c.upsert_job(make_job("arr", array=3), 0)
+    c.restore_child("ns/arr", 0, Phase.RUNNING, 1, 0, "ce")
+    c.restore_child("ns/arr", 1, Phase.SUCCEEDED, 1, 0)
+    c.upsert_job(make_job("wait"), 0)
+    ds = cycle(c)
+    assert admitted(ds) == []  # 2 vCPU held by the restored attempts
+    assert c.ledgers["ce"].mcpu == 2000
+    c.attempt_finished("ns/run", None, 2, 1, exit_code=0)
+    assert admitted(cycle(c, 1)) == ["ns/arr:2"]

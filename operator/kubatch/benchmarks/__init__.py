@@ -1,0 +1,1 @@
+"""Benchmarks: each module has ``main(argv) -> int``, writes JSON and prints a summary."""
