@@ -806,7 +806,9 @@ class Simulator:
 
 
 def _reclaim_taint() -> dict[str, str]:
-    return {"key": N.TAINT_RECLAIM, "value": "true", "effect": "NoExecute"}
+    # NoSchedule, not NoExecute: the taint manager would delete the pods before the sim can
+    # fail them the way a node shutdown does.
+    return {"key": N.TAINT_RECLAIM, "value": "true", "effect": "NoSchedule"}
 
 
 def _started_at(pod: dict[str, Any]) -> float | None:

@@ -74,7 +74,10 @@ def parse_pool(ce: dict[str, Any]) -> Pool:
     min_v = max(0, _int(cr.get("minvCpus"), 0))
     max_v = max(min_v, _int(cr.get("maxvCpus"), min_v))
     desired_raw = status.get("desiredvCpus")
-    desired = None if desired_raw is None else max(0, _int(desired_raw, 0))
+    try:
+        desired = None if desired_raw is None else max(0, math.ceil(float(desired_raw)))
+    except (TypeError, ValueError):
+        desired = None
     selector = spec.get("nodeSelector") or {}
     return Pool(
         name=str(meta.get("name", "")),
