@@ -129,6 +129,7 @@ class JobState:
         "reason",
         "spec",
         "state_since",
+        "stop_fallback",
         "stop_reason",
         "unsatisfied",
     )
@@ -152,6 +153,7 @@ class JobState:
         self.position: int | None = None
         self.last_status: tuple[Phase, Reason | None, int | None] | None = None
         self.stop_reason: Reason | None = None
+        self.stop_fallback = False
         self.last_summary: tuple[Phase, tuple[tuple[Phase, int], ...]] | None = None
         self.array = ArrayState(spec.array_size) if spec.array_size else None
 
@@ -497,21 +499,25 @@ class Cache:
         if job.stop_reason is not None or job.spec.terminate_reason is not None:
             stop = job.stop_reason
             job.stop_reason = None
-            if stop is Reason.STATE_TIME_LIMIT and self._fallback(job, ce):
+            fallback, job.stop_fallback = job.stop_fallback, False
+            if fallback and self._fallback(job, ce):
                 self._retry(
                     job,
                     None,
                     attempt,
                     Reason.STATE_TIME_LIMIT,
                     "Starting too long: falling back to the next compute environment",
-                    True,
+                    False,
                     now,
                 )
                 return
             if not ok:
-                self._fail(
-                    job, stop or Reason.TERMINATED, job.spec.terminate_reason or "terminated", now
+                message = job.spec.terminate_reason or (
+                    "Starting longer than the queue's state time limit"
+                    if stop is Reason.STATE_TIME_LIMIT
+                    else "terminated"
                 )
+                self._fail(job, stop or Reason.TERMINATED, message, now)
                 return
         if ok:
             self._succeed(job, now)
@@ -699,6 +705,7 @@ class Cache:
             job = self.jobs.get(d.job_key)
             if job is not None:
                 job.stop_reason = d.reason
+                job.stop_fallback = d.fallback
 
     def assume_all(self, decisions: Iterable[Decision], now: float) -> None:
         """``assume`` each decision in order."""
@@ -816,13 +823,16 @@ class Cache:
 
         def visit(key: str) -> bool:
             nonlocal cycle
-            if key in on_path:
-                cycle = path[path.index(key) :]
-                return True
+            if key in on_path:  # only a cycle through the new job is new
+                if key == job.key:
+                    cycle = list(path)
+                    return True
+                return False
             if key in done:
                 return False
             j = self.jobs.get(key)
-            if j is None or j.phase.terminal:
+            # finished jobs cannot be part of a new cycle, except those a cycle already failed
+            if j is None or (j.phase.terminal and j.reason is not Reason.DEPENDENCY_CYCLE):
                 return False
             on_path.add(key)
             path.append(key)

@@ -82,6 +82,7 @@ class Terminate:
     k8s_job_name: str
     reason: Reason
     message: str
+    fallback: bool = False  # Starting too long + FallbackToNextComputeEnvironment: retry there
 
 
 @dataclass(frozen=True, slots=True)

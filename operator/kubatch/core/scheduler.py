@@ -26,6 +26,7 @@ from kubatch.core.decisions import (
     Fail,
     SetWaiting,
     SkipComputeEnvironment,
+    Terminate,
     UpdateArraySummary,
 )
 from kubatch.core.lifecycle import Phase, Reason
@@ -96,7 +97,20 @@ def schedule(snapshot: Snapshot, now: float) -> list[Decision]:
                 out.append(SkipComputeEnvironment(key, nxt))
                 continue
         if phase is Phase.STARTING:
-            continue  # the attempt is stopped by its activeDeadline / the operator's Terminate
+            if job.array is None:  # stop the attempt; the cache fails it or falls back
+                fallback = limit.action is TimeLimitAction.FALLBACK
+                out.append(
+                    Terminate(
+                        key,
+                        None,
+                        job.attempt,
+                        job_name_for_attempt(job.spec.name, job.spec.token, None, job.attempt),
+                        Reason.STATE_TIME_LIMIT,
+                        msg + f": {limit.action}",
+                        fallback,
+                    )
+                )
+            continue
         failed.add(key)
         out.append(Fail(key, Reason.STATE_TIME_LIMIT, msg + f": {limit.action}"))
     cyc.admitted |= failed
@@ -121,14 +135,25 @@ def schedule(snapshot: Snapshot, now: float) -> list[Decision]:
         else:
             summaries.pop(key, None)
     out.extend(summaries.values())
-    # fresh jobs the walks did not reach still get their first status
+    # fresh jobs the walks did not reach still get their first status (position estimated
+    # from their place at submission; exact at the next refresh)
+    queues = {q.spec.name: q for q in snapshot.queues}
     for key in snapshot.fresh:
         if key in cyc.admitted or key in cyc.waiting:
             continue
         job = snapshot.jobs.get(key)
         if job is None or job.phase not in (Phase.PENDING, Phase.RUNNABLE):
             continue
-        cyc.waiting[key] = (job.phase, job.reason or Reason.INSUFFICIENT_CAPACITY, job.position)
+        reason = job.reason or Reason.INSUFFICIENT_CAPACITY
+        if job.phase is Phase.RUNNABLE and job.queued:
+            qs = queues.get(job.spec.queue)
+            if qs is not None and not qs.spec.enabled:
+                reason = Reason.QUEUE_DISABLED
+            elif qs is not None and qs.spec.fair_share is not None:
+                reason = Reason.WAITING_FOR_SHARE
+            elif qs is not None and qs.spec.strict_fifo:
+                reason = Reason.BLOCKED_BY_QUEUE_HEAD
+        cyc.waiting[key] = (job.phase, reason, job.position)
     for key, (phase, reason, pos) in cyc.waiting.items():
         job = snapshot.jobs[key]
         if job.last_status == (phase, reason, pos):
@@ -152,14 +177,12 @@ def _queue(snap: Snapshot, job: JobState) -> QueueState | None:
 
 
 def _walk_disabled(cyc: _Cycle, qs: QueueState) -> None:
-    snap = cyc.snap
-    if not (snap.full_refresh or snap.fresh):
-        return
+    if not cyc.snap.full_refresh:
+        return  # fresh jobs are handled by the caller
     pos = 0
     for lst in [qs.fifo, *qs.shares.values()]:
         for job in lst:
-            if snap.full_refresh or job.key in snap.fresh:
-                cyc.waiting[job.key] = (Phase.RUNNABLE, Reason.QUEUE_DISABLED, pos)
+            cyc.waiting[job.key] = (Phase.RUNNABLE, Reason.QUEUE_DISABLED, pos)
             pos += 1
 
 
@@ -275,11 +298,7 @@ def _visit(cyc: _Cycle, qs: QueueState, job: JobState, pos: int) -> tuple[bool, 
         if job.array is None:
             return True, False
         arr = job.array
-        still = len(arr.ready) - sum(
-            1
-            for d in cyc.decisions[-len(arr.ready) :]
-            if isinstance(d, Admit) and d.job_key == job.key
-        )
+        still = len(arr.ready) - cyc.arrays.get(job.key, 0)
         if still > 0 and job.phase is Phase.RUNNABLE:
             cyc.waiting[job.key] = (Phase.RUNNABLE, Reason.INSUFFICIENT_CAPACITY, pos)
         return True, still > 0
@@ -316,18 +335,12 @@ def _walk_fifo(cyc: _Cycle, qs: QueueState) -> None:
             break
     else:
         return
-    # positions for the rest: only on refresh cycles, or for fresh jobs
-    reason = Reason.BLOCKED_BY_QUEUE_HEAD if strict else Reason.INSUFFICIENT_CAPACITY
+    # positions for the rest: only on refresh cycles (fresh jobs are handled by the caller)
     if snap.full_refresh:
+        reason = Reason.BLOCKED_BY_QUEUE_HEAD if strict else Reason.INSUFFICIENT_CAPACITY
         for job in it:
             cyc.waiting[job.key] = (Phase.RUNNABLE, _rest_reason(job, reason), pos)
             pos += 1
-    elif snap.fresh:
-        base = pos
-        for job in it:
-            if job.key in snap.fresh:
-                p = base if job.position is None else max(base, job.position)
-                cyc.waiting[job.key] = (Phase.RUNNABLE, _rest_reason(job, reason), p)
 
 
 def _idle_reason(cyc: _Cycle, qs: QueueState, job: JobState) -> Reason:
@@ -398,9 +411,8 @@ def _walk_fair_share(cyc: _Cycle, qs: QueueState, now: float) -> None:
         heapq.heappush(heap, (usage[ident] * fs.weight(ident), ident))
     if scan_left <= 0:
         cyc.blocked.update(qs.spec.compute_environments)
-    if snap.full_refresh or snap.fresh:
+    if snap.full_refresh:
         for it in iters.values():
             for job in it:
-                if snap.full_refresh or job.key in snap.fresh:
-                    cyc.waiting[job.key] = (Phase.RUNNABLE, Reason.WAITING_FOR_SHARE, pos)
+                cyc.waiting[job.key] = (Phase.RUNNABLE, Reason.WAITING_FOR_SHARE, pos)
                 pos += 1

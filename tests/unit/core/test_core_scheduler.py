@@ -357,3 +357,27 @@ def test_restore_after_restart_keeps_capacity_and_attempts() -> None:
     assert c.ledgers["ce"].mcpu == 2000
     c.attempt_finished("ns/run", None, 2, 1, exit_code=0)
     assert admitted(cycle(c, 1)) == ["ns/arr:2"]
+
+
+@pytest.mark.parametrize(
+    ("action", "final"),
+    [(TimeLimitAction.CANCEL, Phase.FAILED), (TimeLimitAction.FALLBACK, Phase.STARTING)],
+    ids=["cancel", "fallback"],
+)
+def test_starting_state_time_limit_stops_the_attempt(action: TimeLimitAction, final: Phase) -> None:
+    lim = StateTimeLimit(Phase.STARTING, 300, action)
+    c = make_cache((make_ce("a"), make_ce("b")), (make_queue(ces=("a", "b"), limits=(lim,)),))
+    c.upsert_job(make_job("x"), 0)
+    [adm] = of_type(cycle(c, 0), Admit)
+    assert adm.compute_environment == "a"
+    [t] = of_type(cycle(c, 301), Terminate)
+    assert (t.reason, t.k8s_job_name) == (Reason.STATE_TIME_LIMIT, adm.k8s_job_name)
+    c.attempt_finished("ns/x", None, 1, 302, exit_code=None)
+    ds = cycle(c, 302)
+    assert c.phase_of("ns/x") is final
+    if final is Phase.FAILED:
+        [f] = of_type(ds, Fail)
+        assert f.reason is Reason.STATE_TIME_LIMIT
+    else:
+        [again] = of_type(ds, Admit)
+        assert (again.compute_environment, again.attempt) == ("b", 2)
