@@ -244,7 +244,7 @@ async def _bench(args: argparse.Namespace, kubeconfig: Path, work: Path) -> dict
             "cpu_ms_per_pod": round(1000 * cpu_pods / max(args.pods, 1), 3),
             "pods_succeeded": s_done.get("pods_succeeded"),
             "pods_failed": s_done.get("pods_failed"),
-            "sim_api_writes_for_pods": int(s_done.get("api_writes", 0)) - writes0,
+            "sim_api_writes_during_pods_phase": int(s_done.get("api_writes", 0)) - writes0,
             "sim_cpu_s_total": round(total_cpu, 2),
             "sim_peak_rss_mib": round(peak, 1),
             "sim_rss_mib_at_end": round(rss_now, 1),
