@@ -62,7 +62,7 @@ def _peak_rss_mib(pid: int) -> float:
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
-    return psutil.Process(pid).memory_info().rss / 2**20
+    return float(psutil.Process(pid).memory_info().rss) / 2**20
 
 
 def _cpu(proc: psutil.Process) -> float:
