@@ -814,44 +814,47 @@ class Cache:
         return (-job.spec.scheduling_priority, job.spec.created_at, job.key)
 
     def _in_cycle(self, job: JobState) -> bool:
-        """Depth-first search from ``job`` along its dependencies; fail a found cycle."""
+        """Fail every job on a dependency cycle through the new ``job``: those reachable
+        from it along dependencies *and* from which it is reachable (its dependents, via the
+        reverse index). Cost: the ancestors and descendants of ``job``, not all jobs."""
         ns = job.spec.namespace
-        path: list[str] = []
-        on_path: set[str] = set()
-        done: set[str] = set()
-        cycle: list[str] | None = None
 
-        def visit(key: str) -> bool:
-            nonlocal cycle
-            if key in on_path:  # only a cycle through the new job is new
-                if key == job.key:
-                    cycle = list(path)
-                    return True
-                return False
-            if key in done:
-                return False
+        def live(key: str) -> JobState | None:
             j = self.jobs.get(key)
-            # finished jobs cannot be part of a new cycle, except those a cycle already failed
+            # finished jobs cannot be on a new cycle, except those a cycle already failed
             if j is None or (j.phase.terminal and j.reason is not Reason.DEPENDENCY_CYCLE):
-                return False
-            on_path.add(key)
-            path.append(key)
-            for dep in j.spec.depends_on:
-                if dep.type is not DependencyType.SEQUENTIAL and visit(f"{ns}/{dep.job_name}"):
-                    return True
-            path.pop()
-            on_path.discard(key)
-            done.add(key)
-            return False
+                return None
+            return j
 
-        if not visit(job.key) or cycle is None:
+        ancestors: set[str] = set()
+        stack = [job]
+        while stack:
+            for dep in stack.pop().spec.depends_on:
+                if dep.type is DependencyType.SEQUENTIAL:
+                    continue
+                key = f"{ns}/{dep.job_name}"
+                if key not in ancestors and (parent := live(key)) is not None:
+                    ancestors.add(key)
+                    stack.append(parent)
+        if job.key not in ancestors:
             return False
-        names = " -> ".join(k.split("/", 1)[1] for k in [*cycle, cycle[0]])
-        members = [self.jobs[k] for k in cycle if not self.jobs[k].phase.terminal]
-        for member in members:
-            msg = f"dependency cycle: {names}"
+        members = {job.key}
+        stack = [job]
+        seen = {job.key}
+        while stack:
+            for dependent_key, _dep in self._rdeps.get(stack.pop().key, ()):
+                if dependent_key in seen or (child := live(dependent_key)) is None:
+                    continue
+                seen.add(dependent_key)
+                stack.append(child)
+                if dependent_key in ancestors:
+                    members.add(dependent_key)
+        names = ", ".join(sorted(k.split("/", 1)[1] for k in members))
+        failing = [self.jobs[k] for k in sorted(members) if not self.jobs[k].phase.terminal]
+        for member in failing:
+            msg = f"dependency cycle between: {names}"
             self._fail(member, Reason.DEPENDENCY_CYCLE, msg, member.state_since, propagate=False)
-        for member in members:
+        for member in failing:
             self._propagate(member, member.state_since)
         return True
 
