@@ -1,0 +1,371 @@
+"""Pure conversions between the API (pydantic models, Kubernetes objects as dicts) and the
+core's model (frozen dataclasses). No I/O, no clock: every function here is pure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from kubatch.api import models as api
+from kubatch.api.models import dump
+from kubatch.api.resolve import effective_parameters, resolve_pod_template
+from kubatch.core import model as core
+from kubatch.core.lifecycle import Phase
+from kubatch.core.resources import Resources, parse_cpu, parse_memory, sum_requests
+from kubatch.core.retry import ExitRule, RetryStrategy
+from kubatch.core.selector import LabelSelector
+from kubatch.render import labels as L
+
+SPOT_TAINT_KEY = L.CAPACITY_TYPE
+GPU = "nvidia.com/gpu"
+INTERRUPTION_REASONS = frozenset(
+    {"Terminated", "NodeShutdown", "Shutdown", "Evicted", "NodeLost", "DeletionByTaintManager"}
+)
+
+
+def ts(value: datetime | None) -> float:
+    """Pure: a timestamp as epoch seconds (0 when unknown)."""
+    return value.timestamp() if value else 0.0
+
+
+def rfc3339(epoch: float) -> str:
+    """Pure: epoch seconds -> ``2026-01-02T03:04:05Z``."""
+    return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(value: str | None) -> float | None:
+    """Pure: RFC 3339 -> epoch seconds."""
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+# --------------------------------------------------------------------------- nodes
+
+
+@dataclass(frozen=True, slots=True)
+class NodeInfo:
+    """What kubatch needs of a Node: its labels, allocatable capacity, readiness, price."""
+
+    name: str
+    labels: Mapping[str, str]
+    allocatable: Resources
+    ready: bool
+    schedulable: bool
+    price_per_hour: float
+
+    @property
+    def usable(self) -> bool:
+        return self.ready and self.schedulable
+
+
+def node_info(body: Mapping[str, Any]) -> NodeInfo:
+    """Pure: a Node object -> :class:`NodeInfo`."""
+    meta = body.get("metadata") or {}
+    status = body.get("status") or {}
+    spec = body.get("spec") or {}
+    alloc = status.get("allocatable") or {}
+    ready = any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in status.get("conditions") or []
+    )
+    taints = spec.get("taints") or []
+    blocked = any(
+        t.get("effect") == "NoExecute" or str(t.get("key", "")).startswith("node.kubernetes.io/")
+        for t in taints
+    )
+    try:
+        price = float((meta.get("annotations") or {}).get(L.PRICE_PER_HOUR, "0") or 0)
+    except ValueError:
+        price = 0.0
+    return NodeInfo(
+        name=str(meta.get("name", "")),
+        labels=dict(meta.get("labels") or {}),
+        allocatable=Resources(
+            parse_cpu(alloc.get("cpu", 0)),
+            parse_memory(alloc.get("memory", 0)),
+            int(alloc.get(GPU, 0) or 0),
+        ),
+        ready=ready,
+        schedulable=not spec.get("unschedulable") and not blocked,
+        price_per_hour=price,
+    )
+
+
+def ce_node_selector(ce: api.ComputeEnvironment) -> dict[str, str]:
+    """Pure: the node labels that make a node part of a CE's pool."""
+    return dict(ce.spec.node_selector) or {L.COMPUTE_ENVIRONMENT: ce.metadata.name}
+
+
+def in_pool(node: NodeInfo, selector: Mapping[str, str]) -> bool:
+    return all(node.labels.get(k) == v for k, v in selector.items())
+
+
+def ce_tolerations(ce: api.ComputeEnvironment) -> list[dict[str, Any]]:
+    """Pure: the CE's tolerations, plus the spot taint's for Spot pools."""
+    out = [dump(t) for t in ce.spec.tolerations]
+    cr = ce.spec.compute_resources
+    if cr is not None and cr.capacity_type == api.CapacityType.SPOT:
+        spot = {"key": SPOT_TAINT_KEY, "operator": "Equal", "value": L.SPOT, "effect": "NoSchedule"}
+        if spot not in out:
+            out.append(spot)
+    return out
+
+
+def capacity_type(ce: api.ComputeEnvironment) -> str:
+    cr = ce.spec.compute_resources
+    return str(cr.capacity_type) if cr is not None else str(api.CapacityType.ON_DEMAND)
+
+
+def ce_to_core(ce: api.ComputeEnvironment, nodes: Iterable[NodeInfo]) -> core.ComputeEnvironment:
+    """Pure: a CE and the nodes of its pool -> the scheduler's view.
+
+    Managed pools grow to ``maxvCpus`` from the backlog (node capacity is not a limit);
+    Unmanaged pools hold what their ready nodes can hold.
+    """
+    cr = ce.spec.compute_resources
+    max_vcpus = cr.max_vcpus if cr is not None else 0
+    pool = [n for n in nodes if n.usable]
+    managed = ce.spec.type == api.ComputeEnvironmentType.MANAGED
+    if managed:
+        node_capacity = None
+        largest = None
+    else:
+        total = Resources()
+        for n in pool:
+            total = total + n.allocatable
+        node_capacity = total
+        largest = max(pool, key=lambda n: n.allocatable.mcpu).allocatable if pool else Resources()
+    return core.ComputeEnvironment(
+        name=ce.metadata.name,
+        max_vcpus=max_vcpus,
+        enabled=ce.spec.state == api.State.ENABLED,
+        capacity_type=capacity_type(ce),
+        node_capacity=node_capacity,
+        largest_node=largest,
+    )
+
+
+# --------------------------------------------------------------------------- queues
+
+
+def queue_to_core(q: api.JobQueue) -> core.JobQueue:
+    """Pure: a JobQueue -> the scheduler's view (CEs sorted by ``order``)."""
+    spec = q.spec
+    order = tuple(
+        o.compute_environment for o in sorted(spec.compute_environment_order, key=lambda o: o.order)
+    )
+    fair = None
+    if spec.scheduling_policy is not None:
+        sp = spec.scheduling_policy
+        fair = core.FairSharePolicy(
+            share_decay_seconds=sp.share_decay_seconds,
+            compute_reservation=sp.compute_reservation,
+            shares=tuple(
+                core.Share(s.share_identifier, s.weight_factor) for s in sp.share_distribution
+            ),
+        )
+    limits = tuple(
+        core.StateTimeLimit(
+            state=Phase(str(a.state)),
+            max_time_seconds=a.max_time_seconds,
+            action=core.TimeLimitAction(str(a.action)),
+            reason=a.reason,
+        )
+        for a in spec.job_state_time_limit_actions
+    )
+    selector = (
+        LabelSelector.parse(dump(spec.namespace_selector)) if spec.namespace_selector else None
+    )
+    return core.JobQueue(
+        name=q.metadata.name,
+        priority=spec.priority,
+        enabled=spec.state == api.State.ENABLED,
+        compute_environments=order,
+        strict_fifo=spec.ordering == api.QueueOrdering.STRICT_FIFO,
+        fair_share=fair,
+        state_time_limits=limits,
+        namespace_selector=selector or LabelSelector(),
+    )
+
+
+# --------------------------------------------------------------------------- jobs
+
+
+def retry_to_core(rs: api.RetryStrategy | None) -> RetryStrategy:
+    if rs is None:
+        return RetryStrategy()
+    return RetryStrategy(
+        attempts=rs.attempts,
+        evaluate_on_exit=tuple(
+            ExitRule.parse(r.action, r.on_exit_code, r.on_reason, r.on_status_reason)
+            for r in rs.evaluate_on_exit
+        ),
+    )
+
+
+def revision(defn: api.JobDefinition, job: api.BatchJob) -> api.JobDefinitionRevision:
+    """Pure: what a BatchJob records of its definition at submission (resolved)."""
+    spec = job.spec
+    return api.JobDefinitionRevision(
+        name=defn.metadata.name,
+        uid=defn.metadata.uid,
+        generation=defn.metadata.generation,
+        template=resolve_pod_template(defn, job),
+        retry_strategy=spec.retry_strategy or defn.spec.retry_strategy,
+        timeout=spec.timeout or defn.spec.timeout,
+        scheduling_priority=(
+            spec.scheduling_priority_override
+            if spec.scheduling_priority_override is not None
+            else defn.spec.scheduling_priority
+        ),
+    )
+
+
+def job_size(template: Mapping[str, Any]) -> Resources:
+    """Pure: the sum of the containers' requests of a pod template."""
+    return sum_requests((template.get("spec") or {}).get("containers") or [])
+
+
+def job_to_core(job: api.BatchJob, rev: api.JobDefinitionRevision) -> core.JobSpec:
+    """Pure: a BatchJob and its recorded definition revision -> the scheduler's job."""
+    spec = job.spec
+    meta = job.metadata
+    arr = spec.array_properties
+    deps = tuple(
+        core.Dependency(
+            job_name=d.job_name,
+            type=core.DependencyType(str(d.type)) if d.type else core.DependencyType.WHOLE,
+            condition=core.Condition(str(d.condition)),
+        )
+        for d in spec.depends_on
+    )
+    return core.JobSpec(
+        namespace=meta.namespace or "default",
+        name=meta.name,
+        queue=spec.job_queue,
+        size=job_size(rev.template or {}),
+        created_at=ts(meta.creation_timestamp),
+        token=meta.uid or "",
+        depends_on=deps,
+        array_size=arr.size if arr else None,
+        parallelism=arr.parallelism if arr else None,
+        retry=retry_to_core(rev.retry_strategy),
+        timeout_seconds=rev.timeout.attempt_duration_seconds if rev.timeout else None,
+        share_identifier=spec.share_identifier,
+        scheduling_priority=rev.scheduling_priority or 0,
+        terminate_reason=spec.terminate.reason if spec.terminate else None,
+    )
+
+
+def parameters_of(defn: api.JobDefinition, job: api.BatchJob) -> dict[str, str]:
+    return effective_parameters(defn, job)
+
+
+# --------------------------------------------------------------------------- pods
+
+
+@dataclass(frozen=True, slots=True)
+class PodOutcome:
+    """What a terminated (or vanished) pod says about its attempt."""
+
+    exit_code: int | None
+    reason: str | None
+    status_reason: str | None
+    interrupted: bool
+    started_at: float | None
+    stopped_at: float | None
+
+
+def pod_started_at(pod: Mapping[str, Any]) -> float | None:
+    """Pure: when the pod's first container started running."""
+    for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+        state = cs.get("state") or {}
+        for key in ("running", "terminated"):
+            if key in state and state[key].get("startedAt"):
+                return parse_time(state[key]["startedAt"])
+    return parse_time((pod.get("status") or {}).get("startTime"))
+
+
+def pod_outcome(pod: Mapping[str, Any]) -> PodOutcome:
+    """Pure: exit code, reason (e.g. ``OOMKilled``) and statusReason of a finished pod.
+
+    The deciding container is the first one that failed (or the first one when all
+    succeeded). A pod disrupted by its node (spot reclaim, eviction, shutdown) is an
+    interruption, not an application failure.
+    """
+    status = pod.get("status") or {}
+    chosen: Mapping[str, Any] | None = None
+    for cs in status.get("containerStatuses") or []:
+        term = (cs.get("state") or {}).get("terminated")
+        if term is None:
+            continue
+        if chosen is None or (term.get("exitCode", 0) != 0 and chosen.get("exitCode", 0) == 0):
+            chosen = term
+    disrupted = any(
+        c.get("type") == "DisruptionTarget" and c.get("status") == "True"
+        for c in status.get("conditions") or []
+    )
+    interrupted = disrupted or status.get("reason") in INTERRUPTION_REASONS
+    node = (pod.get("spec") or {}).get("nodeName")
+    message = status.get("message") or ""
+    if interrupted:
+        status_reason = message or f"node {node} was reclaimed"
+    elif chosen is not None and chosen.get("exitCode", 0) != 0:
+        status_reason = (
+            chosen.get("message") or f"Essential container exited ({chosen.get('reason')})"
+        )
+    else:
+        status_reason = message or None
+    return PodOutcome(
+        exit_code=int(chosen["exitCode"]) if chosen is not None and "exitCode" in chosen else None,
+        reason=(chosen or {}).get("reason") or status.get("reason"),
+        status_reason=status_reason,
+        interrupted=interrupted,
+        started_at=parse_time((chosen or {}).get("startedAt")) or pod_started_at(pod),
+        stopped_at=parse_time((chosen or {}).get("finishedAt")),
+    )
+
+
+def job_deadline_exceeded(job: Mapping[str, Any]) -> bool:
+    """Pure: the Job controller stopped the Job at ``activeDeadlineSeconds``."""
+    return any(
+        c.get("type") == "Failed" and c.get("reason") == "DeadlineExceeded"
+        for c in (job.get("status") or {}).get("conditions") or []
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptLabels:
+    namespace: str
+    batchjob: str
+    uid: str
+    attempt: int
+    index: int | None
+    compute_environment: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.batchjob}"
+
+
+def attempt_labels(obj: Mapping[str, Any]) -> AttemptLabels | None:
+    """Pure: which BatchJob attempt a kubatch-made Job or pod belongs to (None: not ours)."""
+    meta = obj.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    name = labels.get(L.BATCHJOB)
+    attempt = labels.get(L.ATTEMPT)
+    if not name or not attempt or not str(attempt).isdigit():
+        return None
+    idx = labels.get(L.ARRAY_INDEX)
+    return AttemptLabels(
+        namespace=str(meta.get("namespace") or "default"),
+        batchjob=str(name),
+        uid=str(labels.get(L.BATCHJOB_UID, "")),
+        attempt=int(attempt),
+        index=int(idx) if idx is not None and str(idx).isdigit() else None,
+        compute_environment=str(labels.get(L.COMPUTE_ENVIRONMENT, "")),
+    )
