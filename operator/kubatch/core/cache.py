@@ -30,7 +30,19 @@ from kubatch.core.decisions import (
     Terminate,
     UpdateArraySummary,
 )
-from kubatch.core.lifecycle import Phase, Reason
+from kubatch.core.lifecycle import (
+    AdmissionRolledBack,
+    Admitted,
+    AttemptRetried,
+    AttemptSucceeded,
+    DependenciesMet,
+    JobFailed,
+    Phase,
+    PodStarted,
+    Reason,
+    Validated,
+    next_phase,
+)
 from kubatch.core.model import (
     ComputeEnvironment,
     Condition,
@@ -464,7 +476,7 @@ class Cache:
                 arr.set_phase(index, _RUNNING)
                 self._dirty_arrays.add(key)
         elif job.phase is Phase.STARTING and job.attempt == attempt:
-            job.phase = Phase.RUNNING
+            job.phase = next_phase(job.phase, PodStarted())
             job.state_since = now
 
     def attempt_finished(
@@ -743,7 +755,7 @@ class Cache:
         self._release(job, d.compute_environment)
         job.attempt -= 1
         job.ce = None
-        job.phase = Phase.RUNNABLE
+        job.phase = next_phase(job.phase, AdmissionRolledBack())
         self._enqueue(job, now)
 
     def _assume_admit(self, d: Admit, now: float) -> None:
@@ -778,7 +790,7 @@ class Cache:
             return
         if qs is not None:
             qs.list_for(job).remove(job)
-        job.phase = Phase.STARTING
+        job.phase = next_phase(job.phase, Admitted())
         job.attempt = d.attempt
         job.ce = d.compute_environment
         job.reason = None
@@ -907,7 +919,7 @@ class Cache:
 
     def _set_waiting_phase(self, job: JobState, now: float) -> None:
         if job.unsatisfied > 0:
-            job.phase = Phase.PENDING
+            job.phase = next_phase(job.phase, Validated())
             job.reason = Reason.WAITING_FOR_DEPENDENCIES
             job.message = "waiting for dependencies"
             job.state_since = now
@@ -917,7 +929,7 @@ class Cache:
             self._make_runnable(job, now)
 
     def _make_runnable(self, job: JobState, now: float) -> None:
-        job.phase = Phase.RUNNABLE
+        job.phase = next_phase(job.phase, DependenciesMet())
         job.state_since = now
         job.reason = Reason.INSUFFICIENT_CAPACITY
         if job.array is not None:
@@ -1038,7 +1050,7 @@ class Cache:
                 job.reason, job.message = reason, message
                 self._dirty_arrays.add(job.key)
                 return
-        job.phase = Phase.FAILED
+        job.phase = next_phase(job.phase, JobFailed(reason))
         job.reason, job.message = reason, message
         job.state_since = now
         self._fresh.discard(job.key)
@@ -1049,7 +1061,7 @@ class Cache:
             self._propagate(job, now)
 
     def _succeed(self, job: JobState, now: float) -> None:
-        job.phase = Phase.SUCCEEDED
+        job.phase = next_phase(job.phase, AttemptSucceeded())
         job.reason, job.message = Reason.SUCCEEDED, ""
         job.state_since = now
         self._status[job.key] = Succeed(job.key)
@@ -1070,7 +1082,7 @@ class Cache:
         self._events.append(Retry(job.key, index, attempt, reason, message, interrupted))
         if index is None:
             job.ce = None
-            job.phase = Phase.RUNNABLE
+            job.phase = next_phase(job.phase, AttemptRetried())
             job.state_since = now
             job.reason = Reason.INSUFFICIENT_CAPACITY
             job.last_status = None
