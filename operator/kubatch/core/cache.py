@@ -70,13 +70,19 @@ WAITING = (Phase.SUBMITTED, Phase.PENDING, Phase.RUNNABLE)
 
 @dataclass(frozen=True, slots=True)
 class CacheConfig:
-    """Tunables. ``position_refresh_seconds``: how often queue positions of every waiting
-    job are recomputed and re-emitted (between refreshes only changes of phase/reason are
-    written). ``max_scan_per_queue``: jobs that do not fit that one queue's walk may skip per
-    cycle (bounds the cycle; a cut queue reserves its CEs against lower-priority queues).
-    ``max_admissions_per_cycle``: bounds one cycle's work."""
+    """Tunables.
+
+    ``position_refresh_seconds``: how often queue positions are recomputed (between refreshes
+    only changes of phase/reason are written). A refresh covers the first
+    ``position_refresh_depth`` waiting jobs of each queue and writes a position only when it
+    is below 100 or moved by at least 10%; deeper jobs keep the position estimated when they
+    started waiting. ``max_scan_per_queue``: how many jobs that do not fit one queue's walk may
+    skip per cycle (a cut queue reserves its CEs against lower-priority queues).
+    ``max_admissions_per_cycle``: bounds one cycle's work.
+    """
 
     position_refresh_seconds: float = 30.0
+    position_refresh_depth: int = 1000
     max_scan_per_queue: int = 2000
     max_admissions_per_cycle: int = 20000
 
@@ -1171,6 +1177,7 @@ class Cache:
             arr.set_phase(index, _SUCCEEDED)
             self._child_settled(job, index, now)
             self._array_check_done(job, now)
+            self._array_requeue(job, now)  # a parallelism slot is free again
             return
         verdict = self._verdict(
             job.spec,

@@ -158,15 +158,36 @@ def schedule(snapshot: Snapshot, now: float) -> list[Decision]:
         job = snapshot.jobs[key]
         if job.last_status == (phase, reason, pos):
             continue
+        last = job.last_status
         if (
-            job.last_status is not None
-            and job.last_status[:2] == (phase, reason)
-            and not snapshot.full_refresh
+            last is not None
+            and last[:2] == (phase, reason)
             and key not in snapshot.fresh
+            and not (snapshot.full_refresh and _moved_enough(last[2], pos))
         ):
-            continue  # only the position moved: written at the next refresh
+            continue  # only the position moved (a little): written at a later refresh
         out.append(SetWaiting(key, phase, reason, _MESSAGES.get(reason, str(reason)), pos))
     return out
+
+
+def _refresh(cyc: _Cycle, job: JobState, reason: Reason, pos: int) -> None:
+    """A job the walk only counts: queue its status if it is worth a write."""
+    last = job.last_status
+    if (
+        last is None
+        or last[0] is not Phase.RUNNABLE
+        or last[1] is not reason
+        or _moved_enough(last[2], pos)
+    ):
+        cyc.waiting[job.key] = (Phase.RUNNABLE, reason, pos)
+
+
+def _moved_enough(old: int | None, new: int | None) -> bool:
+    """Pure: a refreshed position is worth a status write: exact below 100, else when it
+    moved by at least 10% (hysteresis: deep in a long queue positions change every cycle)."""
+    if old is None or new is None:
+        return old != new
+    return new < 100 or abs(new - old) * 10 >= old
 
 
 def _queue(snap: Snapshot, job: JobState) -> QueueState | None:
@@ -180,9 +201,12 @@ def _walk_disabled(cyc: _Cycle, qs: QueueState) -> None:
     if not cyc.snap.full_refresh:
         return  # fresh jobs are handled by the caller
     pos = 0
+    depth = cyc.snap.config.position_refresh_depth
     for lst in [qs.fifo, *qs.shares.values()]:
         for job in lst:
-            cyc.waiting[job.key] = (Phase.RUNNABLE, Reason.QUEUE_DISABLED, pos)
+            if pos >= depth:
+                return
+            _refresh(cyc, job, Reason.QUEUE_DISABLED, pos)
             pos += 1
 
 
@@ -338,8 +362,11 @@ def _walk_fifo(cyc: _Cycle, qs: QueueState) -> None:
     # positions for the rest: only on refresh cycles (fresh jobs are handled by the caller)
     if snap.full_refresh:
         reason = Reason.BLOCKED_BY_QUEUE_HEAD if strict else Reason.INSUFFICIENT_CAPACITY
+        depth = snap.config.position_refresh_depth
         for job in it:
-            cyc.waiting[job.key] = (Phase.RUNNABLE, _rest_reason(job, reason), pos)
+            if pos >= depth:
+                break
+            _refresh(cyc, job, _rest_reason(job, reason), pos)
             pos += 1
 
 
@@ -412,7 +439,10 @@ def _walk_fair_share(cyc: _Cycle, qs: QueueState, now: float) -> None:
     if scan_left <= 0:
         cyc.blocked.update(qs.spec.compute_environments)
     if snap.full_refresh:
+        depth = snap.config.position_refresh_depth
         for it in iters.values():
             for job in it:
-                cyc.waiting[job.key] = (Phase.RUNNABLE, Reason.WAITING_FOR_SHARE, pos)
+                if pos >= depth:
+                    return
+                _refresh(cyc, job, Reason.WAITING_FOR_SHARE, pos)
                 pos += 1

@@ -224,6 +224,8 @@ def test_invariants_hold_over_random_runs(
         ]
         cache.upsert_job(j, 0)
         cycles |= static_cycles([*live, j])
+    for key in cycles:  # cycles are rejected at once
+        assert cache.jobs[key].phase is Phase.FAILED, key
     qmap = {q.name: q for q in queues}
     model = Model()
     now = 0.0

@@ -381,3 +381,29 @@ def test_starting_state_time_limit_stops_the_attempt(action: TimeLimitAction, fi
     else:
         [again] = of_type(ds, Admit)
         assert (again.compute_environment, again.attempt) == ("b", 2)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "write"),
+    [(None, 5, True), (5, 4, True), (150, 149, False), (150, 135, True), (5000, 4600, False)],
+    ids=["first", "front-exact", "deep-small-move", "deep-10pct", "deep-8pct"],
+)
+def test_position_hysteresis(old: int | None, new: int, write: bool) -> None:
+    from kubatch.core.scheduler import _moved_enough
+
+    assert _moved_enough(old, new) is write
+
+
+def test_position_refresh_depth_bounds_the_walk() -> None:
+    from kubatch.core.cache import CacheConfig
+
+    c = make_cache((make_ce(vcpus=1),), (make_queue(),), CacheConfig(position_refresh_depth=3))
+    c.upsert_job(make_job("blocker"), 0)
+    for i in range(6):
+        c.upsert_job(make_job(f"j{i}"), 0)
+    first = waiting(cycle(c, 0))
+    assert len(first) == 6  # every new job gets a status (estimated position)
+    c.remove_job("ns/j0")
+    again = waiting(cycle(c, 100))
+    assert set(again) <= {"ns/j1", "ns/j2", "ns/j3"}
+    assert again["ns/j1"].queue_position == 0
