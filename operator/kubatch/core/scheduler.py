@@ -241,10 +241,17 @@ def _try_admit(cyc: _Cycle, qs: QueueState, job: JobState) -> Reason | None:
     if room <= 0:
         return Reason.PARALLELISM_LIMIT
     admitted = 0
+    targets = [
+        n
+        for n in order[order.index(target) :]
+        if (ce := snap.ces.get(n)) is not None and ce.enabled and n not in cyc.blocked
+    ]
     for idx in heapq.nsmallest(min(room, len(arr.ready), cyc.budget), arr.ready):
-        if not fits_free(snap.free[target], size):
+        while targets and not fits_free(snap.free[targets[0]], size):
+            targets.pop(0)  # this CE is full: the next children go to the next CE in order
+        if not targets:
             break
-        _admit(cyc, qs, job, idx, arr.child_attempt[idx] + 1, target)
+        _admit(cyc, qs, job, idx, arr.child_attempt[idx] + 1, targets[0])
         admitted += 1
     if admitted == 0:
         return Reason.INSUFFICIENT_CAPACITY

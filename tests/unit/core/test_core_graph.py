@@ -242,3 +242,15 @@ def test_whole_dependency_on_an_array_waits_for_all_children() -> None:
     assert admitted(cycle(c, 1)) == []
     c.attempt_finished("ns/A", 2, 1, 2, exit_code=0)
     assert admitted(cycle(c, 2)) == ["ns/after"]
+
+
+def test_array_children_spill_to_the_next_ce_in_one_cycle() -> None:
+    c = make_cache((make_ce("a", 2), make_ce("b", 2)), (make_queue(ces=("a", "b")),))
+    c.upsert_job(make_job("arr", array=5), 0)
+    ds = cycle(c)
+    assert [(d.index, d.compute_environment) for d in of_type(ds, Admit)] == [
+        (0, "a"),
+        (1, "a"),
+        (2, "b"),
+        (3, "b"),
+    ]
