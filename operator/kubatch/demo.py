@@ -367,7 +367,7 @@ class Summary:
     pods_disrupted: int
     retries: float
     interruptions: float
-    interrupted_attempts: int
+    interrupted_jobs: list[str]
     outcomes: list[Outcome] = field(default_factory=list)
 
     @property
@@ -410,13 +410,17 @@ def summarize(
         pods_disrupted=int(sim_stats.get("pods_disrupted") or 0),
         retries=retries,
         interruptions=interruptions,
-        interrupted_attempts=sum(j.interrupted for j in jobs),
+        interrupted_jobs=sorted(j.name for j in jobs if j.interrupted),
         outcomes=outcomes(jobs, expected),
     )
 
 
 def _secs(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}s"
+
+
+def _expected_text(e: Expectation) -> str:
+    return e.phase.value + (f" ({'/'.join(e.reasons)})" if e.reasons else "")
 
 
 def render_summary(s: Summary, color: bool = False) -> list[str]:
@@ -443,26 +447,32 @@ def render_summary(s: Summary, color: bool = False) -> list[str]:
     else:
         lines.append("  (no nodes)")
     by_ce = ", ".join(f"{ce}: {n}" for ce, n in s.reclaims_by_ce.items()) or "none"
+    disrupted = f", {s.pods_disrupted} pod(s) disrupted by the sim" if s.pods_disrupted else ""
     lines += [
         "",
-        f"Spot reclaims     {s.reclaims} node(s) ({by_ce}), {s.pods_disrupted} pod(s) disrupted",
-        f"Interruptions     {s.interruptions:.0f} (metrics), {s.interrupted_attempts} attempt(s)"
-        " marked interrupted — not counted against retry attempts",
-        f"Retries           {s.retries:.0f} (failed attempts retried by the retry strategy)",
+        f"Spot reclaims     {s.reclaims} node(s) ({by_ce}){disrupted}",
+        f"Interruptions     {s.interruptions:.0f} attempt(s) lost their node (operator metric);"
+        " they do not use up retry attempts",
+    ]
+    if s.interrupted_jobs:
+        lines.append(f"                  interrupted and rerun: {', '.join(s.interrupted_jobs)}")
+    lines += [
+        f"Retries           {s.retries:.0f} failed attempt(s) retried by a retry strategy",
         "",
         "Example jobs, expected vs actual:",
     ]
     width = max([4, *(len(o.name) for o in s.outcomes)])
+    exp_width = max([8, *(len(_expected_text(o.expected)) for o in s.outcomes)])
     for o in s.outcomes:
-        exp = o.expected.phase.value
-        if o.expected.reasons:
-            exp += f" ({'/'.join(o.expected.reasons)})"
+        exp = _expected_text(o.expected)
         actual = o.phase.value if o.phase else "missing"
-        if o.reason:
+        if o.reason and o.reason != actual:
             actual += f" ({o.reason})"
         mark = paint("ok", "32", color) if o.ok else paint("MISMATCH", "31", color)
         note = "" if o.reason_ok or not o.ok else "  [reason differs]"
-        lines.append(f"  {mark:<8} {o.name:<{width}}  expected {exp:<40} got {actual}{note}")
+        lines.append(
+            f"  {mark:<8} {o.name:<{width}}  expected {exp:<{exp_width}}  got {actual}{note}"
+        )
     good = sum(1 for o in s.outcomes if o.ok)
     verdict = f"{good}/{len(s.outcomes)} example jobs ended as intended"
     lines += ["", paint(verdict, "32" if s.ok else "31", color)]
@@ -563,6 +573,7 @@ class Demo:
         self.running_since: dict[str, float] = {}
         self.api: Any = None
         self.events: list[str] = []
+        self.reclaim_reported = False
 
     # -- output --------------------------------------------------------------------------------
     def say(self, msg: str) -> None:
@@ -755,6 +766,8 @@ class Demo:
             elapsed = time.monotonic() - start
             self.maybe_terminate(jobs, expected)
             self.maybe_reclaim(spot_ces)
+            if self.reclaimer is not None and self.reclaimer.poll() is not None:
+                self.finish_reclaim()
             names = {j.name for j in jobs}
             done = all(n in names for n in expected) and all(j.phase.terminal for j in jobs)
             if self.tty:
@@ -784,15 +797,19 @@ class Demo:
         return {}
 
     def finish_reclaim(self) -> None:
-        if self.reclaimer is None:
+        if self.reclaimer is None or self.reclaim_reported:
             return
+        self.reclaim_reported = True
         try:
             out, _ = self.reclaimer.communicate(timeout=60)
         except subprocess.TimeoutExpired:
             self.reclaimer.kill()
             out, _ = self.reclaimer.communicate()
         if self.reclaimer.returncode != 0:
-            self.say(f"the reclaim command failed: {out.strip()[-500:]}")
+            self.event(f"the reclaim command failed: {out.strip()[-500:]}")
+            return
+        nodes = [line.split("/", 1)[1] for line in out.splitlines() if line.startswith("reclaimed")]
+        self.event(f"spot reclaim took back {len(nodes)} node(s): {', '.join(nodes) or 'none'}")
 
     # -- the run -----------------------------------------------------------------------------
     def run(self) -> int:
