@@ -1,0 +1,63 @@
+"""``kubatch demo`` end to end, as a user runs it: its own plane (own state dir and free ports,
+never the session's ``local_plane``), the sim, the operator and the examples; exit 0 when every
+example ended as intended; nothing left running afterwards."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+QUEUES = ("high-priority", "low-priority", "shared")
+
+pytestmark = pytest.mark.timeout(420)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    stat = Path(f"/proc/{pid}/stat")
+    try:
+        return stat.read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_demo_runs_the_examples_and_cleans_up() -> None:
+    from kubatch.local import binaries
+
+    binaries.ensure(allow_build=False)  # a clear failure if the binaries are missing
+    state_dir = Path(tempfile.mkdtemp(prefix="kubatch-demo-test-")) / "plane"
+    env = {**os.environ, "NO_COLOR": "1"}
+    env.pop("KUBECONFIG", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "kubatch.cli", "demo", "--state-dir", str(state_dir),
+         "--timeout", "240"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=400, check=False,
+    )  # fmt: skip
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-6000:]
+    summary = proc.stdout.split("kubatch demo: summary", 1)
+    assert len(summary) == 2, out[-6000:]
+    text = summary[1]
+    for queue in QUEUES:
+        assert queue in text, f"{queue} missing from the summary:\n{text}"
+    assert re.search(r"Makespan\s+\d+(\.\d+)?s", text), text
+    assert re.search(r"Wait time\s+p50 \d", text), text
+    assert "10/10 example jobs ended as intended" in text, text
+    assert re.search(r"Spot reclaims\s+[1-9]", text), text  # --reclaim is on by default
+    # Everything it started is gone: plane processes, sim and operator, and the state dir.
+    pids = [int(p) for p in re.findall(r"pid (\d+)", out)]
+    assert len(pids) >= 6, out[:3000]  # etcd, apiserver, controller-manager, scheduler, sim, op
+    assert [p for p in pids if _alive(p)] == []
+    assert not state_dir.exists()
