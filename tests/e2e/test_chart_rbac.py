@@ -1,0 +1,201 @@
+"""The operator end to end under exactly the chart's ClusterRole.
+
+``helm template`` renders the repository's chart; its ServiceAccount, ClusterRole and
+ClusterRoleBinding are applied to the real plane unchanged; the ServiceAccount's token (the
+legacy token Secret the 1.20 serviceaccount-token controller creates) goes into a kubeconfig;
+a second ``kubatch operator`` runs with that kubeconfig. The shared operator is stopped for the
+duration (two operators would fight over the same queues and compute environments) and
+started again afterwards. A permission the operator needs and the role lacks shows up as a 403
+in the operator's log, a job that never finishes, or a status that is never written.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from tests.e2e.conftest import PY, ROOT, Proc, Stack, free_port
+from tests.e2e.factories import make_ce, make_definition, make_job, make_queue
+
+from kubatch.local.helm import ensure_helm
+
+pytestmark = pytest.mark.timeout(300)
+
+CHART = ROOT / "helm" / "kubatch"
+RBAC_KINDS = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding")
+FORBIDDEN = re.compile(r"\b403\b|forbidden", re.IGNORECASE)
+
+
+def poll(what: str, probe: Callable[[], Any], timeout: float, op: Proc | None = None) -> Any:
+    """``probe()`` until truthy (``Stack.wait`` would fail: the shared operator is stopped)."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        if op is not None and not op.alive():
+            raise AssertionError(f"the restricted operator died:\n{op.log.read_text()[-6000:]}")
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
+
+
+def render_rbac(release: str, namespace: str) -> list[dict[str, Any]]:
+    """The chart's ServiceAccount, ClusterRole and ClusterRoleBinding, exactly as rendered."""
+    proc = subprocess.run(
+        [str(ensure_helm()), "template", release, str(CHART), "--namespace", namespace],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
+    rbac = [d for d in docs if d["kind"] in RBAC_KINDS]
+    assert sorted(d["kind"] for d in rbac) == sorted(RBAC_KINDS), [d["kind"] for d in docs]
+    return rbac
+
+
+def sa_token(stack: Stack, namespace: str, sa: str) -> str:
+    """The ServiceAccount's legacy token (read with the admin kubeconfig)."""
+
+    def secret_name() -> str | None:
+        obj = stack.get("serviceaccount", sa, namespace) or {}
+        names = [s["name"] for s in obj.get("secrets") or [] if "token" in s["name"]]
+        return names[0] if names else None
+
+    name: str = poll(f"a token Secret for {namespace}/{sa}", secret_name, 60)
+
+    def token() -> str | None:
+        secret = stack.get("secret", name, namespace) or {}
+        data = (secret.get("data") or {}).get("token")
+        return base64.b64decode(data).decode() if data else None
+
+    value: str = poll(f"the token of {namespace}/{name}", token, 30)
+    return value
+
+
+def write_kubeconfig(admin: Path, token: str, path: Path) -> None:
+    """The admin kubeconfig's server and CA, with the ServiceAccount's token as the user."""
+    cfg = yaml.safe_load(admin.read_text())
+    cluster = cfg["clusters"][0]
+    restricted = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [cluster],
+        "users": [{"name": "kubatch-sa", "user": {"token": token}}],
+        "contexts": [
+            {"name": "kubatch-sa", "context": {"cluster": cluster["name"], "user": "kubatch-sa"}}
+        ],
+        "current-context": "kubatch-sa",
+    }
+    path.write_text(yaml.safe_dump(restricted))
+
+
+def can_i(stack: Stack, kubeconfig: Path, *args: str) -> bool:
+    proc = subprocess.run(
+        [str(stack.plane.kubectl), "--kubeconfig", str(kubeconfig), "auth", "can-i", *args],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    return proc.stdout.strip() == "yes"
+
+
+@pytest.fixture
+def restricted_operator(stack: Stack, namespace: str) -> Iterator[tuple[Proc, Path]]:
+    """A second operator running with the chart's ServiceAccount, watching ``namespace``."""
+    release = namespace  # unique: ClusterRole and ClusterRoleBinding are cluster-scoped
+    rbac = render_rbac(release, namespace)
+    sa = next(d for d in rbac if d["kind"] == "ServiceAccount")["metadata"]["name"]
+    kubeconfig = stack.workdir / f"{namespace}-sa.kubeconfig"
+    stack.apply(rbac)
+    proc: Proc | None = None
+    try:
+        write_kubeconfig(stack.plane.kubeconfig, sa_token(stack, namespace, sa), kubeconfig)
+        # The token really is the ServiceAccount's, bound to the chart's role and nothing more.
+        assert can_i(stack, kubeconfig, "create", "jobs.batch", "-n", namespace)
+        assert not can_i(stack, kubeconfig, "get", "secrets", "-n", namespace)
+        assert not can_i(stack, kubeconfig, "create", "batchjobs.kubatch.io", "-n", namespace)
+        env = {k: v for k, v in stack.env.items() if not k.startswith("KUBATCH_METRICS")}
+        env["KUBECONFIG"] = str(kubeconfig)
+        proc = Proc(
+            [PY, "-m", "kubatch.cli", "operator", "--kubeconfig", str(kubeconfig),
+             "--namespace", namespace, "--metrics-port", str(free_port())],
+            stack.workdir / f"{namespace}-operator.log", env,
+        )  # fmt: skip
+        stack.kill_operator()
+        proc.start()
+        yield proc, kubeconfig
+    finally:
+        if proc is not None:
+            proc.stop()
+        stack.start_operator()
+        for doc in rbac:
+            if doc["kind"] != "ServiceAccount":  # goes with the namespace
+                stack.kubectl(
+                    "delete", doc["kind"].lower(), doc["metadata"]["name"], "--wait=false",
+                    check=False,
+                )  # fmt: skip
+
+
+def test_operator_runs_under_exactly_the_charts_cluster_role(
+    stack: Stack, namespace: str, restricted_operator: tuple[Proc, Path]
+) -> None:
+    ns = namespace
+    op, _ = restricted_operator
+    ce, q = f"{ns}-ce", f"{ns}-q"
+    stack.apply([make_ce(ce, max_vcpus=4), make_queue(q, [ce])])
+    stack.apply(
+        [
+            make_definition("ok", duration=1, cpu="500m"),
+            make_definition("flaky", duration=0.5, cpu="500m", exit_code=1, retry={"attempts": 2}),
+            make_job("first", q, "ok"),
+            make_job("second", q, "ok", dependsOn=[{"jobName": "first"}]),
+            make_job("frames", q, "ok", arrayProperties={"size": 2}),
+            make_job("flaky", q, "flaky"),
+        ],
+        ns,
+    )
+
+    def wait_phase(name: str) -> dict[str, Any]:
+        def probe() -> dict[str, Any] | None:
+            bj = stack.get("batchjob", name, ns)
+            st = (bj or {}).get("status") or {}
+            return bj if st.get("phase") in ("Succeeded", "Failed") else None
+
+        try:
+            found: dict[str, Any] = poll(f"{ns}/{name} to finish", probe, 120, op)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\nrestricted operator log:\n{log()}") from None
+        return found
+
+    def log() -> str:
+        return op.log.read_text(errors="replace")[-8000:]
+
+    for name in ("first", "second", "frames"):
+        st = wait_phase(name)["status"]
+        assert st["phase"] == "Succeeded", st
+    assert st["arrayStatusSummary"]["succeeded"] == 2
+    flaky = wait_phase("flaky")["status"]
+    assert flaky["phase"] == "Failed", flaky
+    assert len(flaky["attempts"]) == 2, flaky
+
+    # Cluster-scoped status (queue and compute environment) written by the restricted operator.
+    def published() -> bool:
+        jq = (stack.get("jobqueue", q) or {}).get("status") or {}
+        env = (stack.get("computeenvironment", ce) or {}).get("status") or {}
+        return (jq.get("jobCounts") or {}).get("succeeded") == 3 and "allocatedvCpus" in env
+
+    poll(f"{q} and {ce} status", published, 60, op)
+    # Events the user must notice (the retry, the failure) were posted.
+    events = json.loads(stack.kubectl("get", "events", "-o", "json", namespace=ns).stdout)["items"]
+    about_flaky = [e for e in events if e["involvedObject"].get("name") == "flaky"]
+    assert about_flaky, [e["reason"] for e in events]
+
+    assert op.alive(), log()
+    text = op.log.read_text(errors="replace")
+    denied = [line for line in text.splitlines() if FORBIDDEN.search(line)]
+    assert not denied, "\n".join(denied[:20])
