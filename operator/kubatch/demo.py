@@ -17,6 +17,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -288,6 +289,15 @@ def render_table(jobs: Sequence[JobView], elapsed: float, color: bool = False) -
     return lines
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def screen_rows(line: str, columns: int) -> int:
+    """Pure: how many terminal rows ``line`` takes (ANSI codes take none; long lines wrap)."""
+    visible = len(_ANSI.sub("", line))
+    return max(1, math.ceil(visible / max(columns, 1)))
+
+
 def progress_line(jobs: Sequence[JobView], elapsed: float) -> str:
     """Pure: one plain line of progress (when the output is not a terminal)."""
     totals = dict.fromkeys(PHASES, 0)
@@ -468,7 +478,7 @@ def render_summary(s: Summary, color: bool = False) -> list[str]:
         actual = o.phase.value if o.phase else "missing"
         if o.reason and o.reason != actual:
             actual += f" ({o.reason})"
-        mark = paint("ok", "32", color) if o.ok else paint("MISMATCH", "31", color)
+        mark = paint("ok      ", "32", color) if o.ok else paint("MISMATCH", "31", color)
         note = "" if o.reason_ok or not o.ok else "  [reason differs]"
         lines.append(
             f"  {mark:<8} {o.name:<{width}}  expected {exp:<{exp_width}}  got {actual}{note}"
@@ -609,8 +619,13 @@ class Demo:
         self.say(f"control plane ready at {state.server} ({pids})")
 
     def _stop_leftovers(self) -> None:
-        """Stop the sim/operator of an earlier ``--keep`` run in this state dir (by PID)."""
+        """Stop what an earlier ``--keep`` run left in this state dir (by PID): the demo always
+        starts from a clean cluster (nodes of a stopped sim would hold pods that never run)."""
+        if self.plane.state() is None and not (self.state_dir / "demo.json").is_file():
+            return
+        self.say("stopping the demo kept by an earlier run (--keep) to start clean")
         stop_recorded_children(self.state_dir)
+        self.plane.down()
 
     def install_crds(self) -> None:
         from kubatch.api.crds import build_crds
@@ -771,12 +786,14 @@ class Demo:
             names = {j.name for j in jobs}
             done = all(n in names for n in expected) and all(j.phase.terminal for j in jobs)
             if self.tty:
-                lines = render_table(jobs, elapsed, self.color) + self.events[-4:]
+                cols = shutil.get_terminal_size().columns
+                events = [e[: cols - 1] for e in self.events[-4:]]
+                lines = render_table(jobs, elapsed, self.color) + events
                 if drawn:
                     self.out.write(f"\x1b[{drawn}F\x1b[J")
                 self.out.write("\n".join(lines) + "\n")
                 self.out.flush()
-                drawn = len(lines)
+                drawn = sum(screen_rows(line, cols) for line in lines)
             else:
                 line = progress_line(jobs, elapsed)
                 if line != last_line or time.monotonic() - last_print >= 10:

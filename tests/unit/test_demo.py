@@ -22,6 +22,7 @@ from kubatch.demo import (
     progress_line,
     render_summary,
     render_table,
+    screen_rows,
     summarize,
 )
 
@@ -285,3 +286,16 @@ def test_summary_fails_on_mismatch_or_missing_job() -> None:
 def test_outcomes_with_no_expectations_is_not_ok() -> None:
     assert outcomes(JOBS, {}) == []
     assert not summarize(JOBS, {}, {}, {}).ok
+
+
+@pytest.mark.parametrize(
+    ("line", "columns", "rows"),
+    [
+        pytest.param("", 80, 1, id="empty"),
+        pytest.param("x" * 80, 80, 1, id="exact"),
+        pytest.param("x" * 81, 80, 2, id="wraps"),
+        pytest.param("\x1b[32m" + "x" * 80 + "\x1b[0m", 80, 1, id="ansi-takes-no-room"),
+    ],
+)
+def test_screen_rows(line: str, columns: int, rows: int) -> None:
+    assert screen_rows(line, columns) == rows
