@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import multiprocessing
 import platform
 import random
 import statistics
@@ -139,6 +140,7 @@ def measure_cycles(n: int, cycles: int) -> dict[str, float]:
         now += 1.0
     all_times = sorted(times + refresh_times)
     return {
+        "rss_mib": _rss_mib(),
         "cycle_ms_p50": statistics.median(all_times),
         "cycle_ms_p99": all_times[min(len(all_times) - 1, int(len(all_times) * 0.99))],
         "cycle_ms_p99_without_position_refresh": sorted(times)[int(len(times) * 0.99)],
@@ -205,6 +207,13 @@ def measure_release(background: int) -> dict[str, Any]:
     return out
 
 
+def _isolated(fn: Callable[..., Any], *args: Any) -> Any:
+    """Run ``fn(*args)`` in a forked child process and return its (picklable) result."""
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as pool:
+        return pool.apply(fn, args)
+
+
 def _rss_mib() -> float:
     try:
         import psutil
@@ -246,19 +255,17 @@ def main(argv: list[str] | None = None) -> int:
     rss = 0.0
     for n in sizes:
         row: dict[str, float] = {"pending": n}
-        row["bytes_per_pending_job"] = measure_memory(n)
-        gc.collect()
-        row.update(measure_admissions(n, budget=min(n, 20_000)))
-        gc.collect()
-        row.update(measure_cycles(n, cycles))
-        rss = max(rss, _rss_mib())
-        row["rss_mib"] = rss
+        # each measurement in its own forked process: a fresh heap, and RSS per size
+        row.update(_isolated(measure_admissions, n, min(n, 20_000)))
+        row.update(_isolated(measure_cycles, n, cycles))
+        row["bytes_per_pending_job"] = _isolated(measure_memory, n)
+        rss = max(rss, row["rss_mib"])
         results["sizes"][str(n)] = row
         gc.collect()
         print(f"  measured {n} pending: {json.dumps(row)}", file=sys.stderr, flush=True)
     background = 10_000 if args.quick else 100_000
     results["dependency_release"] = measure_release(background)
-    results["rss_mib"] = _rss_mib()
+    results["rss_mib_max"] = rss
     results["python"] = platform.python_version()
     results["machine"] = platform.machine()
     results["targets"] = _targets(results)
