@@ -207,11 +207,6 @@ def test_metrics_and_argocd_health_match_what_happened(stack: Stack, namespace: 
     assert argo_health("BatchJob", fresh)[0] == "Progressing"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="adapters/kube.py labels writes with the HTTP method (post) instead of the "
-    "Kubernetes verb (create) that metrics.count_write documents",
-)
 def test_api_write_verbs_are_kubernetes_verbs(stack: Stack, namespace: str) -> None:
     ns = namespace
     ce, q = f"{ns}-ce", f"{ns}-q"

@@ -23,6 +23,8 @@ JsonDict = dict[str, Any]
 WriteHook = Callable[[str, str], None]
 
 MERGE_PATCH = "application/merge-patch+json"
+VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+"""HTTP method -> Kubernetes verb (the ``verb`` label of the API-writes counter)."""
 
 
 class ApiError(RuntimeError):
@@ -164,7 +166,7 @@ class Kube:
             headers["Content-Type"] = content_type
             data = json.dumps(body, separators=(",", ":"))
         if method != "GET" and self._on_write is not None:
-            self._on_write(method.lower(), resource or path.rsplit("/", 2)[-2])
+            self._on_write(VERBS.get(method, method.lower()), resource or path.rsplit("/", 2)[-2])
         async with session.request(method, url, data=data, headers=headers) as resp:
             text = await resp.text()
             if resp.status >= 400:

@@ -400,13 +400,24 @@ class Operator:
             return None
         return rec, labels
 
+    def _live(self, key: str, index: int | None, attempt: int) -> bool:
+        """Whether the cache runs this attempt now (Starting/Running). Reports about other
+        attempts are not recorded, so that a replay after an admission still counts."""
+        job = self.cache.jobs.get(key)
+        if job is None:
+            return False
+        if index is not None and job.array is not None:
+            arr = job.array
+            return index in arr.active and arr.child_attempt[index] == attempt
+        return job.phase in (Phase.STARTING, Phase.RUNNING) and job.attempt == attempt
+
     def on_pod(self, body: Mapping[str, Any], deleted: bool = False) -> None:
         found = self._attempt_of(body)
         if found is None:
             return
         rec, lab = found
         ident = (rec.key, lab.index, lab.attempt)
-        if ident in self.finished_attempts:
+        if ident in self.finished_attempts or not self._live(rec.key, lab.index, lab.attempt):
             return
         status = body.get("status") or {}
         phase = status.get("phase")
@@ -474,7 +485,7 @@ class Operator:
         timed_out: bool,
     ) -> None:
         ident = (rec.key, lab.index, lab.attempt)
-        if ident in self.finished_attempts:
+        if ident in self.finished_attempts or not self._live(rec.key, lab.index, lab.attempt):
             return
         self.finished_attempts.add(ident)
         self.started_attempts.discard(ident)
