@@ -15,6 +15,7 @@ help: ## list the targets
 $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PY) >/dev/null || { echo "python3 is required (3.11+)"; exit 1; }
 	@$(PY) -c 'import venv, ensurepip' 2>/dev/null || { echo "installing python3-venv"; apt-get update -qq && apt-get install -y -qq python3-venv; }
+	@command -v openssl >/dev/null || { echo "installing openssl"; apt-get update -qq && apt-get install -y -qq openssl; }
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'

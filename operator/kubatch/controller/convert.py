@@ -338,6 +338,19 @@ def job_deadline_exceeded(job: Mapping[str, Any]) -> bool:
     )
 
 
+def job_finished(job: Mapping[str, Any]) -> bool | None:
+    """Pure: ``True`` when the Job completed, ``False`` when it failed (not by its deadline),
+    ``None`` while it runs."""
+    for c in (job.get("status") or {}).get("conditions") or []:
+        if c.get("status") != "True":
+            continue
+        if c.get("type") == "Complete":
+            return True
+        if c.get("type") == "Failed" and c.get("reason") != "DeadlineExceeded":
+            return False
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class AttemptLabels:
     namespace: str

@@ -53,6 +53,7 @@ WRITE_CONCURRENCY = 48
 DEBOUNCE_SECONDS = 0.03
 IDLE_SECONDS = 1.0
 OBJECT_STATUS_SECONDS = 2.0
+VERDICT_GRACE_SECONDS = 3.0
 
 
 async def _bounded(coros: Iterable[Awaitable[None]], limit: int = WRITE_CONCURRENCY) -> None:
@@ -225,8 +226,36 @@ class Loop:
         except (ApiError, OSError, TimeoutError) as exc:
             log.warning("deleting Job %s/%s failed: %s", ns, d.k8s_job_name, exc)
 
+    def _settle_job_verdicts(self) -> None:
+        """Attempts whose Job finished but whose pod never reported (gone): the Job decides."""
+        op = self.op
+        if not op.job_verdicts:
+            return
+        now = op.now()
+        keep = []
+        for seen, key, lab, ok in op.job_verdicts:
+            rec = op.records.get(key)
+            if rec is None or not op._live(key, lab.index, lab.attempt):
+                continue
+            if now - seen < VERDICT_GRACE_SECONDS:
+                keep.append((seen, key, lab, ok))
+                continue
+            out = convert.PodOutcome(
+                exit_code=0 if ok else None,
+                reason="Completed" if ok else "Failed",
+                status_reason=None if ok else "the attempt's pod is gone; its Job failed",
+                interrupted=False,
+                started_at=None,
+                stopped_at=now,
+            )
+            op._finish(rec, lab, out, None, None, timed_out=False)
+        op.job_verdicts = keep
+        if keep:
+            op.poke()
+
     async def _settle_vanished(self) -> None:
         op = self.op
+        self._settle_job_verdicts()
         if not op.vanished:
             return
         batch, op.vanished = op.vanished, []

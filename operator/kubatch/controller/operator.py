@@ -114,6 +114,8 @@ class Operator:
         self.pod_nodes: dict[tuple[str, int | None, int], str] = {}
         self.vanished: list[tuple[str, convert.AttemptLabels, str, str | None]] = []
         self.attempt_cost: dict[str, float] = {}
+        self.invalid_queues: dict[str, Mapping[str, Any]] = {}
+        self.job_verdicts: list[tuple[float, str, convert.AttemptLabels, bool]] = []
 
     # ------------------------------------------------------------------ helpers
 
@@ -167,8 +169,12 @@ class Operator:
                 self.cache.remove_compute_environment(name)
             self.poke()
             return
+        new = name not in self.ces
         self.ces[name] = ce
         self._refresh_ce(name)
+        if new:
+            for body_ in list(self.invalid_queues.values()):
+                self.on_job_queue(body_)
         self.poke()
 
     def _refresh_ce(self, name: str) -> None:
@@ -184,6 +190,7 @@ class Operator:
     def on_job_queue(self, body: Mapping[str, Any], deleted: bool = False) -> None:
         name = str((body.get("metadata") or {}).get("name", ""))
         if deleted:
+            self.invalid_queues.pop(name, None)
             self.queues.pop(name, None)
             self.notes.pop(("JobQueue", name), None)
             self.cache.remove_queue(name)
@@ -194,16 +201,19 @@ class Operator:
         gen = (body.get("metadata") or {}).get("generation")
         try:
             q = api.parse_job_queue(body)
-            problems = validate(q, compute_environments=None)
+            problems = validate(q, compute_environments=set(self.ces))
         except InvalidResource as err:
             q, problems = None, list(err.problems)
         ok = self._validity("JobQueue", name, gen, problems, _ref(body))
         if not ok or q is None:
+            # kept to validate again when a compute environment appears (GitOps order)
+            self.invalid_queues[name] = body
             if name in self.queues:
                 self.queues.pop(name)
                 self.cache.remove_queue(name)
             self.poke()
             return
+        self.invalid_queues.pop(name, None)
         self.queues[name] = q
         self.cache.upsert_queue(convert.queue_to_core(q), self.now())
         self.poke()
@@ -354,6 +364,22 @@ class Operator:
         for a in status.attempts:
             if a.stopped_at is not None:
                 self.finished_attempts.add((rec.key, None, a.number))
+        last = status.attempts[-1] if status.attempts else None
+        if phase in (Phase.STARTING, Phase.RUNNING) and last is not None and last.stopped_at:
+            # The attempt's end was written but not its verdict (killed in between): replay
+            # the recorded outcome; its pod may be gone by now.
+            self.cache.attempt_started(rec.key, None, last.number, now)
+            self.cache.attempt_finished(
+                rec.key,
+                None,
+                last.number,
+                now,
+                exit_code=last.exit_code,
+                reason=last.reason,
+                status_reason=last.status_reason,
+                interrupted=last.interrupted,
+                timed_out=last.reason == "DeadlineExceeded",
+            )
         self.poke()
 
     def _invalid_job(self, body: Mapping[str, Any], problems: list[Problem]) -> None:
@@ -473,6 +499,14 @@ class Operator:
             )
             self._finish(rec, lab, out, None, self.pod_nodes.get((rec.key, lab.index, lab.attempt)),
                          timed_out=True)  # fmt: skip
+            return
+        done = convert.job_finished(body)
+        if done is not None and self._live(rec.key, lab.index, lab.attempt):
+            # Normally the pod's own final status arrives first and decides. If the pod is
+            # gone (deleted with its node while the operator was down), the Job's verdict
+            # decides after a grace period (see Loop._settle_vanished).
+            self.job_verdicts.append((self.now(), rec.key, lab, done))
+            self.poke()
 
     def _finish(
         self,
