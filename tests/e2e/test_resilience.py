@@ -136,4 +136,4 @@ def test_restart_with_sigkill_loses_nothing_and_duplicates_nothing(
         attempts = status(bj).get("attempts") or []
         assert n_jobs == len(attempts), f"{name}: {n_jobs} Jobs for {len(attempts)} attempts"
         if name.startswith("j") and expected[name] == "Failed" and int(name[1:]) % 30 == 1:
-            assert len(attempts) == 2, f"{name}: retried once per its retryStrategy"
+            assert len(attempts) == 2, f"{name}: retried once per its retryStrategy: {attempts}"

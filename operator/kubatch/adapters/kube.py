@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from urllib.parse import quote, urlencode
 
 import aiohttp
 
+log = logging.getLogger("kubatch.kube")
 JsonDict = dict[str, Any]
 WriteHook = Callable[[str, str], None]
 
@@ -139,7 +141,9 @@ class Kube:
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(limit=self._limit, ssl=self._ssl())
             self._session = aiohttp.ClientSession(
-                connector=connector, timeout=aiohttp.ClientTimeout(total=60)
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(total=60),
+                read_bufsize=2**22,  # watch events are one JSON line each
             )
         return self._session
 
@@ -190,6 +194,95 @@ class Kube:
             if not token:
                 return items
             params["continue"] = token
+
+    async def watch(
+        self,
+        res: Resource,
+        on_event: Callable[[str, JsonDict], None],
+        *,
+        namespace: str | None = None,
+        labels: str | None = None,
+        timeout_seconds: int = 300,
+    ) -> None:
+        """List, then watch ``res`` for ever (server-side ``labelSelector``), calling
+        ``on_event(type, object)``; re-lists when the server says the version is gone (410).
+
+        Unlike a client-side filter, objects that do not match never cross the wire.
+        """
+        base: dict[str, str] = {}
+        if labels:
+            base["labelSelector"] = labels
+        while True:
+            version = await self._list_into(res, namespace, base, on_event)
+            while version:
+                params = {
+                    **base,
+                    "watch": "1",
+                    "resourceVersion": version,
+                    "allowWatchBookmarks": "true",
+                    "timeoutSeconds": str(timeout_seconds),
+                }
+                try:
+                    version = await self._watch_once(res, namespace, params, on_event)
+                except (aiohttp.ClientError, TimeoutError) as exc:
+                    log.info("watch of %s interrupted (%s); resuming", res.plural, exc)
+                    await asyncio.sleep(1.0)
+
+    async def _list_into(
+        self,
+        res: Resource,
+        namespace: str | None,
+        base: Mapping[str, str],
+        on_event: Callable[[str, JsonDict], None],
+    ) -> str:
+        params = {**base, "limit": "500"}
+        version = ""
+        while True:
+            try:
+                page = await self.request("GET", res.path(namespace), params=params)
+            except (ApiError, aiohttp.ClientError, TimeoutError) as exc:
+                log.warning("listing %s failed (%s); retrying", res.plural, exc)
+                await asyncio.sleep(2.0)
+                continue
+            for item in page.get("items") or []:
+                on_event("ADDED", item)
+            meta = page.get("metadata") or {}
+            version = str(meta.get("resourceVersion") or version)
+            if not meta.get("continue"):
+                return version
+            params["continue"] = str(meta["continue"])
+
+    async def _watch_once(
+        self,
+        res: Resource,
+        namespace: str | None,
+        params: Mapping[str, str],
+        on_event: Callable[[str, JsonDict], None],
+    ) -> str:
+        """One watch request; returns the version to resume from ('' to re-list)."""
+        session = await self.session()
+        url = self.host + res.path(namespace) + f"?{urlencode(params)}"
+        version = params["resourceVersion"]
+        timeout = aiohttp.ClientTimeout(total=None, sock_read=int(params["timeoutSeconds"]) + 30)
+        async with session.get(url, headers=await self._headers(), timeout=timeout) as resp:
+            if resp.status == 410:
+                return ""
+            if resp.status >= 400:
+                raise ApiError(resp.status, resp.reason or "", await resp.text())
+            while True:
+                line = await resp.content.readline()
+                if not line:
+                    return version
+                if not line.strip():
+                    continue
+                event = json.loads(line)
+                kind = event.get("type")
+                obj = event.get("object") or {}
+                if kind == "ERROR":
+                    return "" if obj.get("code") == 410 else version
+                version = str((obj.get("metadata") or {}).get("resourceVersion") or version)
+                if kind != "BOOKMARK":
+                    on_event(str(kind), obj)
 
     async def get(self, res: Resource, name: str, namespace: str | None = None) -> JsonDict:
         return await self.request("GET", res.path(namespace, name))

@@ -103,15 +103,17 @@ class Loop:
         if op.metrics is not None:
             kinds = Counter(type(d).__name__ for d in decisions)
             op.metrics.observe_cycle(elapsed, kinds)
+        # Status first, in decision order (a Retry of attempt n, then the Admit of n+1 in the
+        # same cycle must leave the job Starting, not Runnable).
+        for d in decisions:
+            if not isinstance(d, Admit | Terminate):
+                self._record(d, now)
         admits = [d for d in decisions if isinstance(d, Admit)]
         stops = [d for d in decisions if isinstance(d, Terminate)]
         if admits or stops:
             await _bounded(
                 [self._admit(d, now) for d in admits] + [self._terminate(d) for d in stops]
             )
-        for d in decisions:
-            if not isinstance(d, Admit | Terminate):
-                self._record(d, now)
         await self._flush()
         await self._post_events()
         if time.monotonic() - self._last_objects >= OBJECT_STATUS_SECONDS:

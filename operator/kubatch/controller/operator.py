@@ -348,24 +348,36 @@ class Operator:
         rec.finished = phase.terminal
         rec.attempts = [dump(a) for a in status.attempts]
         rec.conditions = [dump(c) for c in status.conditions]
-        rec.written = {"phase": str(phase)}
+        written = dump(status)
+        rec.written = {k: v for k, v in written.items() if k not in ("jobDefinition", "conditions")}
         rec.started_at = convert.ts(status.started_at) or None
-        failures = sum(
-            1 for a in status.attempts if a.exit_code not in (None, 0) and not a.interrupted
-        )
+        last = status.attempts[-1] if status.attempts else None
+        ce = status.compute_environment
+        if last is not None and last.stopped_at is None and not phase.terminal:
+            # An attempt was admitted and has not ended: the job is Starting (or Running)
+            # whatever phase the status shows, on that attempt's compute environment.
+            if phase not in (Phase.STARTING, Phase.RUNNING):
+                phase = Phase.STARTING
+            ce = last.compute_environment or ce
+        if phase is not rec.phase:
+            rec.phase = phase
+            rec.pending["phase"] = str(phase)
+            self.dirty.add(rec.key)
+        replay = phase in (Phase.STARTING, Phase.RUNNING) and last is not None and last.stopped_at
+        counted = status.attempts[:-1] if replay else status.attempts
+        failures = sum(1 for a in counted if a.exit_code not in (None, 0) and not a.interrupted)
         self.cache.restore_job(
             convert.job_to_core(job, rev),
             now,
             phase=phase,
             attempt=len(status.attempts),
             failures=failures,
-            compute_environment=status.compute_environment,
+            compute_environment=ce,
         )
         for a in status.attempts:
             if a.stopped_at is not None:
                 self.finished_attempts.add((rec.key, None, a.number))
-        last = status.attempts[-1] if status.attempts else None
-        if phase in (Phase.STARTING, Phase.RUNNING) and last is not None and last.stopped_at:
+        if replay and last is not None:
             # The attempt's end was written but not its verdict (killed in between): replay
             # the recorded outcome; its pod may be gone by now.
             self.cache.attempt_started(rec.key, None, last.number, now)
