@@ -36,7 +36,8 @@ crds: $(STAMP) ## regenerate crds/ and the chart's CRDs from the pydantic models
 	$(BIN)/kubatch crds --out crds --chart helm/kubatch/crds
 
 test: $(STAMP) binaries lint ## every check: lint, types, layers, unit, integration and e2e tests
-	$(BIN)/pytest tests
+	$(BIN)/pytest tests/unit tests/integration
+	$(BIN)/pytest tests/e2e
 
 test-unit: $(STAMP) ## unit tests only (no control plane)
 	$(BIN)/pytest tests/unit

@@ -37,8 +37,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.e2e)
 
 
-@pytest.fixture(scope="session")
-def local_plane() -> Iterator[PlaneHandle]:
+def plane_handle(prefix: str) -> Iterator[PlaneHandle]:
+    """Start a local plane in a fresh state dir (or use ``KUBATCH_TEST_KUBECONFIG``) and stop
+    it when the generator is closed, even after failures."""
     from kubatch.local import binaries
     from kubatch.local.plane import LocalPlane
 
@@ -54,7 +55,7 @@ def local_plane() -> Iterator[PlaneHandle]:
             token=cfg["users"][0]["user"]["token"],
         )
         return
-    state_dir = Path(tempfile.mkdtemp(prefix="kubatch-test-plane-"))
+    state_dir = Path(tempfile.mkdtemp(prefix=prefix))
     plane = LocalPlane(state_dir)
     try:
         state = plane.up(timeout=180, allow_build=False)
@@ -68,8 +69,9 @@ def local_plane() -> Iterator[PlaneHandle]:
         plane.down()
 
 
-@pytest.fixture(scope="session")
-def kubectl(local_plane: PlaneHandle) -> Kubectl:
+def kubectl_for(plane: PlaneHandle) -> Kubectl:
+    """A ``kubectl(*args, input=, check=, namespace=, timeout=)`` bound to ``plane``."""
+
     def run(
         *args: str,
         input: str | None = None,
@@ -77,7 +79,7 @@ def kubectl(local_plane: PlaneHandle) -> Kubectl:
         namespace: str | None = None,
         timeout: float = 120,
     ) -> subprocess.CompletedProcess[str]:
-        cmd = [str(local_plane.kubectl), "--kubeconfig", str(local_plane.kubeconfig)]
+        cmd = [str(plane.kubectl), "--kubeconfig", str(plane.kubeconfig)]
         if namespace:
             cmd += ["-n", namespace]
         cmd += list(args)
@@ -91,6 +93,25 @@ def kubectl(local_plane: PlaneHandle) -> Kubectl:
         return proc
 
     return run
+
+
+def fresh_namespace(kubectl: Kubectl) -> Iterator[str]:
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    kubectl("create", "namespace", name)
+    try:
+        yield name
+    finally:
+        kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture(scope="session")
+def local_plane() -> Iterator[PlaneHandle]:
+    yield from plane_handle("kubatch-test-plane-")
+
+
+@pytest.fixture(scope="session")
+def kubectl(local_plane: PlaneHandle) -> Kubectl:
+    return kubectl_for(local_plane)
 
 
 @pytest.fixture(scope="session")
@@ -108,9 +129,4 @@ def k8s_api(local_plane: PlaneHandle) -> Iterator[object]:
 
 @pytest.fixture
 def namespace(kubectl: Kubectl) -> Iterator[str]:
-    name = f"t-{uuid.uuid4().hex[:10]}"
-    kubectl("create", "namespace", name)
-    try:
-        yield name
-    finally:
-        kubectl("delete", "namespace", name, "--wait=false", check=False)
+    yield from fresh_namespace(kubectl)

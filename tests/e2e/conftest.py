@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.conftest import Kubectl, PlaneHandle
+from tests.conftest import Kubectl, PlaneHandle, fresh_namespace, kubectl_for, plane_handle
 
 ROOT = Path(__file__).resolve().parents[2]
 PY = sys.executable
@@ -151,6 +151,23 @@ class Stack:
         url = f"http://127.0.0.1:{self.metrics_port}/metrics"
         with urllib.request.urlopen(url, timeout=5) as resp:
             return str(resp.read().decode())
+
+
+# The e2e tier runs its own operator and simulator, which act on every object of their plane:
+# it gets a plane of its own, so that integration tests never see them.
+@pytest.fixture(scope="session")
+def local_plane() -> Iterator[PlaneHandle]:
+    yield from plane_handle("kubatch-e2e-plane-")
+
+
+@pytest.fixture(scope="session")
+def kubectl(local_plane: PlaneHandle) -> Kubectl:
+    return kubectl_for(local_plane)
+
+
+@pytest.fixture
+def namespace(kubectl: Kubectl) -> Iterator[str]:
+    yield from fresh_namespace(kubectl)
 
 
 @pytest.fixture(scope="session")
