@@ -54,6 +54,7 @@ DEBOUNCE_SECONDS = 0.03
 IDLE_SECONDS = 1.0
 OBJECT_STATUS_SECONDS = 2.0
 VERDICT_GRACE_SECONDS = 3.0
+SUBMISSION_FIELDS = frozenset({"jobDefinition", "createdAt"})
 
 
 async def _bounded(coros: Iterable[Awaitable[None]], limit: int = WRITE_CONCURRENCY) -> None:
@@ -374,6 +375,11 @@ class Loop:
             rec = op.records.get(key)
             if rec is None or not rec.pending:
                 continue
+            if rec.pending.keys() <= SUBMISSION_FIELDS:
+                # The definition revision of a job the scheduler has not looked at yet: it
+                # goes out with the job's first phase (next cycle), not in a patch of its own.
+                op.dirty.add(key)
+                continue
             patch = st.strip_equal(st.without_nulls(rec.pending, rec.written), rec.written)
             rec.pending = {}
             if not patch:
@@ -394,6 +400,7 @@ class Loop:
 
     async def _patch_job(self, rec: JobRecord, patch: JsonDict) -> None:
         op = self.op
+        log.debug("status patch %s: %s", rec.key, ",".join(sorted(patch)))
         try:
             await op.kube.patch(
                 BATCHJOBS, rec.name, {"status": patch}, namespace=rec.namespace, status=True

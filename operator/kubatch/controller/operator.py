@@ -560,8 +560,9 @@ class Operator:
                 fields["podName"] = pod_name
             if node:
                 fields["nodeName"] = node
+            # Not marked dirty: the verdict (Retry, Fail or Succeed) the cache has just queued
+            # comes out of the next cycle and carries the attempt's end in the same patch.
             self._update_attempt(rec, lab.attempt, **fields)
-            self.dirty.add(rec.key)
         self._observe_attempt_end(rec, lab, out, node, now)
         self.poke()
 
