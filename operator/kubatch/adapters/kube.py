@@ -213,7 +213,14 @@ class Kube:
         if labels:
             base["labelSelector"] = labels
         while True:
-            version = await self._list_into(res, namespace, base, on_event)
+            try:
+                version = await self._list_into(res, namespace, base, on_event)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("listing %s failed; retrying", res.plural)
+                await asyncio.sleep(2.0)
+                continue
             while version:
                 params = {
                     **base,
@@ -227,6 +234,14 @@ class Kube:
                 except (aiohttp.ClientError, TimeoutError) as exc:
                     log.info("watch of %s interrupted (%s); resuming", res.plural, exc)
                     await asyncio.sleep(1.0)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    # A torn line, a 5xx, a handler bug: never let the watch die silently;
+                    # list again (the handlers are idempotent).
+                    log.exception("watch of %s failed; listing again", res.plural)
+                    await asyncio.sleep(1.0)
+                    version = ""
 
     async def _list_into(
         self,

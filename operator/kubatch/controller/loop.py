@@ -54,6 +54,7 @@ DEBOUNCE_SECONDS = 0.03
 IDLE_SECONDS = 1.0
 OBJECT_STATUS_SECONDS = 2.0
 VERDICT_GRACE_SECONDS = 3.0
+DEADLINE_GRACE_SECONDS = 15.0
 SUBMISSION_FIELDS = frozenset({"jobDefinition", "createdAt"})
 
 
@@ -256,9 +257,42 @@ class Loop:
         if keep:
             op.poke()
 
+    async def _enforce_deadlines(self) -> None:
+        """Backstop for attempt timeouts: the Job's ``activeDeadlineSeconds`` normally stops
+        an attempt; one still running well past its timeout is stopped by kubatch."""
+        op = self.op
+        if not op.deadlines:
+            return
+        now = op.now()
+        late = [
+            (ident, lab)
+            for ident, (expires, lab) in op.deadlines.items()
+            if now > expires + DEADLINE_GRACE_SECONDS
+        ]
+        for ident, lab in late:
+            op.deadlines.pop(ident, None)
+            rec = op.records.get(ident[0])
+            if rec is None or not op._live(rec.key, lab.index, lab.attempt):
+                continue
+            name = job_name_for_attempt(rec.name, rec.uid, lab.index, lab.attempt)
+            log.info("attempt %s of %s is past its timeout: stopping Job %s", lab.attempt,
+                     rec.key, name)  # fmt: skip
+            with contextlib.suppress(ApiError, OSError, TimeoutError):
+                await op.kube.delete(JOBS, name, namespace=rec.namespace)
+            out = convert.PodOutcome(
+                exit_code=None,
+                reason="DeadlineExceeded",
+                status_reason=f"attempt exceeded its timeout of {rec.timeout_seconds}s",
+                interrupted=False,
+                started_at=None,
+                stopped_at=now,
+            )
+            op._finish(rec, lab, out, None, op.pod_nodes.get(ident), timed_out=True)
+
     async def _settle_vanished(self) -> None:
         op = self.op
         self._settle_job_verdicts()
+        await self._enforce_deadlines()
         if not op.vanished:
             return
         batch, op.vanished = op.vanished, []

@@ -116,6 +116,8 @@ class Operator:
         self.attempt_cost: dict[str, float] = {}
         self.invalid_queues: dict[str, Mapping[str, Any]] = {}
         self.job_verdicts: list[tuple[float, str, convert.AttemptLabels, bool]] = []
+        # running attempts with a timeout -> (when it expires, labels): kubatch's own backstop
+        self.deadlines: dict[tuple[str, int | None, int], tuple[float, convert.AttemptLabels]] = {}
 
     # ------------------------------------------------------------------ helpers
 
@@ -468,6 +470,8 @@ class Operator:
             self.started_attempts.add(ident)
             started = convert.pod_started_at(body) or now
             self.cache.attempt_started(rec.key, lab.index, lab.attempt, now)
+            if rec.timeout_seconds:
+                self.deadlines[ident] = (started + rec.timeout_seconds, lab)
             if lab.index is None:
                 self._update_attempt(
                     rec,
@@ -535,6 +539,7 @@ class Operator:
             return
         self.finished_attempts.add(ident)
         self.started_attempts.discard(ident)
+        self.deadlines.pop(ident, None)
         self.pod_nodes.pop(ident, None)
         now = self.now()
         self.cache.attempt_finished(
