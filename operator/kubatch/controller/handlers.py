@@ -71,7 +71,9 @@ async def operator_startup(
     settings.watching.server_timeout = 600
     settings.watching.client_timeout = 660
     settings.networking.request_timeout = 120
-    settings.batching.idle_timeout = 60.0
+    # kopf keeps a worker (and the last event body) per object until it idles out: keep that
+    # short, thousands of BatchJobs would otherwise each hold a full body in memory.
+    settings.batching.idle_timeout = 2.0
     metrics: Metrics | None = getattr(memo, "metrics", None)
     if metrics is None:
         metrics = Metrics()

@@ -8,7 +8,9 @@ writes. Everything runs on one asyncio event loop, so no locks are needed.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -39,7 +41,7 @@ class JobRecord:
     uid: str
     generation: int | None
     queue: str
-    template: JsonDict
+    template_json: str  # the resolved pod template, as interned JSON (shared by equal ones)
     array_size: int | None
     created_at: float
     timeout_seconds: int | None
@@ -55,6 +57,12 @@ class JobRecord:
     @property
     def key(self) -> str:
         return f"{self.namespace}/{self.name}"
+
+    @property
+    def template(self) -> JsonDict:
+        """A fresh copy of the resolved pod template."""
+        out: JsonDict = json.loads(self.template_json)
+        return out
 
     def ref(self) -> JsonDict:
         """The object reference used for Events."""
@@ -333,13 +341,19 @@ class Operator:
             uid=meta.uid or "",
             generation=meta.generation,
             queue=job.spec.job_queue,
-            template=rev.template or {},
+            template_json=self._intern(rev.template or {}),
             array_size=arr.size if arr else None,
             created_at=convert.ts(meta.creation_timestamp),
             timeout_seconds=rev.timeout.attempt_duration_seconds if rev.timeout else None,
         )
         self.records[rec.key] = rec
         return rec
+
+    @staticmethod
+    def _intern(template: JsonDict) -> str:
+        """The template as compact JSON, interned: thousands of jobs of one definition and
+        parameters share one string instead of each keeping a tree of dicts."""
+        return sys.intern(json.dumps(template, sort_keys=True, separators=(",", ":")))
 
     def _restore(self, job: api.BatchJob, rev: api.JobDefinitionRevision, now: float) -> None:
         """After a restart: rebuild the cache entry of a submitted job from its status."""
@@ -411,7 +425,7 @@ class Operator:
             uid=str(meta.get("uid", "")),
             generation=meta.get("generation"),
             queue=str((body.get("spec") or {}).get("jobQueue", "")),
-            template={},
+            template_json="{}",
             array_size=None,
             created_at=convert.parse_time(meta.get("creationTimestamp")) or self.now(),
             timeout_seconds=None,
