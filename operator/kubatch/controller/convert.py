@@ -13,8 +13,10 @@ from kubatch.api import models as api
 from kubatch.api.models import dump
 from kubatch.api.resolve import effective_parameters, resolve_pod_template
 from kubatch.core import model as core
+from kubatch.core.catalogue import DEFAULT, Catalogue
+from kubatch.core.fit import managed_shapes, pareto
 from kubatch.core.lifecycle import Phase
-from kubatch.core.resources import Resources, parse_cpu, parse_memory, sum_requests
+from kubatch.core.resources import QuantityError, Resources, sum_requests
 from kubatch.core.retry import ExitRule, RetryStrategy
 from kubatch.core.selector import LabelSelector
 from kubatch.render import labels as L
@@ -84,15 +86,19 @@ def node_info(body: Mapping[str, Any]) -> NodeInfo:
     return NodeInfo(
         name=str(meta.get("name", "")),
         labels=dict(meta.get("labels") or {}),
-        allocatable=Resources(
-            parse_cpu(alloc.get("cpu", 0)),
-            parse_memory(alloc.get("memory", 0)),
-            int(alloc.get(GPU, 0) or 0),
-        ),
+        allocatable=node_allocatable(alloc),
         ready=ready,
         schedulable=not spec.get("unschedulable") and not blocked,
         price_per_hour=price,
     )
+
+
+def node_allocatable(alloc: Mapping[str, Any]) -> Resources:
+    """Pure: a node's ``status.allocatable`` (every resource but the pod count)."""
+    try:
+        return Resources.from_requests({k: v for k, v in alloc.items() if k != "pods"})
+    except QuantityError:
+        return Resources()
 
 
 def ce_node_selector(ce: api.ComputeEnvironment) -> dict[str, str]:
@@ -120,32 +126,39 @@ def capacity_type(ce: api.ComputeEnvironment) -> str:
     return str(cr.capacity_type) if cr is not None else str(api.CapacityType.ON_DEMAND)
 
 
-def ce_to_core(ce: api.ComputeEnvironment, nodes: Iterable[NodeInfo]) -> core.ComputeEnvironment:
+def ce_to_core(
+    ce: api.ComputeEnvironment, nodes: Iterable[NodeInfo], catalogue: Catalogue = DEFAULT
+) -> core.ComputeEnvironment:
     """Pure: a CE and the nodes of its pool -> the scheduler's view.
 
-    Managed pools grow to ``maxvCpus`` from the backlog (node capacity is not a limit);
-    Unmanaged pools hold what their ready nodes can hold.
+    Managed pools grow to ``maxvCpus`` from the backlog (node capacity is not a limit); the
+    nodes they can get are their instance types (from ``catalogue``). Unmanaged pools hold
+    what their ready nodes can hold, and can run only what one of those nodes can hold.
     """
     cr = ce.spec.compute_resources
     max_vcpus = cr.max_vcpus if cr is not None else 0
     pool = [n for n in nodes if n.usable]
     managed = ce.spec.type == api.ComputeEnvironmentType.MANAGED
+    shapes: tuple[core.Shape, ...] | None
     if managed:
         node_capacity = None
-        largest = None
+        shapes = managed_shapes(catalogue, cr.instance_types if cr is not None else [])
     else:
         total = Resources()
         for n in pool:
             total = total + n.allocatable
         node_capacity = total
-        largest = max(pool, key=lambda n: n.allocatable.mcpu).allocatable if pool else Resources()
+        shapes = pareto(core.Shape(n.name, n.allocatable) for n in pool)
+        if cr is None:
+            max_vcpus = core.UNBOUNDED  # no maxvCpus: the nodes are the limit
     return core.ComputeEnvironment(
         name=ce.metadata.name,
         max_vcpus=max_vcpus,
         enabled=ce.spec.state == api.State.ENABLED,
         capacity_type=capacity_type(ce),
         node_capacity=node_capacity,
-        largest_node=largest,
+        shapes=shapes,
+        managed=managed,
     )
 
 
