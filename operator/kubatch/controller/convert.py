@@ -121,6 +121,24 @@ def ce_tolerations(ce: api.ComputeEnvironment) -> list[dict[str, Any]]:
     return out
 
 
+def instance_type_names(catalogue: Catalogue, wanted: Iterable[str]) -> tuple[str, ...]:
+    """Pure: the instance type names a CE's ``instanceTypes`` stand for (families and
+    ``optimal`` expanded from the catalogue); empty — no constraint — when it lists none or a
+    family the catalogue does not know."""
+    names: set[str] = set()
+    for w in (x.strip() for x in wanted if x and x.strip()):
+        if w in catalogue:
+            names.add(w)
+        elif "." in w:
+            names.add(w)  # an exact name the catalogue does not know: still a valid constraint
+        else:
+            matched = catalogue.select([w])
+            if not matched:
+                return ()
+            names.update(t.name for t in matched)
+    return tuple(sorted(names))
+
+
 def capacity_type(ce: api.ComputeEnvironment) -> str:
     cr = ce.spec.compute_resources
     return str(cr.capacity_type) if cr is not None else str(api.CapacityType.ON_DEMAND)
@@ -235,6 +253,11 @@ def revision(defn: api.JobDefinition, job: api.BatchJob) -> api.JobDefinitionRev
             if spec.scheduling_priority_override is not None
             else defn.spec.scheduling_priority
         ),
+        interruption_budget=(
+            spec.interruption_budget
+            if spec.interruption_budget is not None
+            else defn.spec.interruption_budget
+        ),
     )
 
 
@@ -266,11 +289,17 @@ def job_to_core(job: api.BatchJob, rev: api.JobDefinitionRevision) -> core.JobSp
         depends_on=deps,
         array_size=arr.size if arr else None,
         parallelism=arr.parallelism if arr else None,
+        max_failed_children=arr.max_failed_children if arr else None,
         retry=retry_to_core(rev.retry_strategy),
         timeout_seconds=rev.timeout.attempt_duration_seconds if rev.timeout else None,
         share_identifier=spec.share_identifier,
         scheduling_priority=rev.scheduling_priority or 0,
         terminate_reason=spec.terminate.reason if spec.terminate else None,
+        interruption_budget=(
+            rev.interruption_budget
+            if rev.interruption_budget is not None
+            else core.DEFAULT_INTERRUPTION_BUDGET
+        ),
     )
 
 

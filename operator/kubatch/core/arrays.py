@@ -192,6 +192,14 @@ def child_finished(
     cache.outbox.dirty_arrays.add(job.key)
     if result.exit_code is not None:
         arr.ran = True
+    if ce not in cache.ledgers and arr.stop_reason is None and not result.ok:
+        arr.set_phase(index, RUNNABLE)  # its CE was deleted: run again elsewhere, uncounted
+        heapq.heappush(arr.ready, index)
+        msg = f"compute environment {ce} was deleted; the child runs again elsewhere"
+        reason = Reason.COMPUTE_ENVIRONMENT_DELETED
+        cache.retry(job, index, attempt, reason, msg, result.interrupted, now)
+        requeue(cache, job)
+        return
     if arr.stop_reason is not None or result.ok:
         arr.set_phase(index, SUCCEEDED if result.ok else FAILED)
         _settled(cache, job, index, now)

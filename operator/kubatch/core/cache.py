@@ -19,7 +19,7 @@ import heapq
 import math
 from collections.abc import Iterable, Mapping
 
-from kubatch.core import arrays
+from kubatch.core import arrays, restore
 from kubatch.core.capacity import Ledger
 from kubatch.core.decisions import (
     Admit,
@@ -66,7 +66,7 @@ from kubatch.core.outcomes import (
 from kubatch.core.queues import QueueBook
 from kubatch.core.resources import Resources
 from kubatch.core.snapshot import Expired, JobView, Outbox, Snapshot
-from kubatch.core.state import CODE, WAITING, CacheConfig, JobState, QueueState
+from kubatch.core.state import WAITING, CacheConfig, JobState, QueueState
 
 __all__ = ["Cache", "CacheConfig"]
 
@@ -102,9 +102,13 @@ class Cache:
         self._fits.clear()
 
     def remove_compute_environment(self, name: str) -> None:
-        """A CE was deleted (its running jobs keep running; nothing new is admitted)."""
-        self.ledgers.pop(name, None)
+        """A CE was deleted: nothing more is admitted to it, and its attempts are stopped as
+        interruptions that use up neither ``attempts`` nor the interruption budget; their
+        jobs go back to Runnable for the queue's other CEs (SEMANTICS §4)."""
+        if self.ledgers.pop(name, None) is None:
+            return
         self._fits.clear()
+        self.outbox.events.extend(restore.stops_on(self.jobs.values(), name))
 
     def upsert_queue(self, spec: JobQueue, now: float) -> None:
         """A JobQueue was created or changed: jobs that waited for it go on."""
@@ -203,30 +207,8 @@ class Cache:
         failures: int = 0,
         compute_environment: str | None = None,
     ) -> None:
-        """After an operator restart: a job whose status says ``phase``. It is fed like a
-        new one, then *reconstructed* (not transitioned) in its recorded phase: a
-        Starting/Running plain job takes its capacity on ``compute_environment`` again, a
-        finished one settles its dependents."""
-        self.upsert_job(spec, now)
-        job = self.jobs[spec.key]
-        job.attempt, job.failures = attempt, failures
-        if phase in (Phase.STARTING, Phase.RUNNING) and compute_environment and job.array is None:
-            self.book.drop(job)
-            self.book.forget_orphan(job)
-            job.phase, job.ce, job.reason = phase, compute_environment, None
-            led = self.ledgers.get(compute_environment)
-            if led is not None:
-                led.assume(spec.size)
-            self.book.running(job, spec.size.mcpu, now)
-            self.outbox.fresh.discard(spec.key)
-        elif phase.terminal and not job.phase.terminal:
-            self.book.drop(job)
-            self.book.forget_orphan(job)
-            job.phase = phase
-            if job.array is not None:
-                arrays.settle_all(job.array, CODE[phase])
-            self.outbox.forget(spec.key)
-            self._propagate(job, now)
+        """After an operator restart: a job whose status says ``phase`` (see ``restore``)."""
+        restore.job(self, spec, now, phase, attempt, failures, compute_environment)
 
     def restore_child(
         self,
@@ -281,6 +263,11 @@ class Cache:
         assert job.ce is not None
         ce = job.ce
         self.release(job, ce)
+        if ce not in self.ledgers and job.spec.terminate_reason is None and not result.ok:
+            job.stop_reason = None
+            msg = f"compute environment {ce} was deleted; the job runs again elsewhere"
+            self.retry(job, None, attempt, Reason.COMPUTE_ENVIRONMENT_DELETED, msg, True, now)
+            return
         if job.stop_reason is not None or job.spec.terminate_reason is not None:
             stop = job.stop_reason
             job.stop_reason = None
@@ -639,6 +626,10 @@ class Cache:
         self.outbox.events.append(
             Terminate(job.key, None, job.attempt, name, Reason.TERMINATED, reason)
         )
+
+    def settle_dependents(self, job: JobState, now: float) -> None:
+        """``job`` is terminal: settle its dependents (used by ``restore``)."""
+        self._propagate(job, now)
 
     def _propagate(self, job: JobState, now: float) -> None:
         """``job`` became terminal: settle the edges of its dependents (reverse index)."""

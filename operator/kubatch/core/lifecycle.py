@@ -54,6 +54,8 @@ class Reason(StrEnum):
     PARALLELISM_LIMIT = "ParallelismLimit"
     WAITING_FOR_SHARE = "WaitingForFairShare"
     BLOCKED_BY_QUEUE_HEAD = "BlockedByQueueHead"
+    COMPUTE_ENVIRONMENT_DELETED = "ComputeEnvironmentDeleted"
+    COMPUTE_ENVIRONMENT_NOT_FOUND = "ComputeEnvironmentNotFound"
 
 
 # --- events: small frozen dataclasses, past tense -------------------------------------------

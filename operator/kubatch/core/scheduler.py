@@ -10,7 +10,7 @@ to the first Enabled CE in its queue's order (from its fallback floor) that has 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from kubatch.core.decisions import (
     Admit,
@@ -33,6 +33,7 @@ _MESSAGES = {
     Reason.INSUFFICIENT_CAPACITY: "waiting for capacity in the queue's compute environments",
     Reason.QUEUE_DISABLED: "the job queue is disabled",
     Reason.COMPUTE_ENVIRONMENT_DISABLED: "no Enabled compute environment in the queue's order",
+    Reason.COMPUTE_ENVIRONMENT_NOT_FOUND: "the queue's compute environments do not exist (yet)",
     Reason.PARALLELISM_LIMIT: "array parallelism reached",
     Reason.WAITING_FOR_SHARE: "waiting for its fair share",
     Reason.BLOCKED_BY_QUEUE_HEAD: "StrictFIFO: waiting behind the queue head",
@@ -225,7 +226,7 @@ def _try_admit(cyc: _Cycle, qs: QueueView, job: JobView) -> Reason | None:
             break
     if target is None:
         if not any_enabled:
-            return Reason.COMPUTE_ENVIRONMENT_DISABLED
+            return _no_ce_reason(snap, order[floor:])
         return Reason.INSUFFICIENT_CAPACITY
     arr = job.array
     if arr is None:
@@ -379,11 +380,18 @@ def _walk_fifo(cyc: _Cycle, qs: QueueView) -> None:
 
 def _idle_reason(cyc: _Cycle, qs: QueueView, job: JobView) -> Reason:
     """Why a job the walk did not try waits: no Enabled CE, or no room."""
-    order = qs.spec.compute_environments
-    for name in order[cyc.floors.get(job.key, job.ce_floor) :]:
+    names = qs.spec.compute_environments[cyc.floors.get(job.key, job.ce_floor) :]
+    for name in names:
         ce = cyc.snap.ces.get(name)
         if ce is not None and ce.enabled:
             return Reason.INSUFFICIENT_CAPACITY
+    return _no_ce_reason(cyc.snap, names)
+
+
+def _no_ce_reason(snap: Snapshot, names: Sequence[str]) -> Reason:
+    """Why no CE of ``names`` is usable: none exists, or none is Enabled."""
+    if all(snap.ces.get(n) is None for n in names):
+        return Reason.COMPUTE_ENVIRONMENT_NOT_FOUND
     return Reason.COMPUTE_ENVIRONMENT_DISABLED
 
 
