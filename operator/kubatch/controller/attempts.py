@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubatch.adapters.kube import JOBS, ApiError
+from kubatch.adapters.kube import JOBS, PODS, ApiError
 from kubatch.adapters.protocol import KubeApi
 from kubatch.controller import convert
 from kubatch.controller.children import Children
@@ -302,11 +302,14 @@ class Attempts:
 
     async def settle(self) -> None:
         """Each cycle: Job verdicts past their grace, timeouts, vanished pods."""
-        self._settle_verdicts()
+        await self._settle_verdicts()
         await self._enforce_deadlines()
         await self._settle_vanished()
 
-    def _settle_verdicts(self) -> None:
+    async def _settle_verdicts(self) -> None:
+        """A Job said it finished but its pod never reported (a slow watch, or a pod that is
+        gone): ask for the pod first — its status is the full story — and let the Job decide
+        only when there is no pod any more."""
         if not self.verdicts:
             return
         now = self.clock()
@@ -318,6 +321,18 @@ class Attempts:
             if now - seen < self.timings.verdict_grace:
                 keep.append((seen, key, lab, ok))
                 continue
+            name = job_name_for_attempt(rec.name, rec.uid, lab.index, lab.attempt)
+            try:
+                pods = await self.kube.list(
+                    PODS, namespace=rec.namespace, labels=f"job-name={name}"
+                )
+            except (ApiError, OSError, TimeoutError):
+                keep.append((seen, key, lab, ok))
+                continue
+            for pod in pods:
+                self.on_pod(pod)
+            if not self.cache.is_active(key, lab.index, lab.attempt):
+                continue  # the pod decided
             out = convert.PodOutcome(
                 exit_code=0 if ok else None,
                 reason="Completed" if ok else "Failed",
