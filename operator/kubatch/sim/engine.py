@@ -36,7 +36,6 @@ from kubatch.sim.pods import (
     build_disrupted_status,
     build_running_status,
     build_terminated_status,
-    parse_rfc3339,
     pod_requests,
 )
 from kubatch.sim.scaling import (
@@ -47,6 +46,7 @@ from kubatch.sim.scaling import (
     parse_pool,
     plan_scaling,
 )
+from kubatch.timefmt import parse_time, rfc3339_micro
 
 log = logging.getLogger("kubatch.sim")
 
@@ -598,7 +598,7 @@ class Simulator:
 
     async def _renew(self, name: str) -> None:
         assert self.kube is not None
-        body = {"spec": {"renewTime": N.rfc3339_micro(self._clock())}}
+        body = {"spec": {"renewTime": rfc3339_micro(self._clock())}}
         res = await self.kube.patch(f"{LEASES_PATH}/{name}", body)
         if not res and name in self._nodes:
             await self._ensure_lease(name, self._nodes[name].uid)
@@ -815,7 +815,7 @@ def _started_at(pod: dict[str, Any]) -> float | None:
     for cs in (pod.get("status") or {}).get("containerStatuses") or []:
         running = (cs.get("state") or {}).get("running")
         if running and running.get("startedAt"):
-            return parse_rfc3339(running["startedAt"])
+            return parse_time(running["startedAt"])
     return None
 
 

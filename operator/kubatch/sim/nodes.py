@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 from kubatch.sim.catalogue import InstanceType
-from kubatch.sim.pods import parse_quantity, parse_rfc3339, rfc3339
+from kubatch.sim.pods import parse_quantity
+from kubatch.timefmt import parse_time, rfc3339, rfc3339_micro
 
 LABEL_INSTANCE_TYPE = "node.kubernetes.io/instance-type"
 LABEL_CAPACITY_TYPE = "kubatch.io/capacity-type"
@@ -171,11 +171,6 @@ def build_lease(name: str, node_uid: str, now: float) -> dict[str, Any]:
     }
 
 
-def rfc3339_micro(ts: float) -> str:
-    """MicroTime format used by Lease ``renewTime``. Pure."""
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def node_spec_from_object(node: dict[str, Any]) -> NodeSpec | None:
     """Recover a :class:`NodeSpec` from a Node object the sim created earlier. Pure."""
     meta = node.get("metadata") or {}
@@ -187,7 +182,6 @@ def node_spec_from_object(node: dict[str, Any]) -> NodeSpec | None:
         price = float((meta.get("annotations") or {}).get(ANN_PRICE, "0"))
     except ValueError:
         price = 0.0
-    created = meta.get("creationTimestamp")
     return NodeSpec(
         name=meta["name"],
         compute_environment=labels.get(LABEL_COMPUTE_ENVIRONMENT, ""),
@@ -195,6 +189,6 @@ def node_spec_from_object(node: dict[str, Any]) -> NodeSpec | None:
         capacity_type=CapacityType(labels.get(LABEL_CAPACITY_TYPE, CapacityType.ON_DEMAND.value)),
         vcpus=int(parse_quantity(cap.get("cpu", "0"))),
         price_per_hour=price,
-        created_at=parse_rfc3339(created) if created else 0.0,
+        created_at=parse_time(meta.get("creationTimestamp")) or 0.0,
         managed=labels.get(LABEL_MANAGED) == "true",
     )

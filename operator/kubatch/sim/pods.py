@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
+
+from kubatch.timefmt import rfc3339
 
 # Pod annotations (set in a JobDefinition's template) that declare the simulated behaviour.
 ANN_DURATION = "sim.kubatch.io/duration"
@@ -172,16 +173,6 @@ def behaviour_of(pod: dict[str, Any]) -> Behaviour:
 
 
 # --- status builders ----------------------------------------------------------------------------
-
-
-def rfc3339(ts: float) -> str:
-    """Epoch seconds → ``2024-01-01T00:00:00Z`` (Kubernetes' second precision). Pure."""
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_rfc3339(text: str) -> float:
-    """``2024-01-01T00:00:00Z`` → epoch seconds. Pure."""
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
 
 
 def _digest(*parts: str) -> str:
