@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from kubatch.adapters.kube import COMPUTEENVIRONMENTS
 from kubatch.sim.cli import main as sim_main
 from kubatch.sim.engine import SimConfig, Simulator
 
@@ -465,8 +466,7 @@ async def test_scaling_respects_min_max_and_bid(
         # the operator publishes a desired size below min: the pool stays at min
         assert sim.kube is not None
         await sim.kube.patch(
-            f"/apis/kubatch.io/v1alpha1/computeenvironments/{bounded}/status",
-            {"status": {"desiredvCpus": 2}},
+            COMPUTEENVIRONMENTS, bounded, {"status": {"desiredvCpus": 2}}, status=True
         )
         await asyncio.sleep(4)
         final = await ready.sample()

@@ -20,9 +20,9 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from kubatch.adapters.kube import Kube
 from kubatch.sim.catalogue import load_catalogue
 from kubatch.sim.engine import SimConfig, Simulator, reclaim_from_cluster
-from kubatch.sim.kube import Kube, load_kubeconfig
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -115,7 +115,7 @@ async def _run(args: argparse.Namespace) -> int:
 
 
 async def _reclaim(args: argparse.Namespace) -> int:
-    kube = Kube(load_kubeconfig(args.kubeconfig))
+    kube = await Kube.from_environment(args.kubeconfig)
     try:
         names = await reclaim_from_cluster(
             kube, args.compute_environment, args.fraction, random.Random(args.seed), time.time()

@@ -1,8 +1,9 @@
 """The simulator: simulated nodes, a simulated kubelet for their pods, managed scaling, reclaims.
 
 Effectful shell around the pure modules (``catalogue``, ``nodes``, ``pods``, ``scaling``): it
-watches nodes, pods and ComputeEnvironments through :class:`kubatch.sim.kube.Kube`, keeps a
-small in-memory view, and turns decisions into API writes executed by a bounded pool of workers.
+watches nodes, pods and ComputeEnvironments through kubatch's one Kubernetes client
+(:class:`kubatch.adapters.kube.Kube` and its list-then-watch), keeps a small in-memory view,
+and turns decisions into API writes executed by a bounded pool of workers.
 
 Write budget per pod: one status patch to Running, one to its terminal phase. Per node: one
 create (status included), one Lease create, one Lease renewal per heartbeat interval, one
@@ -25,9 +26,9 @@ from typing import Any
 
 import yaml
 
+from kubatch.adapters.kube import COMPUTEENVIRONMENTS, LEASES, NODES, PODS, ApiError, Kube, Resource
 from kubatch.sim import nodes as N
 from kubatch.sim.catalogue import BUILTIN, Catalogue
-from kubatch.sim.kube import Kube, KubeConfig, KubeError, WatchExpired, load_kubeconfig
 from kubatch.sim.pods import (
     Behaviour,
     PodPhase,
@@ -50,10 +51,6 @@ from kubatch.timefmt import parse_time, rfc3339_micro
 
 log = logging.getLogger("kubatch.sim")
 
-CE_PATH = "/apis/kubatch.io/v1alpha1/computeenvironments"
-NODES_PATH = "/api/v1/nodes"
-PODS_PATH = "/api/v1/pods"
-LEASES_PATH = f"/apis/coordination.k8s.io/v1/namespaces/{N.LEASE_NAMESPACE}/leases"
 ACTIVE_PODS = "status.phase!=Succeeded,status.phase!=Failed"
 
 
@@ -137,27 +134,30 @@ def _key(pod: dict[str, Any]) -> str:
     return f"{meta.get('namespace', '')}/{meta.get('name', '')}"
 
 
-def _pod_path(key: str, sub: str = "") -> str:
+def _split(key: str) -> tuple[str, str]:
+    """``namespace/name`` -> (namespace, name)."""
     ns, name = key.split("/", 1)
-    return f"/api/v1/namespaces/{ns}/pods/{name}{sub}"
+    return ns, name
 
 
 class Simulator:
     """Simulated node pools on a real control plane.
 
-    ``await start()`` launches the background tasks and returns once the initial state is
-    loaded; ``await stop()`` cancels them (nodes are left in place unless ``delete_nodes``).
+    ``await start()`` logs in (``kubeconfig``, else like kubectl) unless given a ``kube``,
+    launches the background tasks and returns once the initial state is loaded;
+    ``await stop()`` cancels them (nodes are left in place unless ``delete_nodes``).
     """
 
     def __init__(
         self,
-        kubeconfig: Path | KubeConfig | None = None,
+        kubeconfig: Path | None = None,
         config: SimConfig | None = None,
         clock: Callable[[], float] = time.time,
+        *,
+        kube: Kube | None = None,
     ) -> None:
-        self._kcfg = (
-            kubeconfig if isinstance(kubeconfig, KubeConfig) else load_kubeconfig(kubeconfig)
-        )
+        self._kubeconfig = kubeconfig
+        self._given_kube = kube
         self.config = config or SimConfig()
         self._clock = clock
         self._rng = random.Random(self.config.seed)
@@ -181,22 +181,21 @@ class Simulator:
     # --- lifecycle ------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self.kube = Kube(self._kcfg, max_connections=max(8, self.config.workers * 2))
+        self.kube = self._given_kube or await Kube.from_environment(
+            self._kubeconfig, limit=max(8, self.config.workers * 2)
+        )
         self._ready = {k: asyncio.Event() for k in ("nodes", "pods")}
         for _ in range(self.config.workers):
             self._spawn(self._worker())
         self._spawn(
             self._informer(
-                NODES_PATH,
-                {"labelSelector": f"{N.LABEL_TYPE}={N.SIM_TYPE}"},
-                self._on_node,
-                "nodes",
+                NODES, self._on_node_sync, self._on_node, labels=f"{N.LABEL_TYPE}={N.SIM_TYPE}"
             )
         )
         await self._ready["nodes"].wait()
         if self.config.nodes_file:
             await self.create_nodes_from_file(self.config.nodes_file)
-        self._spawn(self._informer(PODS_PATH, {"fieldSelector": ACTIVE_PODS}, self._on_pod, "pods"))
+        self._spawn(self._informer(PODS, self._on_pod_sync, self._on_pod, fields=ACTIVE_PODS))
         await self._ready["pods"].wait()
         if self.config.manage_compute_environments:
             self._spawn(self._ce_loop())
@@ -219,10 +218,11 @@ class Simulator:
         if self.kube:
             if delete_nodes:
                 await asyncio.gather(
-                    *(self.kube.delete(f"{NODES_PATH}/{n}") for n in list(self._nodes)),
+                    *(self.kube.delete(NODES, n) for n in list(self._nodes)),
                     return_exceptions=True,
                 )
-            await self.kube.close()
+            if self._given_kube is None:
+                await self.kube.close()
             self.kube = None
 
     async def __aenter__(self) -> Simulator:
@@ -283,7 +283,7 @@ class Simulator:
             reclaims=sum(self._reclaims_by_ce.values()),
             reclaims_by_compute_environment=dict(self._reclaims_by_ce),
             cost_by_compute_environment={k: round(v, 6) for k, v in cost.items()},
-            api_writes=self.kube.writes if self.kube else 0,
+            api_writes=self.kube.counters.writes if self.kube else 0,
         )
 
     def node_names(self, compute_environment: str | None = None) -> list[str]:
@@ -297,44 +297,23 @@ class Simulator:
 
     async def _informer(
         self,
-        path: str,
-        params: dict[str, str],
-        handler: Callable[[str, dict[str, Any]], None],
-        ready: str | None = None,
+        res: Resource,
+        on_sync: Callable[[list[dict[str, Any]]], None],
+        on_event: Callable[[str, dict[str, Any]], None],
+        *,
+        labels: str | None = None,
+        fields: str | None = None,
     ) -> None:
+        """kubatch's one list-then-watch (resume, 410 relist, backoff, never dies)."""
         assert self.kube is not None
-        while True:
-            try:
-                items, rv = await self.kube.list(path, params)
-                handler("SYNC", {"items": items})
-                if ready:
-                    self._ready[ready].set()
-                while True:
-                    async for etype, obj in self.kube.watch(path, rv, params):
-                        rv = (obj.get("metadata") or {}).get("resourceVersion", rv)
-                        if etype != "BOOKMARK":
-                            handler(etype, obj)
-            except asyncio.CancelledError:
-                raise
-            except WatchExpired:
-                continue
-            except KubeError as e:
-                if e.status == 404:  # e.g. the CRD is not installed yet
-                    if ready:
-                        self._ready[ready].set()
-                    await asyncio.sleep(2)
-                    continue
-                log.warning("watch %s: %s", path, e)
-                await asyncio.sleep(1)
-            except Exception as e:
-                log.warning("watch %s: %r", path, e)
-                await asyncio.sleep(1)
+        await self.kube.watch(res, on_event, labels=labels, fields=fields, on_sync=on_sync)
+
+    def _on_node_sync(self, items: list[dict[str, Any]]) -> None:
+        for item in items:
+            self._on_node("ADDED", item)
+        self._ready["nodes"].set()
 
     def _on_node(self, etype: str, obj: dict[str, Any]) -> None:
-        if etype == "SYNC":
-            for item in obj["items"]:
-                self._on_node("ADDED", item)
-            return
         name = (obj.get("metadata") or {}).get("name", "")
         if etype == "DELETED":
             self._node_gone(name)
@@ -374,17 +353,19 @@ class Simulator:
         while len(self._gone) > 10000:
             self._gone.pop(next(iter(self._gone)))
 
+    def _on_pod_sync(self, items: list[dict[str, Any]]) -> None:
+        """A complete list of the active pods: adopt them, forget the ones that went away."""
+        live = set()
+        for item in items:
+            live.add(_key(item))
+            self._on_pod("ADDED", item)
+        for key in [k for k in self._pods if k not in live]:
+            self._forget(key)
+        for key in [k for k in self._pending if k not in live]:
+            del self._pending[key]
+        self._ready["pods"].set()
+
     def _on_pod(self, etype: str, obj: dict[str, Any]) -> None:
-        if etype == "SYNC":
-            live = set()
-            for item in obj["items"]:
-                live.add(_key(item))
-                self._on_pod("ADDED", item)
-            for key in [k for k in self._pods if k not in live]:
-                self._forget(key)
-            for key in [k for k in self._pending if k not in live]:
-                del self._pending[key]
-            return
         key = _key(obj)
         if etype == "DELETED":
             self._forget(key)
@@ -475,7 +456,9 @@ class Simulator:
         assert self.kube is not None
         now = self._clock()
         body = build_running_status(pod.slim, N.host_ip(pod.node), now)
-        await self.kube.patch(_pod_path(key, "/status"), {"status": body})
+        ns, name = _split(key)
+        if not await self._patch_if_present(PODS, name, {"status": body}, ns, status=True):
+            return
         pod.running, pod.started_at = True, now
         self._counts["pods_started"] += 1
         pod = self._live(key)
@@ -502,15 +485,21 @@ class Simulator:
             patch: dict[str, Any] = {"status": body}
             if rv:
                 patch["metadata"] = {"resourceVersion": rv}
+            ns, name = _split(key)
             try:
-                await self.kube.patch(_pod_path(key, "/status"), patch, ok_missing=False)
+                await self.kube.patch(PODS, name, patch, ns, status=True)
                 return True
-            except KubeError as e:
-                if e.status == 404:
+            except ApiError as e:
+                if e.not_found:
                     return False
-                if e.status != 409:
+                if not e.conflict:
                     raise
-            fresh = await self.kube.get(_pod_path(key), ok_missing=True)
+            try:
+                fresh = await self.kube.get(PODS, name, ns)
+            except ApiError as e:
+                if not e.not_found:
+                    raise
+                return False
             phase = (fresh.get("status") or {}).get("phase")
             meta = fresh.get("metadata") or {}
             if not fresh or phase in ("Succeeded", "Failed") or meta.get("deletionTimestamp"):
@@ -521,7 +510,8 @@ class Simulator:
     async def _finalize(self, key: str) -> None:
         """Finish a deletion like a kubelet: the containers are gone, remove the pod now."""
         assert self.kube is not None
-        await self.kube.delete(_pod_path(key), grace_period=0)
+        ns, name = _split(key)
+        await self.kube.delete(PODS, name, ns, grace_period=0)
 
     async def _disrupt(self, key: str) -> None:
         pod = self._pods.get(key)
@@ -532,6 +522,25 @@ class Simulator:
         if await self._guarded_status_patch(key, pod, body):
             self._counts["pods_disrupted"] += 1
             pod.running = False
+
+    async def _patch_if_present(
+        self,
+        res: Resource,
+        name: str,
+        body: dict[str, Any],
+        namespace: str | None = None,
+        *,
+        status: bool = False,
+    ) -> bool:
+        """A merge patch of an object that may be gone already (then False, no error)."""
+        assert self.kube is not None
+        try:
+            await self.kube.patch(res, name, body, namespace, status=status)
+        except ApiError as e:
+            if e.not_found:
+                return False
+            raise
+        return True
 
     # --- nodes ----------------------------------------------------------------------------------
 
@@ -568,9 +577,9 @@ class Simulator:
             )
             body = N.build_node(spec, itype, now, labels)
             try:
-                created = await self.kube.create(NODES_PATH, body)
-            except KubeError as e:
-                if e.status == 409 and name is None:
+                created = await self.kube.create(NODES, body)
+            except ApiError as e:
+                if e.conflict and name is None:
                     continue
                 raise
             uid = created["metadata"]["uid"]
@@ -580,8 +589,8 @@ class Simulator:
             node.uid = uid
             self._counts["nodes_created"] += 1
             if not (created.get("status") or {}).get("allocatable"):
-                await self.kube.patch(
-                    f"{NODES_PATH}/{node_name}/status", {"status": body["status"]}
+                await self._patch_if_present(
+                    NODES, node_name, {"status": body["status"]}, status=True
                 )
             await self._ensure_lease(node_name, uid)
             return node_name
@@ -590,22 +599,24 @@ class Simulator:
     async def _ensure_lease(self, name: str, uid: str) -> None:
         assert self.kube is not None
         try:
-            await self.kube.create(LEASES_PATH, N.build_lease(name, uid, self._clock()))
-        except KubeError as e:
-            if e.status != 409:
+            await self.kube.create(
+                LEASES, N.build_lease(name, uid, self._clock()), N.LEASE_NAMESPACE
+            )
+        except ApiError as e:
+            if not e.conflict:
                 raise
             await self._renew(name)
 
     async def _renew(self, name: str) -> None:
         assert self.kube is not None
         body = {"spec": {"renewTime": rfc3339_micro(self._clock())}}
-        res = await self.kube.patch(f"{LEASES_PATH}/{name}", body)
-        if not res and name in self._nodes:
+        renewed = await self._patch_if_present(LEASES, name, body, N.LEASE_NAMESPACE)
+        if not renewed and name in self._nodes:
             await self._ensure_lease(name, self._nodes[name].uid)
 
     async def delete_node(self, name: str) -> None:
         assert self.kube is not None
-        await self.kube.delete(f"{NODES_PATH}/{name}")
+        await self.kube.delete(NODES, name)
         self._node_gone(name)
 
     async def create_nodes_from_file(self, path: Path) -> list[str]:
@@ -633,8 +644,8 @@ class Simulator:
             async with sem:
                 try:
                     await c
-                except KubeError as e:
-                    if e.status != 409:
+                except ApiError as e:
+                    if not e.conflict:
                         raise
 
         await asyncio.gather(*(bounded(c) for c in jobs))
@@ -658,20 +669,20 @@ class Simulator:
     # --- compute environments and scaling -------------------------------------------------------
 
     async def _ce_loop(self) -> None:
+        def on_sync(items: list[dict[str, Any]]) -> None:
+            self._pools = {}
+            for item in items:
+                on_ce("ADDED", item)
+            self._ces_synced = True
+
         def on_ce(etype: str, obj: dict[str, Any]) -> None:
-            if etype == "SYNC":
-                self._pools = {}
-                for item in obj["items"]:
-                    on_ce("ADDED", item)
-                self._ces_synced = True
-                return
             pool = parse_pool(obj)
             if etype == "DELETED":
                 self._pools.pop(pool.name, None)
             else:
                 self._pools[pool.name] = pool
 
-        await self._informer(CE_PATH, {}, on_ce)
+        await self._informer(COMPUTEENVIRONMENTS, on_sync, on_ce)
 
     def pools(self) -> dict[str, Pool]:
         return dict(self._pools)
@@ -755,11 +766,9 @@ class Simulator:
         if node is None or node.cordoned_at is not None:
             return
         node.cordoned_at = self._clock()
-        assert self.kube is not None
-        kube = self.kube
 
         async def cordon() -> None:
-            await kube.patch(f"{NODES_PATH}/{name}", {"spec": {"unschedulable": True}})
+            await self._patch_if_present(NODES, name, {"spec": {"unschedulable": True}})
 
         self._submit(cordon)
 
@@ -787,8 +796,9 @@ class Simulator:
             return
         assert self.kube is not None
         self._mark_reclaimed(node)
-        await self.kube.patch(
-            f"{NODES_PATH}/{name}",
+        await self._patch_if_present(
+            NODES,
+            name,
             {"spec": {"unschedulable": True, "taints": [*node.taints, _reclaim_taint()]}},
         )
         await asyncio.gather(*(self._disrupt(k) for k in list(node.pods)))
@@ -828,7 +838,7 @@ async def reclaim_from_cluster(
         f"{N.LABEL_TYPE}={N.SIM_TYPE},{N.LABEL_COMPUTE_ENVIRONMENT}={compute_environment},"
         f"{N.LABEL_CAPACITY_TYPE}={N.CapacityType.SPOT.value}"
     )
-    items, _ = await kube.list(NODES_PATH, {"labelSelector": selector})
+    items = await kube.list(NODES, labels=selector)
     candidates = {
         i["metadata"]["name"]: i
         for i in items
@@ -840,24 +850,23 @@ async def reclaim_from_cluster(
     for name in chosen:
         taints = (candidates[name].get("spec") or {}).get("taints") or []
         await kube.patch(
-            f"{NODES_PATH}/{name}",
-            {"spec": {"unschedulable": True, "taints": [*taints, _reclaim_taint()]}},
+            NODES, name, {"spec": {"unschedulable": True, "taints": [*taints, _reclaim_taint()]}}
         )
     if chosen:
         await asyncio.sleep(0.5)  # let a running sim see the taint and stop its timers
     for name in chosen:
-        pods, _ = await kube.list(
-            PODS_PATH, {"fieldSelector": f"spec.nodeName={name},{ACTIVE_PODS}"}
-        )
+        pods = await kube.list(PODS, fields=f"spec.nodeName={name},{ACTIVE_PODS}")
         for pod in pods:
             started = _started_at(pod)
             body = build_disrupted_status(_slim(pod), name, started, now)
             rv = pod["metadata"].get("resourceVersion", "")
-            with contextlib.suppress(KubeError):
+            with contextlib.suppress(ApiError):  # gone or changed meanwhile: leave it be
                 await kube.patch(
-                    _pod_path(_key(pod), "/status"),
+                    PODS,
+                    pod["metadata"]["name"],
                     {"metadata": {"resourceVersion": rv}, "status": body},
-                    ok_missing=False,
+                    pod["metadata"].get("namespace"),
+                    status=True,
                 )
-        await kube.delete(f"{NODES_PATH}/{name}")
+        await kube.delete(NODES, name)
     return chosen
