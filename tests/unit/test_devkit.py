@@ -176,7 +176,8 @@ def test_child_runs_with_its_env_and_cwd(tmp_path: Path) -> None:
 def test_stop_pid_checks_the_executable(tmp_path: Path) -> None:
     child = Child("sleeper", py("import time; time.sleep(60)"), tmp_path / "p.log")
     pid = child.start()
-    try:
+    try:  # once exec'd (between fork and exec a process has no command line to check)
+        eventually(Path(f"/proc/{pid}/cmdline").read_bytes, what="exec", timeout=10, every=0.01)
         assert not stop_pid(pid, "not-python")  # a reused PID of another program is spared
         assert child.alive()
         assert stop_pid(pid, sys.executable, timeout=5)
