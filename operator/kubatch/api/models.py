@@ -26,6 +26,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from kubatch.api import enums
 from kubatch.api.problems import InvalidResource, problems_from_validation_error
 from kubatch.core.lifecycle import Phase
 
@@ -73,36 +74,13 @@ class _Shell(_Model):
 
 # --------------------------------------------------------------------------- enums
 
-
-class State(StrEnum):
-    """``spec.state`` of a ComputeEnvironment or JobQueue."""
-
-    ENABLED = "Enabled"
-    DISABLED = "Disabled"
-
-
-class ComputeEnvironmentType(StrEnum):
-    MANAGED = "Managed"
-    UNMANAGED = "Unmanaged"
-
-
-class CapacityType(StrEnum):
-    ON_DEMAND = "OnDemand"
-    SPOT = "Spot"
-
-
-class AllocationStrategy(StrEnum):
-    BEST_FIT = "BestFit"
-    BEST_FIT_PROGRESSIVE = "BestFitProgressive"
-    SPOT_CAPACITY_OPTIMIZED = "SpotCapacityOptimized"
-    SPOT_PRICE_CAPACITY_OPTIMIZED = "SpotPriceCapacityOptimized"
-
-    @property
-    def spot_only(self) -> bool:
-        return self in (
-            AllocationStrategy.SPOT_CAPACITY_OPTIMIZED,
-            AllocationStrategy.SPOT_PRICE_CAPACITY_OPTIMIZED,
-        )
+# The API's words that shells use without pydantic (simulator, plugin) live in api/enums.py.
+State = enums.State
+ComputeEnvironmentType = enums.ComputeEnvironmentType
+CapacityType = enums.CapacityType
+AllocationStrategy = enums.AllocationStrategy
+DependencyType = enums.DependencyType
+DependencyCondition = enums.DependencyCondition
 
 
 class QueueOrdering(StrEnum):
@@ -123,17 +101,6 @@ class WaitingState(StrEnum):
     PENDING = "Pending"
     RUNNABLE = "Runnable"
     STARTING = "Starting"
-
-
-class DependencyType(StrEnum):
-    N_TO_N = "N_TO_N"
-    SEQUENTIAL = "SEQUENTIAL"
-
-
-class DependencyCondition(StrEnum):
-    SUCCEEDED = "Succeeded"
-    COMPLETED = "Completed"
-    FAILED = "Failed"
 
 
 class RetryAction(StrEnum):

@@ -19,6 +19,7 @@ from typing import Any, TextIO, TypeVar
 
 import aiohttp
 
+from kubatch import GROUP
 from kubatch.adapters.kube import (
     BATCHJOBS,
     COMPUTEENVIRONMENTS,
@@ -28,7 +29,6 @@ from kubatch.adapters.kube import (
     Kube,
     Resource,
 )
-from kubatch.api.models import GROUP
 from kubatch.core.lifecycle import Phase
 from kubatch.plugin.views import (
     CE_HEADERS,

@@ -10,7 +10,8 @@ from typing import Any
 
 import yaml
 
-from kubatch.api.models import API_VERSION, DependencyCondition, DependencyType
+from kubatch import API_VERSION
+from kubatch.api.enums import DependencyCondition, DependencyType
 from kubatch.core.lifecycle import Phase
 from kubatch.timefmt import parse_time
 

@@ -27,6 +27,8 @@ from typing import Any
 import yaml
 
 from kubatch.adapters.kube import COMPUTEENVIRONMENTS, LEASES, NODES, PODS, ApiError, Kube, Resource
+from kubatch.api.enums import CapacityType
+from kubatch.render import labels as L
 from kubatch.sim import nodes as N
 from kubatch.sim.catalogue import BUILTIN, Catalogue
 from kubatch.sim.pods import (
@@ -375,7 +377,7 @@ class Simulator:
         spec = obj.get("spec") or {}
         node_name = spec.get("nodeName")
         if not node_name:
-            ce = (spec.get("nodeSelector") or {}).get(N.LABEL_COMPUTE_ENVIRONMENT)
+            ce = (spec.get("nodeSelector") or {}).get(L.COMPUTE_ENVIRONMENT)
             if ce and not meta.get("deletionTimestamp"):
                 self._pending[key] = (ce, pod_requests(obj))
             return
@@ -548,7 +550,7 @@ class Simulator:
         self,
         compute_environment: str,
         instance_type: str,
-        capacity_type: N.CapacityType,
+        capacity_type: CapacityType,
         *,
         name: str | None = None,
         labels: dict[str, str] | None = None,
@@ -557,7 +559,7 @@ class Simulator:
         """Create one simulated node (and its Lease) now; returns its name."""
         assert self.kube is not None
         itype = self.config.catalogue[instance_type]
-        spot = capacity_type is N.CapacityType.SPOT
+        spot = capacity_type is CapacityType.SPOT
         for _ in range(5):
             if name is None:
                 self._seq += 1
@@ -630,7 +632,7 @@ class Simulator:
         for entry in entries or []:
             ce = str(entry["computeEnvironment"])
             itype = str(entry["instanceType"])
-            cap = N.CapacityType(str(entry.get("capacityType", "on-demand")))
+            cap = N.parse_capacity_type(entry.get("capacityType", L.ON_DEMAND))
             for i in range(int(entry.get("count", 1))):
                 name = N.node_name(ce, itype, i)
                 names.append(name)
@@ -749,7 +751,7 @@ class Simulator:
         self._seq += 1
         placeholder = PoolNode(f"provisioning-{self._seq}", itype, t.vcpus, provisioning=True)
         self._provisioning.setdefault(pool.name, []).append(placeholder)
-        cap = N.CapacityType.SPOT if pool.spot else N.CapacityType.ON_DEMAND
+        cap = CapacityType.SPOT if pool.spot else CapacityType.ON_DEMAND
 
         async def launch() -> None:
             try:
@@ -778,7 +780,7 @@ class Simulator:
         return [
             name
             for name, n in self._nodes.items()
-            if n.spec.capacity_type is N.CapacityType.SPOT
+            if n.spec.capacity_type is CapacityType.SPOT
             and not n.reclaimed
             and (compute_environment is None or n.spec.compute_environment == compute_environment)
         ]
@@ -835,8 +837,8 @@ async def reclaim_from_cluster(
     """Reclaim spot nodes of a CE directly on the cluster (the ``kubatch sim reclaim`` command,
     separate from a running simulator, which notices the taint and the deletion)."""
     selector = (
-        f"{N.LABEL_TYPE}={N.SIM_TYPE},{N.LABEL_COMPUTE_ENVIRONMENT}={compute_environment},"
-        f"{N.LABEL_CAPACITY_TYPE}={N.CapacityType.SPOT.value}"
+        f"{N.LABEL_TYPE}={N.SIM_TYPE},{L.COMPUTE_ENVIRONMENT}={compute_environment},"
+        f"{L.CAPACITY_TYPE}={L.SPOT}"
     )
     items = await kube.list(NODES, labels=selector)
     candidates = {

@@ -2,37 +2,43 @@
 
 Pure builders: the sim's nodes look like kubelet-registered nodes (labels, taints,
 capacity/allocatable, Ready condition, addresses, nodeInfo) plus kubatch's labels and price.
+Label and annotation keys are kubatch's (``kubatch.render.labels``); a node's capacity type is
+the API's ``CapacityType``, written on the node as the ``spot``/``on-demand`` label value.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
+from kubatch.api.enums import CapacityType
+from kubatch.render import labels as L
 from kubatch.sim.catalogue import InstanceType
 from kubatch.sim.pods import parse_quantity
 from kubatch.timefmt import parse_time, rfc3339, rfc3339_micro
 
-LABEL_INSTANCE_TYPE = "node.kubernetes.io/instance-type"
-LABEL_CAPACITY_TYPE = "kubatch.io/capacity-type"
-LABEL_COMPUTE_ENVIRONMENT = "kubatch.io/compute-environment"
+# The simulator's own marks (everything else is kubatch's vocabulary in render.labels).
 LABEL_TYPE = "type"
 LABEL_MANAGED = "sim.kubatch.io/managed"
 SIM_TYPE = "kubatch-sim"
-ANN_PRICE = "kubatch.io/price-per-hour"
-TAINT_SPOT = "kubatch.io/capacity-type"
 TAINT_RECLAIM = "kubatch.io/spot-reclaim"
 LEASE_NAMESPACE = "kube-node-lease"
 LEASE_DURATION_SECONDS = 40
 
 
-class CapacityType(StrEnum):
-    """Values of the ``kubatch.io/capacity-type`` node label."""
-
-    SPOT = "spot"
-    ON_DEMAND = "on-demand"
+def parse_capacity_type(value: object) -> CapacityType:
+    """Pure: ``spot``/``on-demand`` (a node label value, a nodes file) or ``Spot``/``OnDemand``
+    (the API's words) -> :class:`CapacityType`; anything else is a ``ValueError`` naming them."""
+    text = str(value).strip()
+    if text in (L.SPOT, CapacityType.SPOT.value):
+        return CapacityType.SPOT
+    if text in (L.ON_DEMAND, CapacityType.ON_DEMAND.value):
+        return CapacityType.ON_DEMAND
+    raise ValueError(
+        f"capacity type {text!r}: expected {L.SPOT!r} or {L.ON_DEMAND!r} "
+        f"({CapacityType.SPOT.value!r} or {CapacityType.ON_DEMAND.value!r})"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,9 +83,9 @@ def build_node(
         "kubernetes.io/hostname": spec.name,
         "kubernetes.io/os": "linux",
         "kubernetes.io/arch": "amd64",
-        LABEL_INSTANCE_TYPE: itype.name,
-        LABEL_CAPACITY_TYPE: spec.capacity_type.value,
-        LABEL_COMPUTE_ENVIRONMENT: spec.compute_environment,
+        L.INSTANCE_TYPE: itype.name,
+        L.CAPACITY_TYPE: L.capacity_label_value(spec.capacity_type),
+        L.COMPUTE_ENVIRONMENT: spec.compute_environment,
         LABEL_TYPE: SIM_TYPE,
     }
     if spec.managed:
@@ -92,7 +98,7 @@ def build_node(
     }
     if itype.gpus:
         resources["nvidia.com/gpu"] = str(itype.gpus)
-    taints = [{"key": TAINT_SPOT, "value": "spot", "effect": "NoSchedule"}] if spot else []
+    taints = [{"key": L.CAPACITY_TYPE, "value": L.SPOT, "effect": "NoSchedule"}] if spot else []
     return {
         "apiVersion": "v1",
         "kind": "Node",
@@ -100,7 +106,7 @@ def build_node(
             "name": spec.name,
             "labels": labels,
             "annotations": {
-                ANN_PRICE: f"{spec.price_per_hour:.4f}",
+                L.PRICE_PER_HOUR: f"{spec.price_per_hour:.4f}",
                 "node.alpha.kubernetes.io/ttl": "0",
             },
         },
@@ -179,14 +185,14 @@ def node_spec_from_object(node: dict[str, Any]) -> NodeSpec | None:
         return None
     cap = (node.get("status") or {}).get("capacity") or {}
     try:
-        price = float((meta.get("annotations") or {}).get(ANN_PRICE, "0"))
+        price = float((meta.get("annotations") or {}).get(L.PRICE_PER_HOUR, "0"))
     except ValueError:
         price = 0.0
     return NodeSpec(
         name=meta["name"],
-        compute_environment=labels.get(LABEL_COMPUTE_ENVIRONMENT, ""),
-        instance_type=labels.get(LABEL_INSTANCE_TYPE, ""),
-        capacity_type=CapacityType(labels.get(LABEL_CAPACITY_TYPE, CapacityType.ON_DEMAND.value)),
+        compute_environment=labels.get(L.COMPUTE_ENVIRONMENT, ""),
+        instance_type=labels.get(L.INSTANCE_TYPE, ""),
+        capacity_type=parse_capacity_type(labels.get(L.CAPACITY_TYPE, L.ON_DEMAND)),
         vcpus=int(parse_quantity(cap.get("cpu", "0"))),
         price_per_hour=price,
         created_at=parse_time(meta.get("creationTimestamp")) or 0.0,

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from kubatch.render import labels as L
 from kubatch.timefmt import rfc3339
 
 # Pod annotations (set in a JobDefinition's template) that declare the simulated behaviour.
@@ -20,7 +21,6 @@ ANN_DURATION = "sim.kubatch.io/duration"
 ANN_EXIT_CODE = "sim.kubatch.io/exit-code"
 ANN_EXIT_CODE_BY_INDEX = "sim.kubatch.io/exit-code-by-index"
 ANN_OOM = "sim.kubatch.io/oom"
-LABEL_ARRAY_INDEX = "kubatch.io/array-index"
 INDEX_ENV_VARS = ("AWS_BATCH_JOB_ARRAY_INDEX", "KUBATCH_JOB_ARRAY_INDEX")
 
 DEFAULT_DURATION = 1.0
@@ -126,7 +126,7 @@ def array_index(pod: dict[str, Any]) -> int | None:
                     return int(env["value"])
                 except (TypeError, ValueError):
                     pass
-    label = ((pod.get("metadata") or {}).get("labels") or {}).get(LABEL_ARRAY_INDEX)
+    label = ((pod.get("metadata") or {}).get("labels") or {}).get(L.ARRAY_INDEX)
     if label is not None:
         try:
             return int(label)

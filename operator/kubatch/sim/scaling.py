@@ -13,23 +13,11 @@ import math
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
+from kubatch.api.enums import AllocationStrategy, CapacityType, ComputeEnvironmentType, State
 from kubatch.sim.catalogue import Catalogue, InstanceType
 from kubatch.sim.pods import Requests
-
-
-class AllocationStrategy(StrEnum):
-    BEST_FIT = "BestFit"
-    BEST_FIT_PROGRESSIVE = "BestFitProgressive"
-    SPOT_CAPACITY_OPTIMIZED = "SpotCapacityOptimized"
-    SPOT_PRICE_CAPACITY_OPTIMIZED = "SpotPriceCapacityOptimized"
-
-
-class CEType(StrEnum):
-    MANAGED = "Managed"
-    UNMANAGED = "Unmanaged"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,9 +54,10 @@ def parse_pool(ce: dict[str, Any]) -> Pool:
     spec = ce.get("spec") or {}
     status = ce.get("status") or {}
     cr = spec.get("computeResources") or {}
-    spot = str(cr.get("capacityType", cr.get("type", "OnDemand"))).lower() in ("spot",)
+    capacity = str(cr.get("capacityType", cr.get("type", CapacityType.ON_DEMAND.value)))
+    spot = capacity.lower() == CapacityType.SPOT.value.lower()
     try:
-        strategy = AllocationStrategy(cr.get("allocationStrategy") or "BestFit")
+        strategy = AllocationStrategy(cr.get("allocationStrategy") or AllocationStrategy.BEST_FIT)
     except ValueError:
         strategy = AllocationStrategy.BEST_FIT
     min_v = max(0, _int(cr.get("minvCpus"), 0))
@@ -79,10 +68,11 @@ def parse_pool(ce: dict[str, Any]) -> Pool:
     except (TypeError, ValueError):
         desired = None
     selector = spec.get("nodeSelector") or {}
+    managed = ComputeEnvironmentType.MANAGED.value
     return Pool(
         name=str(meta.get("name", "")),
-        managed=str(spec.get("type", "Managed")) == CEType.MANAGED.value,
-        enabled=str(spec.get("state", "Enabled")) != "Disabled",
+        managed=str(spec.get("type") or managed) == managed,
+        enabled=str(spec.get("state", State.ENABLED)) != State.DISABLED,
         spot=spot,
         min_vcpus=min_v,
         max_vcpus=max_v,

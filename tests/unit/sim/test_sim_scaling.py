@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kubatch.api.enums import AllocationStrategy
 from kubatch.sim.catalogue import BUILTIN, Catalogue, parse_catalogue
 from kubatch.sim.pods import Requests
 from kubatch.sim.scaling import (
-    AllocationStrategy,
     Pool,
     PoolNode,
     choose_fraction,

@@ -1,0 +1,52 @@
+"""The API's vocabulary as ``StrEnum``s whose values are the API strings — without pydantic.
+
+``kubatch.api.models`` uses (and re-exports) them; shells that only need the words (the
+simulator reading ComputeEnvironments, the kubectl plugin) import this module and skip the cost
+of building the models.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class State(StrEnum):
+    """``spec.state`` of a ComputeEnvironment or JobQueue."""
+
+    ENABLED = "Enabled"
+    DISABLED = "Disabled"
+
+
+class ComputeEnvironmentType(StrEnum):
+    MANAGED = "Managed"
+    UNMANAGED = "Unmanaged"
+
+
+class CapacityType(StrEnum):
+    ON_DEMAND = "OnDemand"
+    SPOT = "Spot"
+
+
+class AllocationStrategy(StrEnum):
+    BEST_FIT = "BestFit"
+    BEST_FIT_PROGRESSIVE = "BestFitProgressive"
+    SPOT_CAPACITY_OPTIMIZED = "SpotCapacityOptimized"
+    SPOT_PRICE_CAPACITY_OPTIMIZED = "SpotPriceCapacityOptimized"
+
+    @property
+    def spot_only(self) -> bool:
+        return self in (
+            AllocationStrategy.SPOT_CAPACITY_OPTIMIZED,
+            AllocationStrategy.SPOT_PRICE_CAPACITY_OPTIMIZED,
+        )
+
+
+class DependencyType(StrEnum):
+    N_TO_N = "N_TO_N"
+    SEQUENTIAL = "SEQUENTIAL"
+
+
+class DependencyCondition(StrEnum):
+    SUCCEEDED = "Succeeded"
+    COMPLETED = "Completed"
+    FAILED = "Failed"
