@@ -22,7 +22,8 @@ from pathlib import Path
 
 from kubatch.adapters.kube import Kube
 from kubatch.sim.catalogue import load_catalogue
-from kubatch.sim.engine import SimConfig, Simulator, reclaim_from_cluster
+from kubatch.sim.engine import SimConfig, Simulator
+from kubatch.sim.reclaim import reclaim_from_cluster
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -20,7 +20,6 @@ import random
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,6 @@ from kubatch.adapters.kube import COMPUTEENVIRONMENTS, LEASES, NODES, PODS, ApiE
 from kubatch.api.enums import CapacityType
 from kubatch.render import labels as L
 from kubatch.sim import nodes as N
-from kubatch.sim.catalogue import BUILTIN, Catalogue
 from kubatch.sim.pods import (
     Behaviour,
     PodPhase,
@@ -41,105 +39,31 @@ from kubatch.sim.pods import (
     build_terminated_status,
     pod_requests,
 )
+from kubatch.sim.reclaim import reclaim_taint, started_at
 from kubatch.sim.scaling import (
     Pool,
     PoolNode,
     choose_fraction,
     choose_random_reclaims,
     parse_pool,
-    plan_scaling,
+    plan_cycle,
 )
-from kubatch.timefmt import parse_time, rfc3339_micro
+from kubatch.sim.state import (
+    ACTIVE_PODS,
+    NodeRecord,
+    PodRecord,
+    SimConfig,
+    SimStats,
+    build_stats,
+    pod_key,
+    slim,
+    split_key,
+)
+from kubatch.timefmt import rfc3339_micro
+
+__all__ = ["SimConfig", "SimStats", "Simulator"]
 
 log = logging.getLogger("kubatch.sim")
-
-ACTIVE_PODS = "status.phase!=Succeeded,status.phase!=Failed"
-
-
-@dataclass
-class SimConfig:
-    """Knobs of the simulator (all durations in seconds)."""
-
-    provisioning_delay: float = 1.0
-    scale_down_delay: float = 30.0
-    reclaim_rate_per_hour: float = 0.0
-    heartbeat_interval: float = 20.0
-    scaling_interval: float = 1.0
-    start_delay: float = 0.0
-    """Time from binding to Running (image pull, container start)."""
-    catalogue: Catalogue = field(default_factory=lambda: Catalogue(BUILTIN))
-    nodes_file: Path | None = None
-    manage_compute_environments: bool = True
-    seed: int | None = None
-    workers: int = 16
-
-
-@dataclass(frozen=True)
-class SimStats:
-    """What the simulator did (for the demo summary and the benchmark)."""
-
-    nodes: int
-    nodes_by_compute_environment: dict[str, int]
-    vcpus_by_compute_environment: dict[str, int]
-    nodes_created: int
-    nodes_deleted: int
-    pods_running: int
-    pods_started: int
-    pods_succeeded: int
-    pods_failed: int
-    pods_disrupted: int
-    reclaims: int
-    reclaims_by_compute_environment: dict[str, int]
-    cost_by_compute_environment: dict[str, float]
-    """Node lifetime x price per hour, in dollars."""
-    api_writes: int
-
-
-@dataclass
-class _Node:
-    spec: N.NodeSpec
-    uid: str = ""
-    pods: set[str] = field(default_factory=set)
-    idle_since: float = 0.0
-    cordoned_at: float | None = None
-    reclaimed: bool = False
-    taints: list[dict[str, Any]] = field(default_factory=list)
-
-
-@dataclass
-class _Pod:
-    node: str
-    uid: str
-    slim: dict[str, Any]
-    behaviour: Behaviour
-    rv: str = ""
-    started_at: float | None = None
-    running: bool = False
-    finalizing: bool = False
-    timer: asyncio.TimerHandle | None = None
-
-
-def _slim(pod: dict[str, Any]) -> dict[str, Any]:
-    """Keep only what the status builders read (memory: 10k pods)."""
-    spec = pod.get("spec") or {}
-    return {
-        "metadata": {"uid": (pod.get("metadata") or {}).get("uid", "")},
-        "spec": {
-            k: [{"name": c.get("name"), "image": c.get("image")} for c in spec.get(k) or []]
-            for k in ("containers", "initContainers")
-        },
-    }
-
-
-def _key(pod: dict[str, Any]) -> str:
-    meta = pod.get("metadata") or {}
-    return f"{meta.get('namespace', '')}/{meta.get('name', '')}"
-
-
-def _split(key: str) -> tuple[str, str]:
-    """``namespace/name`` -> (namespace, name)."""
-    ns, name = key.split("/", 1)
-    return ns, name
 
 
 class Simulator:
@@ -165,10 +89,10 @@ class Simulator:
         self._rng = random.Random(self.config.seed)
         self._seq = self._rng.randrange(1 << 20) << 12
         self.kube: Kube | None = None
-        self._nodes: dict[str, _Node] = {}
+        self._nodes: dict[str, NodeRecord] = {}
         self._gone: dict[str, None] = {}
         self._provisioning: dict[str, list[PoolNode]] = {}
-        self._pods: dict[str, _Pod] = {}
+        self._pods: dict[str, PodRecord] = {}
         self._pending: dict[str, tuple[str, Requests]] = {}
         self._pools: dict[str, Pool] = {}
         self._queue: asyncio.Queue[Callable[[], Awaitable[None]]] = asyncio.Queue()
@@ -260,32 +184,14 @@ class Simulator:
     # --- stats ----------------------------------------------------------------------------------
 
     def stats(self) -> SimStats:
-        now = self._clock()
-        by_ce: Counter[str] = Counter()
-        vcpus: Counter[str] = Counter()
-        cost: dict[str, float] = dict(self._cost)
-        for n in self._nodes.values():
-            ce = n.spec.compute_environment
-            by_ce[ce] += 1
-            vcpus[ce] += n.spec.vcpus
-            cost[ce] = (
-                cost.get(ce, 0.0) + max(0.0, now - n.spec.created_at) / 3600 * n.spec.price_per_hour
-            )
-        return SimStats(
-            nodes=len(self._nodes),
-            nodes_by_compute_environment=dict(by_ce),
-            vcpus_by_compute_environment=dict(vcpus),
-            nodes_created=self._counts["nodes_created"],
-            nodes_deleted=self._counts["nodes_deleted"],
-            pods_running=sum(1 for p in self._pods.values() if p.running),
-            pods_started=self._counts["pods_started"],
-            pods_succeeded=self._counts["pods_succeeded"],
-            pods_failed=self._counts["pods_failed"],
-            pods_disrupted=self._counts["pods_disrupted"],
-            reclaims=sum(self._reclaims_by_ce.values()),
-            reclaims_by_compute_environment=dict(self._reclaims_by_ce),
-            cost_by_compute_environment={k: round(v, 6) for k, v in cost.items()},
-            api_writes=self.kube.counters.writes if self.kube else 0,
+        return build_stats(
+            self._nodes.values(),
+            self._pods.values(),
+            self._counts,
+            self._reclaims_by_ce,
+            self._cost,
+            self.kube.counters.writes if self.kube else 0,
+            self._clock(),
         )
 
     def node_names(self, compute_environment: str | None = None) -> list[str]:
@@ -325,7 +231,7 @@ class Simulator:
             spec = N.node_spec_from_object(obj)
             if spec is None:
                 return
-            node = self._nodes[name] = _Node(spec=spec, idle_since=self._clock())
+            node = self._nodes[name] = NodeRecord(spec=spec, idle_since=self._clock())
         node.uid = (obj.get("metadata") or {}).get("uid", node.uid)
         node.taints = list((obj.get("spec") or {}).get("taints") or [])
         if any(t.get("key") == N.TAINT_RECLAIM for t in node.taints) and not node.reclaimed:
@@ -333,7 +239,7 @@ class Simulator:
         if (obj.get("spec") or {}).get("unschedulable") and node.cordoned_at is None:
             node.cordoned_at = self._clock()
 
-    def _mark_reclaimed(self, node: _Node) -> None:
+    def _mark_reclaimed(self, node: NodeRecord) -> None:
         node.reclaimed = True
         self._reclaims_by_ce[node.spec.compute_environment] += 1
         for key in list(node.pods):
@@ -359,7 +265,7 @@ class Simulator:
         """A complete list of the active pods: adopt them, forget the ones that went away."""
         live = set()
         for item in items:
-            live.add(_key(item))
+            live.add(pod_key(item))
             self._on_pod("ADDED", item)
         for key in [k for k in self._pods if k not in live]:
             self._forget(key)
@@ -368,7 +274,7 @@ class Simulator:
         self._ready["pods"].set()
 
     def _on_pod(self, etype: str, obj: dict[str, Any]) -> None:
-        key = _key(obj)
+        key = pod_key(obj)
         if etype == "DELETED":
             self._forget(key)
             self._pending.pop(key, None)
@@ -386,19 +292,19 @@ class Simulator:
         if node is None:
             if node_name in self._gone and key not in self._pods:
                 # bound to a node the sim removed (a race with scale-down): give it back
-                self._pods[key] = _Pod(node_name, meta.get("uid", ""), {}, Behaviour())
+                self._pods[key] = PodRecord(node_name, meta.get("uid", ""), {}, Behaviour())
                 self._pods[key].finalizing = True
                 self._submit(lambda: self._finalize(key))
             return
         phase = (obj.get("status") or {}).get("phase", PodPhase.PENDING.value)
         pod = self._pods.get(key)
         if pod is None:
-            pod = _Pod(node_name, meta.get("uid", ""), _slim(obj), behaviour_of(obj))
+            pod = PodRecord(node_name, meta.get("uid", ""), slim(obj), behaviour_of(obj))
             self._pods[key] = pod
             node.pods.add(key)
             if phase == PodPhase.RUNNING.value:  # adopted after a restart
                 pod.running = True
-                pod.started_at = _started_at(obj) or self._clock()
+                pod.started_at = started_at(obj) or self._clock()
                 if not node.reclaimed:
                     self._schedule_finish(key, pod)
             elif node.reclaimed:
@@ -437,12 +343,12 @@ class Simulator:
         else:
             pod.timer = loop.call_later(delay, self._submit, lambda: fn(key))
 
-    def _schedule_finish(self, key: str, pod: _Pod) -> None:
+    def _schedule_finish(self, key: str, pod: PodRecord) -> None:
         assert pod.started_at is not None
         remaining = pod.started_at + pod.behaviour.duration - self._clock()
         self._schedule(remaining, key, self._finish)
 
-    def _live(self, key: str) -> _Pod | None:
+    def _live(self, key: str) -> PodRecord | None:
         pod = self._pods.get(key)
         if pod is None or pod.finalizing:
             return None
@@ -458,7 +364,7 @@ class Simulator:
         assert self.kube is not None
         now = self._clock()
         body = build_running_status(pod.slim, N.host_ip(pod.node), now)
-        ns, name = _split(key)
+        ns, name = split_key(key)
         if not await self._patch_if_present(PODS, name, {"status": body}, ns, status=True):
             return
         pod.running, pod.started_at = True, now
@@ -478,7 +384,7 @@ class Simulator:
             self._counts["pods_succeeded" if pod.behaviour.exit_code == 0 else "pods_failed"] += 1
             pod.running = False
 
-    async def _guarded_status_patch(self, key: str, pod: _Pod, body: dict[str, Any]) -> bool:
+    async def _guarded_status_patch(self, key: str, pod: PodRecord, body: dict[str, Any]) -> bool:
         """Patch the status only if the pod did not change behind our back (resourceVersion
         precondition); on conflict re-read it and give up if it is terminal or deleting."""
         assert self.kube is not None
@@ -487,7 +393,7 @@ class Simulator:
             patch: dict[str, Any] = {"status": body}
             if rv:
                 patch["metadata"] = {"resourceVersion": rv}
-            ns, name = _split(key)
+            ns, name = split_key(key)
             try:
                 await self.kube.patch(PODS, name, patch, ns, status=True)
                 return True
@@ -512,7 +418,7 @@ class Simulator:
     async def _finalize(self, key: str) -> None:
         """Finish a deletion like a kubelet: the containers are gone, remove the pod now."""
         assert self.kube is not None
-        ns, name = _split(key)
+        ns, name = split_key(key)
         await self.kube.delete(PODS, name, ns, grace_period=0)
 
     async def _disrupt(self, key: str) -> None:
@@ -587,7 +493,7 @@ class Simulator:
             uid = created["metadata"]["uid"]
             node = self._nodes.get(node_name)
             if node is None:
-                node = self._nodes[node_name] = _Node(spec=spec, idle_since=now)
+                node = self._nodes[node_name] = NodeRecord(spec=spec, idle_since=now)
             node.uid = uid
             self._counts["nodes_created"] += 1
             if not (created.get("status") or {}).get("allocatable"):
@@ -622,24 +528,22 @@ class Simulator:
         self._node_gone(name)
 
     async def create_nodes_from_file(self, path: Path) -> list[str]:
-        """Pre-create labelled nodes (e.g. for Unmanaged CEs) from YAML:
-        ``nodes: [{computeEnvironment, instanceType, capacityType: spot|on-demand, count,
-        labels}]``. Nodes get deterministic names, so re-running is idempotent."""
-        doc = yaml.safe_load(path.read_text()) or {}
-        entries = doc.get("nodes", doc) if isinstance(doc, dict) else doc
-        names: list[str] = []
-        jobs = []
-        for entry in entries or []:
-            ce = str(entry["computeEnvironment"])
-            itype = str(entry["instanceType"])
-            cap = N.parse_capacity_type(entry.get("capacityType", L.ON_DEMAND))
-            for i in range(int(entry.get("count", 1))):
-                name = N.node_name(ce, itype, i)
-                names.append(name)
-                if name not in self._nodes:
-                    jobs.append(
-                        self.create_node(ce, itype, cap, name=name, labels=entry.get("labels"))
-                    )
+        """Pre-create labelled nodes (e.g. for Unmanaged CEs) from a nodes file (see
+        :func:`kubatch.sim.nodes.parse_nodes_file`). Nodes get deterministic names, so
+        re-running is idempotent."""
+        wanted = N.parse_nodes_file(yaml.safe_load(path.read_text()), self.config.catalogue)
+        names = [w.name for w in wanted]
+        jobs = [
+            self.create_node(
+                w.compute_environment,
+                w.instance_type,
+                w.capacity_type,
+                name=w.name,
+                labels=w.labels,
+            )
+            for w in wanted
+            if w.name not in self._nodes
+        ]
         sem = asyncio.Semaphore(self.config.workers)
 
         async def bounded(c: Awaitable[str]) -> None:
@@ -701,50 +605,23 @@ class Simulator:
 
     async def scale_once(self) -> None:
         """One scaling cycle over every managed pool (and clean-up of deleted pools' nodes)."""
-        now = self._clock()
-        by_ce: dict[str, list[_Node]] = {}
-        for n in self._nodes.values():
-            by_ce.setdefault(n.spec.compute_environment, []).append(n)
-        pending: dict[str, list[Requests]] = {}
-        for ce, req in self._pending.values():
-            pending.setdefault(ce, []).append(req)
-        # finish cordoned nodes that drained
-        for n in list(self._nodes.values()):
-            drained = n.cordoned_at is not None and not n.pods and not n.reclaimed
-            if drained and now - (n.cordoned_at or now) >= min(1.0, self.config.scaling_interval):
-                self._submit(functools.partial(self.delete_node, n.spec.name))
-        pools = dict(self._pools)
-        if self._ces_synced:
-            for ce, nodes in by_ce.items():
-                if ce not in pools and any(n.spec.managed for n in nodes):
-                    pools[ce] = Pool(name=ce, managed=True)  # CE deleted: max 0, drain
-        for ce, pool in pools.items():
-            if not pool.managed:
-                continue
-            live = [n for n in by_ce.get(ce, []) if n.cordoned_at is None and not n.reclaimed]
-            view = [
-                PoolNode(
-                    n.spec.name,
-                    n.spec.instance_type,
-                    n.spec.vcpus,
-                    busy=bool(n.pods),
-                    idle_since=None if n.pods else n.idle_since,
-                )
-                for n in live
-            ]
-            view += self._provisioning.get(ce, [])
-            plan = plan_scaling(
-                pool,
-                nodes=view,
-                pending=pending.get(ce, []),
-                catalogue=self.config.catalogue,
-                now=now,
-                scale_down_delay=self.config.scale_down_delay,
-            )
-            for itype in plan.add:
-                self._provision(pool, itype)
-            for name in plan.remove:
-                self._cordon(name)
+        plan = plan_cycle(
+            list(self._nodes.values()),
+            self._pending.values(),
+            self._pools,
+            self._provisioning,
+            pools_known=self._ces_synced,
+            catalogue=self.config.catalogue,
+            now=self._clock(),
+            scale_down_delay=self.config.scale_down_delay,
+            drain_grace=min(1.0, self.config.scaling_interval),
+        )
+        for name in plan.delete:
+            self._submit(functools.partial(self.delete_node, name))
+        for pool, itype in plan.launch:
+            self._provision(pool, itype)
+        for name in plan.cordon:
+            self._cordon(name)
 
     def _provision(self, pool: Pool, itype: str) -> None:
         t = self.config.catalogue[itype]
@@ -801,7 +678,7 @@ class Simulator:
         await self._patch_if_present(
             NODES,
             name,
-            {"spec": {"unschedulable": True, "taints": [*node.taints, _reclaim_taint()]}},
+            {"spec": {"unschedulable": True, "taints": [*node.taints, reclaim_taint()]}},
         )
         await asyncio.gather(*(self._disrupt(k) for k in list(node.pods)))
         await self.delete_node(name)
@@ -815,60 +692,3 @@ class Simulator:
             )
             for name in hit:
                 self._spawn(self.reclaim_node(name))
-
-
-def _reclaim_taint() -> dict[str, str]:
-    # NoSchedule, not NoExecute: the taint manager would delete the pods before the sim can
-    # fail them the way a node shutdown does.
-    return {"key": N.TAINT_RECLAIM, "value": "true", "effect": "NoSchedule"}
-
-
-def _started_at(pod: dict[str, Any]) -> float | None:
-    for cs in (pod.get("status") or {}).get("containerStatuses") or []:
-        running = (cs.get("state") or {}).get("running")
-        if running and running.get("startedAt"):
-            return parse_time(running["startedAt"])
-    return None
-
-
-async def reclaim_from_cluster(
-    kube: Kube, compute_environment: str, fraction: float, rng: random.Random, now: float
-) -> list[str]:
-    """Reclaim spot nodes of a CE directly on the cluster (the ``kubatch sim reclaim`` command,
-    separate from a running simulator, which notices the taint and the deletion)."""
-    selector = (
-        f"{N.LABEL_TYPE}={N.SIM_TYPE},{L.COMPUTE_ENVIRONMENT}={compute_environment},"
-        f"{L.CAPACITY_TYPE}={L.SPOT}"
-    )
-    items = await kube.list(NODES, labels=selector)
-    candidates = {
-        i["metadata"]["name"]: i
-        for i in items
-        if not any(
-            t.get("key") == N.TAINT_RECLAIM for t in (i.get("spec") or {}).get("taints") or []
-        )
-    }
-    chosen = choose_fraction(list(candidates), fraction, rng)
-    for name in chosen:
-        taints = (candidates[name].get("spec") or {}).get("taints") or []
-        await kube.patch(
-            NODES, name, {"spec": {"unschedulable": True, "taints": [*taints, _reclaim_taint()]}}
-        )
-    if chosen:
-        await asyncio.sleep(0.5)  # let a running sim see the taint and stop its timers
-    for name in chosen:
-        pods = await kube.list(PODS, fields=f"spec.nodeName={name},{ACTIVE_PODS}")
-        for pod in pods:
-            started = _started_at(pod)
-            body = build_disrupted_status(_slim(pod), name, started, now)
-            rv = pod["metadata"].get("resourceVersion", "")
-            with contextlib.suppress(ApiError):  # gone or changed meanwhile: leave it be
-                await kube.patch(
-                    PODS,
-                    pod["metadata"]["name"],
-                    {"metadata": {"resourceVersion": rv}, "status": body},
-                    pod["metadata"].get("namespace"),
-                    status=True,
-                )
-        await kube.delete(NODES, name)
-    return chosen

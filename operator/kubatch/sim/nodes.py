@@ -14,7 +14,7 @@ from typing import Any
 
 from kubatch.api.enums import CapacityType
 from kubatch.render import labels as L
-from kubatch.sim.catalogue import InstanceType
+from kubatch.sim.catalogue import Catalogue, InstanceType
 from kubatch.sim.pods import parse_quantity
 from kubatch.timefmt import parse_time, rfc3339, rfc3339_micro
 
@@ -54,6 +54,54 @@ class NodeSpec:
     created_at: float
     managed: bool = False
     """Launched by the managed scaling provider (removed when idle or when its CE goes)."""
+
+
+@dataclass(frozen=True, slots=True)
+class WantedNode:
+    """One node of a nodes file."""
+
+    name: str
+    compute_environment: str
+    instance_type: str
+    capacity_type: CapacityType
+    labels: dict[str, str]
+
+
+def parse_nodes_file(doc: object, catalogue: Catalogue) -> list[WantedNode]:
+    """Pure: a nodes file -> the nodes it asks for, with deterministic names.
+
+    ``nodes: [{computeEnvironment, instanceType, capacityType: spot|on-demand, count: 1,
+    labels: {}}]`` (or the list alone). A missing field, an instance type the catalogue does
+    not know, a bad capacity type or count raises ``ValueError`` naming the entry.
+    """
+    entries = doc.get("nodes", doc) if isinstance(doc, dict) else doc
+    if entries is None:
+        return []
+    if not isinstance(entries, list):
+        raise ValueError("nodes file: expected a list of entries under 'nodes'")
+    out: list[WantedNode] = []
+    for i, entry in enumerate(entries):
+        where = f"nodes file entry {i + 1}"
+        if not isinstance(entry, dict):
+            raise ValueError(f"{where}: expected a mapping, got {entry!r}")
+        missing = [k for k in ("computeEnvironment", "instanceType") if not entry.get(k)]
+        if missing:
+            raise ValueError(f"{where}: {' and '.join(missing)} required")
+        ce, itype = str(entry["computeEnvironment"]), str(entry["instanceType"])
+        try:
+            catalogue[itype]
+        except KeyError:
+            raise ValueError(f"{where} ({ce}): unknown instance type {itype!r}") from None
+        try:
+            cap = parse_capacity_type(entry.get("capacityType", L.ON_DEMAND))
+            count = int(entry.get("count", 1))
+        except (ValueError, TypeError) as err:
+            raise ValueError(f"{where} ({ce}): {err}") from None
+        if count < 0:
+            raise ValueError(f"{where} ({ce}): count must be 0 or more, not {count}")
+        labels = {str(k): str(v) for k, v in (entry.get("labels") or {}).items()}
+        out += [WantedNode(node_name(ce, itype, n), ce, itype, cap, labels) for n in range(count)]
+    return out
 
 
 def node_name(ce: str, instance_type: str, seq: int) -> str:

@@ -7,7 +7,13 @@ import pytest
 from kubatch.api.enums import CapacityType
 from kubatch.render import labels as L
 from kubatch.sim.catalogue import BUILTIN, Catalogue
-from kubatch.sim.nodes import NodeSpec, build_node, node_spec_from_object, parse_capacity_type
+from kubatch.sim.nodes import (
+    NodeSpec,
+    build_node,
+    node_spec_from_object,
+    parse_capacity_type,
+    parse_nodes_file,
+)
 from kubatch.timefmt import rfc3339
 
 T0 = 1_700_000_000.0
@@ -46,3 +52,47 @@ def test_node_round_trip(capacity: CapacityType) -> None:
     assert bool(node["spec"].get("taints")) is spot
     node["metadata"]["creationTimestamp"] = rfc3339(T0)
     assert node_spec_from_object(node) == spec
+
+
+def test_nodes_file_entries_and_deterministic_names() -> None:
+    doc = {
+        "nodes": [
+            {
+                "computeEnvironment": "u",
+                "instanceType": "m5.large",
+                "count": 2,
+                "labels": {"pool": "a"},
+            },
+            {"computeEnvironment": "s", "instanceType": "c5.xlarge", "capacityType": "Spot"},
+        ]
+    }
+    wanted = parse_nodes_file(doc, Catalogue(BUILTIN))
+    assert [(w.compute_environment, w.capacity_type) for w in wanted] == [
+        ("u", CapacityType.ON_DEMAND),
+        ("u", CapacityType.ON_DEMAND),
+        ("s", CapacityType.SPOT),
+    ]
+    assert wanted[0].labels == {"pool": "a"}
+    assert len({w.name for w in wanted}) == 3
+    assert parse_nodes_file(doc, Catalogue(BUILTIN)) == wanted  # same names on every run
+    assert parse_nodes_file(doc["nodes"], Catalogue(BUILTIN)) == wanted  # the list alone
+    assert parse_nodes_file(None, Catalogue(BUILTIN)) == []
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"instanceType": "m5.large"}, r"entry 1: computeEnvironment required"),
+        (
+            {"computeEnvironment": "u", "instanceType": "m9.huge"},
+            r"unknown instance type 'm9.huge'",
+        ),
+        ({"computeEnvironment": "u", "instanceType": "m5.large", "capacityType": "x"}, r"'x'"),
+        ({"computeEnvironment": "u", "instanceType": "m5.large", "count": -1}, r"0 or more"),
+        ("m5.large", r"expected a mapping"),
+    ],
+    ids=["no-ce", "unknown-type", "bad-capacity", "negative-count", "not-a-mapping"],
+)
+def test_nodes_file_errors_name_the_entry(entry: object, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_nodes_file({"nodes": [entry]}, Catalogue(BUILTIN))
