@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from kubatch.adapters.kube import COMPUTEENVIRONMENTS
+from kubatch.devkit.polling import eventually_async
 from kubatch.sim.cli import main as sim_main
 from kubatch.sim.engine import SimConfig, Simulator
 
@@ -115,17 +116,6 @@ def make_job(
 async def apply(kubectl: Kubectl, *objs: dict[str, Any], namespace: str | None = None) -> None:
     doc = {"apiVersion": "v1", "kind": "List", "items": list(objs)}
     await k(kubectl, "apply", "-f", "-", input=json.dumps(doc), namespace=namespace)
-
-
-async def wait_for(pred: Callable[[], Any], timeout: float = 60, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = await pred()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.5)
 
 
 class ReadyWatch:
@@ -245,7 +235,7 @@ async def test_pods_run_on_their_pool_with_declared_exit(
             }
             return done if len(done) == 4 else None
 
-        jobs = await wait_for(finished, 90, "all four Jobs to finish")
+        jobs = await eventually_async(finished, what="all four Jobs to finish", timeout=90)
         pods = {p["metadata"]["labels"]["job-name"]: p for p in await pods_of(kubectl, namespace)}
         nodes = ready.seen
     finally:
@@ -333,7 +323,7 @@ async def test_reclaim_disrupts_exactly_the_pods_on_reclaimed_nodes(
             running = [p for p in pods if p["status"].get("phase") == "Running"]
             return pods if len(running) == 6 else None
 
-        await wait_for(all_running, 60, "six running pods")
+        await eventually_async(all_running, what="six running pods", timeout=60)
         await ready.sample()
         chosen = await sim.reclaim(spot, 0.34)
         assert len(chosen) == 3
@@ -343,7 +333,7 @@ async def test_reclaim_disrupts_exactly_the_pods_on_reclaimed_nodes(
             failed = [p for p in pods if p["status"].get("phase") == "Failed"]
             return pods if len(failed) >= 3 else None
 
-        pods = await wait_for(settled, 30, "three disrupted pods")
+        pods = await eventually_async(settled, what="three disrupted pods", timeout=30)
         await asyncio.sleep(1)
         pods = await pods_of(kubectl, namespace)
         on_reclaimed = [p for p in pods if p["spec"]["nodeName"] in chosen]
@@ -386,18 +376,14 @@ async def test_reclaim_disrupts_exactly_the_pods_on_reclaimed_nodes(
             pods = await pods_of(kubectl, namespace)
             return all(p["status"].get("phase") == "Failed" for p in pods)
 
-        await wait_for(all_failed, 30, "every pod disrupted")
-        await wait_for(
-            lambda: _async(sim.stats().reclaims_by_compute_environment[spot] == 6),
-            10,
-            "the sim to count the CLI reclaims",
-        )
+        await eventually_async(all_failed, what="every pod disrupted", timeout=30)
+
+        async def counted() -> bool:
+            return sim.stats().reclaims_by_compute_environment[spot] == 6
+
+        await eventually_async(counted, what="the sim to count the CLI reclaims", timeout=10)
     finally:
         await delete_ces(kubectl, spot)
-
-
-async def _async(value: Any) -> Any:
-    return value
 
 
 async def test_scaling_respects_min_max_and_bid(
@@ -430,7 +416,7 @@ async def test_scaling_respects_min_max_and_bid(
         async def at_min() -> bool:
             return (await ready.sample()).get(bounded, 0) == 4
 
-        await wait_for(at_min, 30, "the pool to reach minvCpus")
+        await eventually_async(at_min, what="the pool to reach minvCpus", timeout=30)
         await apply(
             kubectl,
             *[
@@ -450,19 +436,19 @@ async def test_scaling_respects_min_max_and_bid(
         async def grown() -> bool:
             return (await ready.sample()).get(bounded, 0) == 8
 
-        await wait_for(grown, 30, "the pool to grow to maxvCpus")
+        await eventually_async(grown, what="the pool to grow to maxvCpus", timeout=30)
 
         async def jobs_done() -> bool:
             pods = await pods_of(kubectl, namespace)
             done = [p for p in pods if p["status"].get("phase") == "Succeeded"]
             return len(done) == 8
 
-        await wait_for(jobs_done, 90, "eight jobs to succeed on four nodes")
+        await eventually_async(jobs_done, what="eight jobs to succeed on four nodes", timeout=90)
 
         async def shrunk() -> bool:
             return (await ready.sample()).get(bounded, 0) == 4
 
-        await wait_for(shrunk, 30, "scale-down to minvCpus")
+        await eventually_async(shrunk, what="scale-down to minvCpus", timeout=30)
         # the operator publishes a desired size below min: the pool stays at min
         assert sim.kube is not None
         await sim.kube.patch(

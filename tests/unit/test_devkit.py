@@ -244,3 +244,16 @@ def test_stack_prepares_its_children(tmp_path: Path) -> None:
     assert stack.pids() == {}
     with pytest.raises(ChildExited, match="simulator"):
         stack.check()
+
+
+def test_a_zombie_is_not_alive(tmp_path: Path) -> None:
+    child = Child("quick", py("pass"), tmp_path / "q.log")
+    pid = child.start()
+    eventually(
+        lambda: Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0] == "Z",
+        what="the child to exit (unreaped)",
+        timeout=10,
+        every=0.01,
+    )
+    assert not pid_alive(pid)
+    child.stop()  # reaps it

@@ -3,7 +3,7 @@
 A :class:`Child` is started with its output appended to a log file, stdin closed, in a new
 session (a Ctrl-C in the terminal reaches the tool, which then stops its children in order),
 and stopped by its PID only: SIGTERM, then SIGKILL after a grace period. ``free_port`` and
-``pid_alive`` are the local control plane's (one definition each), re-exported here.
+``pid_alive`` build on the local control plane's (one definition each).
 """
 
 from __future__ import annotations
@@ -17,9 +17,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from kubatch.local.plane import free_port, pid_alive
+from kubatch.local import plane
+from kubatch.local.plane import free_port
 
 __all__ = ["Child", "ChildExited", "free_port", "pid_alive", "stop_pid"]
+
+
+def pid_alive(pid: int, exe: str | None = None) -> bool:
+    """True when ``pid`` runs (not a zombie waiting to be reaped) and, if ``exe`` is given,
+    runs that executable (a PID reused by another program is not ours)."""
+    if not plane.pid_alive(pid, exe):
+        return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
+    except (OSError, IndexError):
+        return not Path("/proc").is_dir()  # no procfs: trust kill(0)
+    return state != "Z"
 
 
 class ChildExited(RuntimeError):
