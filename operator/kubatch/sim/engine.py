@@ -194,13 +194,6 @@ class Simulator:
             self._clock(),
         )
 
-    def node_names(self, compute_environment: str | None = None) -> list[str]:
-        return sorted(
-            n
-            for n, s in self._nodes.items()
-            if compute_environment is None or s.spec.compute_environment == compute_environment
-        )
-
     # --- informers ------------------------------------------------------------------------------
 
     async def _informer(

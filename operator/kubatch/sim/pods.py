@@ -29,6 +29,8 @@ EXIT_SIGTERM = 143
 
 
 class PodPhase(StrEnum):
+    """``status.phase`` of a Kubernetes pod (what a kubelet writes; not a BatchJob's phase)."""
+
     PENDING = "Pending"
     RUNNING = "Running"
     SUCCEEDED = "Succeeded"
