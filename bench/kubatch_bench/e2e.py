@@ -27,14 +27,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import math
 import os
 import platform
 import re
-import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,24 +40,14 @@ from typing import Any
 
 import psutil
 
-from kubatch.adapters.kube import (
-    BATCHJOBS,
-    COMPUTEENVIRONMENTS,
-    JOBDEFINITIONS,
-    JOBQUEUES,
-    JOBS,
-    NAMESPACES,
-    NODES,
-    PODS,
-    ApiError,
-    Kube,
-    Resource,
-)
+from kubatch.adapters import kube as K
+from kubatch.adapters.kube import ApiError, Kube, Resource
 from kubatch.devkit.polling import eventually_async
 from kubatch.devkit.stack import SIM_ARGS, Stack, apply_crds
 from kubatch.devkit.stats import percentile
 from kubatch.render import labels as L
 from kubatch.timefmt import parse_time
+from kubatch_bench.common import workdir_and_plane, write_json
 from kubatch_bench.e2e_spec import (
     CE,
     DURATION,
@@ -84,9 +71,9 @@ from kubatch_bench.e2e_spec import (
 )
 
 RESOURCES = {
-    "ComputeEnvironment": COMPUTEENVIRONMENTS,
-    "JobQueue": JOBQUEUES,
-    "JobDefinition": JOBDEFINITIONS,
+    "ComputeEnvironment": K.COMPUTEENVIRONMENTS,
+    "JobQueue": K.JOBQUEUES,
+    "JobDefinition": K.JOBDEFINITIONS,
 }
 
 
@@ -245,7 +232,7 @@ class Run:
 
 async def _ensure_ns(kube: Kube, name: str) -> None:
     try:
-        await kube.create(NAMESPACES, {"metadata": {"name": name}})
+        await kube.create(K.NAMESPACES, {"metadata": {"name": name}})
     except ApiError as e:
         if not e.conflict:
             raise
@@ -253,7 +240,7 @@ async def _ensure_ns(kube: Kube, name: str) -> None:
 
 async def _ready_nodes(kube: Kube) -> int:
     n = 0
-    for node in await kube.list(NODES, labels=f"{L.COMPUTE_ENVIRONMENT}={CE}"):
+    for node in await kube.list(K.NODES, labels=f"{L.COMPUTE_ENVIRONMENT}={CE}"):
         conds = (node.get("status") or {}).get("conditions") or []
         unsched = (node.get("spec") or {}).get("unschedulable")
         if not unsched and any(c["type"] == "Ready" and c["status"] == "True" for c in conds):
@@ -263,11 +250,11 @@ async def _ready_nodes(kube: Kube) -> int:
 
 async def phase_raw(run: Run, n: int) -> dict[str, Any]:
     seen = run.seen
-    watch = run.follow(JOBS, NS_RAW, seen.on_raw_job)
+    watch = run.follow(K.JOBS, NS_RAW, seen.on_raw_job)
     try:
         _log(f"raw: creating {n} batch/v1 Jobs")
         t0 = time.monotonic()
-        t_req = await run.create_all(JOBS, [raw_job(f"raw-{i:05d}") for i in range(n)], NS_RAW)
+        t_req = await run.create_all(K.JOBS, [raw_job(f"raw-{i:05d}") for i in range(n)], NS_RAW)
         await run.until(
             "raw Jobs seen", lambda: len(seen.raw_created) >= n, lambda: f"{len(seen.raw_created)}"
         )
@@ -284,11 +271,11 @@ async def phase_raw(run: Run, n: int) -> dict[str, Any]:
             await watch
     _log(f"raw: {n} Jobs done in {t_done:.1f} s; cleaning up")
     await run.kube.request(
-        "DELETE", JOBS.path(NS_RAW), body={"propagationPolicy": "Background"}, resource="jobs"
+        "DELETE", K.JOBS.path(NS_RAW), body={"propagationPolicy": "Background"}, resource="jobs"
     )
 
     async def pods_left() -> int:
-        items, _ = await run.kube.list_with_version(PODS, namespace=NS_RAW, page=5000)
+        items, _ = await run.kube.list_with_version(K.PODS, namespace=NS_RAW, page=5000)
         return len(items)
 
     deadline = time.monotonic() + run.args.timeout
@@ -310,7 +297,7 @@ async def phase_kubatch(run: Run, n: int) -> dict[str, Any]:
     w0 = run.writes()
     _log(f"kubatch: creating {n} BatchJobs")
     t0 = time.monotonic()
-    t_req = await run.create_all(BATCHJOBS, [batchjob(x) for x in names], NS)
+    t_req = await run.create_all(K.BATCHJOBS, [batchjob(x) for x in names], NS)
     _log(f"kubatch: {n} BatchJobs created by the client in {t_req:.1f} s")
     await run.until(
         "every BatchJob's Kubernetes Job",
@@ -356,7 +343,7 @@ async def phase_latency(run: Run, rate: float, seconds: float) -> dict[str, Any]
     async def submit(name: str) -> None:
         submitted[name] = time.time()
         try:
-            await run.kube.create(BATCHJOBS, batchjob(name), NS)
+            await run.kube.create(K.BATCHJOBS, batchjob(name), NS)
         except ApiError as e:
             errors.append(str(e))
 
@@ -409,7 +396,7 @@ async def phase_fill(run: Run, target: int) -> dict[str, Any]:
     if extra:
         names = [f"fill-{i:05d}" for i in range(extra)]
         _log(f"fill: {extra} more BatchJobs to have {target} present")
-        await run.create_all(BATCHJOBS, [batchjob(x) for x in names], NS)
+        await run.create_all(K.BATCHJOBS, [batchjob(x) for x in names], NS)
         await run.until(
             "fill BatchJobs terminal",
             lambda: all(x in seen.bj_terminal for x in names),
@@ -468,8 +455,8 @@ async def _bench(args: argparse.Namespace, kubeconfig: Path, work: Path) -> dict
         assert operator_pid is not None
         run.rss = RssSampler(operator_pid)
 
-        tasks.append(run.follow(BATCHJOBS, NS, run.seen.on_batchjob))
-        tasks.append(run.follow(JOBS, NS, run.seen.on_job))
+        tasks.append(run.follow(K.BATCHJOBS, NS, run.seen.on_batchjob))
+        tasks.append(run.follow(K.JOBS, NS, run.seen.on_job))
         tasks.append(asyncio.create_task(run.rss_loop()))
         result.update(await phase_kubatch(run, args.jobs))
         result["ratio"] = round(result["batchjobs_per_s"] / result["raw_jobs_per_s"], 3)
@@ -523,21 +510,9 @@ def main(argv: list[str] | None = None) -> int:
         args.jobs = min(args.jobs, 500)
         args.latency_seconds = min(args.latency_seconds, 10.0)
         args.rss_jobs = 0
-    work = Path(tempfile.mkdtemp(prefix="kubatch-bench-e2e-"))
-    from kubatch.local.plane import LocalPlane
-
-    plane = LocalPlane(work / "plane")
     started = time.time()
-    try:
-        state = plane.up(timeout=180)
-        _log(f"plane up at {state.server}; work dir {work}")
-        result = asyncio.run(_bench(args, state.kubeconfig, work))
-    finally:
-        plane.down()
-        if args.keep_workdir:
-            _log(f"logs kept in {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+    with workdir_and_plane("kubatch-bench-e2e-", keep=args.keep_workdir) as (work, kubeconfig):
+        result = asyncio.run(_bench(args, kubeconfig, work))
     result["wall_seconds_total"] = round(time.time() - started, 1)
     result["machine"] = {
         "cpus": os.cpu_count(),
@@ -549,9 +524,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     add_targets(result)
     print(table(result))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(result, args.json)
     return 0
 
 

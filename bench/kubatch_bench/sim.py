@@ -22,8 +22,6 @@ import asyncio
 import json
 import os
 import platform
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -36,6 +34,7 @@ from kubatch.adapters.kube import NAMESPACES, NODES, PODS, ApiError, Kube
 from kubatch.devkit.polling import eventually_async
 from kubatch.devkit.process import Child
 from kubatch.devkit.stack import kubatch_argv
+from kubatch_bench.common import workdir_and_plane, write_json
 
 NS = "kubatch-bench-sim"
 
@@ -248,24 +247,11 @@ def _summary(r: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    work = Path(tempfile.mkdtemp(prefix="kubatch-bench-sim-"))
-    plane = None
-    try:
-        kubeconfig = args.kubeconfig
-        if kubeconfig is None:
-            from kubatch.local.plane import LocalPlane
-
-            plane = LocalPlane(work / "plane")
-            kubeconfig = plane.up(timeout=180).kubeconfig
-        result = asyncio.run(_bench(args, Path(kubeconfig), work))
-    finally:
-        if plane is not None:
-            plane.down()
-        shutil.rmtree(work, ignore_errors=True)
+    kubeconfig = Path(args.kubeconfig) if args.kubeconfig else None
+    with workdir_and_plane("kubatch-bench-sim-", kubeconfig) as (work, config):
+        result = asyncio.run(_bench(args, config, work))
     print(_summary(result))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(result, args.json)
     return 0
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.conftest import Kubectl, PlaneHandle, fresh_namespace, kubectl_for, plane_handle
+from tests.conftest import Kubectl, PlaneHandle, plane_fixtures
 
 from kubatch.devkit.polling import eventually
 from kubatch.devkit.stack import Stack as Processes
@@ -110,19 +110,7 @@ class Stack:
 
 # The e2e tier runs its own operator and simulator, which act on every object of their plane:
 # it gets a plane of its own, so that integration tests never see them.
-@pytest.fixture(scope="session")
-def local_plane() -> Iterator[PlaneHandle]:
-    yield from plane_handle("kubatch-e2e-plane-")
-
-
-@pytest.fixture(scope="session")
-def kubectl(local_plane: PlaneHandle) -> Kubectl:
-    return kubectl_for(local_plane)
-
-
-@pytest.fixture
-def namespace(kubectl: Kubectl) -> Iterator[str]:
-    yield from fresh_namespace(kubectl)
+local_plane, kubectl, namespace = plane_fixtures("kubatch-e2e-plane-")
 
 
 @pytest.fixture(scope="session")

@@ -50,3 +50,52 @@ class DependencyCondition(StrEnum):
     SUCCEEDED = "Succeeded"
     COMPLETED = "Completed"
     FAILED = "Failed"
+
+
+class QueueOrdering(StrEnum):
+    """Order of a queue without a scheduling policy."""
+
+    FIFO = "FIFO"
+    STRICT_FIFO = "StrictFIFO"
+
+
+class TimeLimitAction(StrEnum):
+    CANCEL = "Cancel"
+    FALLBACK = "FallbackToNextComputeEnvironment"
+
+
+class WaitingState(StrEnum):
+    """Phases a ``jobStateTimeLimitActions`` entry may watch (the waiting ones)."""
+
+    PENDING = "Pending"
+    RUNNABLE = "Runnable"
+    STARTING = "Starting"
+
+
+class RetryAction(StrEnum):
+    RETRY = "Retry"
+    EXIT = "Exit"
+
+
+class ConditionStatus(StrEnum):
+    TRUE = "True"
+    FALSE = "False"
+    UNKNOWN = "Unknown"
+
+
+class TolerationOperator(StrEnum):
+    EQUAL = "Equal"
+    EXISTS = "Exists"
+
+
+class TaintEffect(StrEnum):
+    NO_SCHEDULE = "NoSchedule"
+    PREFER_NO_SCHEDULE = "PreferNoSchedule"
+    NO_EXECUTE = "NoExecute"
+
+
+class SelectorOperator(StrEnum):
+    IN = "In"
+    NOT_IN = "NotIn"
+    EXISTS = "Exists"
+    DOES_NOT_EXIST = "DoesNotExist"

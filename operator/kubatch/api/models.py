@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from enum import StrEnum
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
@@ -74,62 +73,22 @@ class _Shell(_Model):
 
 # --------------------------------------------------------------------------- enums
 
-# The API's words that shells use without pydantic (simulator, plugin) live in api/enums.py.
+# The API's words (StrEnums) live in api/enums.py, which shells (simulator, plugin) import
+# without paying for pydantic; the models use them under the same names.
 State = enums.State
 ComputeEnvironmentType = enums.ComputeEnvironmentType
 CapacityType = enums.CapacityType
 AllocationStrategy = enums.AllocationStrategy
 DependencyType = enums.DependencyType
 DependencyCondition = enums.DependencyCondition
-
-
-class QueueOrdering(StrEnum):
-    """Order of a queue without a scheduling policy."""
-
-    FIFO = "FIFO"
-    STRICT_FIFO = "StrictFIFO"
-
-
-class TimeLimitAction(StrEnum):
-    CANCEL = "Cancel"
-    FALLBACK = "FallbackToNextComputeEnvironment"
-
-
-class WaitingState(StrEnum):
-    """Phases a ``jobStateTimeLimitActions`` entry may watch (the waiting ones)."""
-
-    PENDING = "Pending"
-    RUNNABLE = "Runnable"
-    STARTING = "Starting"
-
-
-class RetryAction(StrEnum):
-    RETRY = "Retry"
-    EXIT = "Exit"
-
-
-class ConditionStatus(StrEnum):
-    TRUE = "True"
-    FALSE = "False"
-    UNKNOWN = "Unknown"
-
-
-class TolerationOperator(StrEnum):
-    EQUAL = "Equal"
-    EXISTS = "Exists"
-
-
-class TaintEffect(StrEnum):
-    NO_SCHEDULE = "NoSchedule"
-    PREFER_NO_SCHEDULE = "PreferNoSchedule"
-    NO_EXECUTE = "NoExecute"
-
-
-class SelectorOperator(StrEnum):
-    IN = "In"
-    NOT_IN = "NotIn"
-    EXISTS = "Exists"
-    DOES_NOT_EXIST = "DoesNotExist"
+QueueOrdering = enums.QueueOrdering
+TimeLimitAction = enums.TimeLimitAction
+WaitingState = enums.WaitingState
+RetryAction = enums.RetryAction
+ConditionStatus = enums.ConditionStatus
+TolerationOperator = enums.TolerationOperator
+TaintEffect = enums.TaintEffect
+SelectorOperator = enums.SelectorOperator
 
 
 # --------------------------------------------------------------------------- shared pieces

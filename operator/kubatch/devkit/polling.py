@@ -23,9 +23,40 @@ class NotYet(AssertionError):
     """``eventually`` timed out."""
 
 
-def _describe(what: str, last: object, progress: Callable[[], str] | None) -> str:
-    state = progress() if progress is not None else repr(last)
-    return f"timed out waiting for {what}; last: {state[:3000]}"
+class _Rounds:
+    """The bookkeeping both loops share: deadline, checks, reports, the timeout message."""
+
+    def __init__(
+        self,
+        what: str,
+        timeout: float,
+        every: float,
+        check: Callable[[], None] | None,
+        progress: Callable[[], str] | None,
+        report: Callable[[str], None] | None,
+        report_every: float,
+    ) -> None:
+        self.what, self.every, self.check, self.progress = what, every, check, progress
+        self.report, self.report_every = report, report_every
+        self.deadline = time.monotonic() + timeout
+        self.next_report = time.monotonic() + report_every
+
+    def before(self) -> None:
+        if self.check is not None:
+            self.check()
+
+    def state(self, last: object) -> str:
+        return self.progress() if self.progress is not None else repr(last)
+
+    def pause(self, last: object) -> float:
+        """After a falsy answer: how long to sleep, or :class:`NotYet` when time is up."""
+        now = time.monotonic()
+        if now >= self.deadline:
+            raise NotYet(f"timed out waiting for {self.what}; last: {self.state(last)[:3000]}")
+        if self.report is not None and now >= self.next_report:
+            self.report(f"waiting for {self.what}: {self.state(last)}")
+            self.next_report = now + self.report_every
+        return min(self.every, max(0.0, self.deadline - now))
 
 
 def eventually(
@@ -41,22 +72,13 @@ def eventually(
 ) -> T:
     """``probe()`` until truthy; returns that value. ``progress()`` describes the state for
     the timeout message and for ``report`` (called every ``report_every`` seconds)."""
-    deadline = time.monotonic() + timeout
-    next_report = time.monotonic() + report_every
-    last: T | None = None
+    rounds = _Rounds(what, timeout, every, check, progress, report, report_every)
     while True:
-        if check is not None:
-            check()
+        rounds.before()
         last = probe()
         if last:
             return last
-        now = time.monotonic()
-        if now >= deadline:
-            raise NotYet(_describe(what, last, progress))
-        if report is not None and now >= next_report:
-            report(f"waiting for {what}: {progress() if progress else repr(last)}")
-            next_report = now + report_every
-        time.sleep(min(every, max(0.0, deadline - now)))
+        time.sleep(rounds.pause(last))
 
 
 async def eventually_async(
@@ -71,18 +93,10 @@ async def eventually_async(
     report_every: float = 10.0,
 ) -> T:
     """The same inside an event loop, for a coroutine function ``probe``."""
-    deadline = time.monotonic() + timeout
-    next_report = time.monotonic() + report_every
+    rounds = _Rounds(what, timeout, every, check, progress, report, report_every)
     while True:
-        if check is not None:
-            check()
+        rounds.before()
         last = await probe()
         if last:
             return last
-        now = time.monotonic()
-        if now >= deadline:
-            raise NotYet(_describe(what, last, progress))
-        if report is not None and now >= next_report:
-            report(f"waiting for {what}: {progress() if progress else repr(last)}")
-            next_report = now + report_every
-        await asyncio.sleep(min(every, max(0.0, deadline - now)))
+        await asyncio.sleep(rounds.pause(last))

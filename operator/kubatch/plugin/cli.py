@@ -30,24 +30,8 @@ from kubatch.adapters.kube import (
     Resource,
 )
 from kubatch.core.lifecycle import Phase
-from kubatch.plugin.views import (
-    CE_HEADERS,
-    JOB_HEADERS,
-    OUTPUTS,
-    QUEUE_HEADERS,
-    Obj,
-    PluginError,
-    as_list,
-    build_batch_job,
-    ce_rows,
-    format_table,
-    job_rows,
-    parse_depends_on,
-    parse_parameter,
-    queue_rows,
-    render_output,
-    status_of,
-)
+from kubatch.plugin import views
+from kubatch.plugin.views import Obj, PluginError
 from kubatch.plugin.why import explain, format_explanation
 
 T = TypeVar("T")
@@ -134,10 +118,14 @@ def _now() -> datetime:
 
 
 def _print_items(
-    items: list[Obj], args: argparse.Namespace, out: TextIO, table: Callable[[], str], what: str
+    items: list[Obj],
+    args: argparse.Namespace,
+    out: TextIO,
+    table: Callable[[], str],
+    what: str,
 ) -> None:
     if args.output:
-        out.write(render_output(as_list(items), args.output))
+        out.write(views.render_output(views.as_list(items), args.output))
     elif not items:
         where = (
             ""
@@ -157,8 +145,8 @@ def cmd_submit(cluster: Cluster, args: argparse.Namespace, out: TextIO) -> int:
         )
     if cluster.get("JobQueue", args.queue) is None:
         raise PluginError(f'jobqueue "{args.queue}" not found')
-    params = dict(parse_parameter(p) for p in args.parameter or [])
-    body = build_batch_job(
+    params = dict(views.parse_parameter(p) for p in args.parameter or [])
+    body = views.build_batch_job(
         args.job_definition,
         args.queue,
         namespace=args.namespace,
@@ -166,12 +154,12 @@ def cmd_submit(cluster: Cluster, args: argparse.Namespace, out: TextIO) -> int:
         parameters=params,
         array_size=args.array_size,
         parallelism=args.parallelism,
-        depends_on=[parse_depends_on(d) for d in args.depends_on or []],
+        depends_on=[views.parse_depends_on(d) for d in args.depends_on or []],
         share_identifier=args.share_identifier,
     )
     created = body if args.dry_run else cluster.create_batch_job(args.namespace, body)
     if args.output:
-        out.write(render_output(created, args.output))
+        out.write(views.render_output(created, args.output))
     else:
         name = (
             created["metadata"].get("name")
@@ -191,15 +179,17 @@ def cmd_ls(cluster: Cluster, args: argparse.Namespace, out: TextIO) -> int:
         items = [
             j
             for j in items
-            if (status_of(j).get("phase") or Phase.SUBMITTED.value).lower() in wanted
+            if (views.status_of(j).get("phase") or Phase.SUBMITTED.value).lower() in wanted
         ]
     now = _now()
-    headers = (["NAMESPACE"] if args.all_namespaces else []) + JOB_HEADERS
+    headers = (["NAMESPACE"] if args.all_namespaces else []) + views.JOB_HEADERS
     _print_items(
         items,
         args,
         out,
-        lambda: format_table(headers, job_rows(items, now, all_namespaces=args.all_namespaces)),
+        lambda: views.format_table(
+            headers, views.job_rows(items, now, all_namespaces=args.all_namespaces)
+        ),
         "batchjobs",
     )
     return 0
@@ -218,12 +208,12 @@ def cmd_why(cluster: Cluster, args: argparse.Namespace, out: TextIO) -> int:
         if ce is not None:
             ces[name] = ce
     definition = None
-    if not status_of(job).get("jobDefinition"):
+    if not views.status_of(job).get("jobDefinition"):
         definition = cluster.get(
             "JobDefinition", str(spec.get("jobDefinition", "")), args.namespace
         )
     info = explain(job, queue, ces, definition)
-    out.write(render_output(info, args.output) if args.output else format_explanation(info))
+    out.write(views.render_output(info, args.output) if args.output else format_explanation(info))
     return 0
 
 
@@ -231,7 +221,7 @@ def cmd_terminate(cluster: Cluster, args: argparse.Namespace, out: TextIO) -> in
     job = cluster.get("BatchJob", args.name, args.namespace)
     if job is None:
         raise PluginError(f'batchjob "{args.name}" not found in namespace "{args.namespace}"')
-    phase = status_of(job).get("phase")
+    phase = views.status_of(job).get("phase")
     cluster.patch_batch_job(
         args.namespace, args.name, {"spec": {"terminate": {"reason": args.reason}}}
     )
@@ -247,7 +237,11 @@ def cmd_queues(cluster: Cluster, args: argparse.Namespace, out: TextIO) -> int:
     items.sort(key=lambda q: (-int(q.get("spec", {}).get("priority", 0)), q["metadata"]["name"]))
     now = _now()
     _print_items(
-        items, args, out, lambda: format_table(QUEUE_HEADERS, queue_rows(items, now)), "jobqueues"
+        items,
+        args,
+        out,
+        lambda: views.format_table(views.QUEUE_HEADERS, views.queue_rows(items, now)),
+        "jobqueues",
     )
     return 0
 
@@ -255,7 +249,13 @@ def cmd_queues(cluster: Cluster, args: argparse.Namespace, out: TextIO) -> int:
 def cmd_ces(cluster: Cluster, args: argparse.Namespace, out: TextIO) -> int:
     items = cluster.list("ComputeEnvironment")
     now = _now()
-    _print_items(items, args, out, lambda: format_table(CE_HEADERS, ce_rows(items, now)), "ces")
+    _print_items(
+        items,
+        args,
+        out,
+        lambda: views.format_table(views.CE_HEADERS, views.ce_rows(items, now)),
+        "ces",
+    )
     return 0
 
 
@@ -277,7 +277,7 @@ def _common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
 
 
 def _output(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-o", "--output", choices=OUTPUTS, help="print json or yaml")
+    parser.add_argument("-o", "--output", choices=views.OUTPUTS, help="print json or yaml")
 
 
 def build_parser() -> argparse.ArgumentParser:

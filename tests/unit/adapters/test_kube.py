@@ -3,7 +3,6 @@ pagination, 401 re-login, errors."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -21,16 +20,6 @@ from kubatch.adapters.kube import (
     Kube,
     Resource,
 )
-
-
-@pytest.fixture
-async def api() -> AsyncIterator[FakeApi]:
-    fake = FakeApi()
-    await fake.start()
-    try:
-        yield fake
-    finally:
-        await fake.stop()
 
 
 def host(api: FakeApi) -> str:

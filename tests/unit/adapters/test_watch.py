@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -17,16 +17,6 @@ from kubatch.adapters.kube import PODS, Kube
 from kubatch.adapters.watch import Backoff, WatchStats, list_then_watch
 
 PATH = "/api/v1/namespaces/ns/pods"
-
-
-@pytest.fixture
-async def api() -> AsyncIterator[FakeApi]:
-    fake = FakeApi()
-    await fake.start()
-    try:
-        yield fake
-    finally:
-        await fake.stop()
 
 
 class Script:
