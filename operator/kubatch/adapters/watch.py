@@ -60,19 +60,13 @@ class Backoff:
 class WatchStats:
     """What one list-then-watch loop did (for tests, logs and benchmarks)."""
 
-    lists: int = 0
-    """Complete lists (the first one and every relist)."""
-    expired: int = 0
-    """410 Gone answers: the resourceVersion was too old, a relist followed."""
-    watches: int = 0
-    """Watch requests made (the first after a list, and every resume)."""
-    events: int = 0
-    """ADDED/MODIFIED/DELETED events handed over (listed objects not included)."""
+    lists: int = 0  # complete lists: the first one and every relist
+    expired: int = 0  # 410 Gone answers (the resourceVersion was too old); a relist followed
+    watches: int = 0  # watch requests: the first after a list, and every resume
+    events: int = 0  # ADDED/MODIFIED/DELETED handed over (listed objects not counted)
     bookmarks: int = 0
-    failures: int = 0
-    """Errors that cost a backoff."""
-    resource_version: str = ""
-    """Where the loop would resume now."""
+    failures: int = 0  # errors that cost a backoff
+    resource_version: str = ""  # where the loop would resume now
 
 
 async def list_then_watch(

@@ -12,15 +12,28 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import TypedDict, TypeVar, Unpack
 
 T = TypeVar("T")
 
-__all__ = ["NotYet", "eventually", "eventually_async"]
+__all__ = ["NotYet", "Options", "eventually", "eventually_async"]
 
 
 class NotYet(AssertionError):
     """``eventually`` timed out."""
+
+
+class Options(TypedDict, total=False):
+    """How ``eventually`` waits: ``timeout`` (60 s) and ``every`` (0.5 s) in seconds;
+    ``check()`` runs every round and may raise; ``progress()`` describes the state for the
+    timeout message and for ``report`` (called every ``report_every`` seconds, default 10)."""
+
+    timeout: float
+    every: float
+    check: Callable[[], None] | None
+    progress: Callable[[], str] | None
+    report: Callable[[str], None] | None
+    report_every: float
 
 
 class _Rounds:
@@ -29,12 +42,12 @@ class _Rounds:
     def __init__(
         self,
         what: str,
-        timeout: float,
-        every: float,
-        check: Callable[[], None] | None,
-        progress: Callable[[], str] | None,
-        report: Callable[[str], None] | None,
-        report_every: float,
+        timeout: float = 60.0,
+        every: float = 0.5,
+        check: Callable[[], None] | None = None,
+        progress: Callable[[], str] | None = None,
+        report: Callable[[str], None] | None = None,
+        report_every: float = 10.0,
     ) -> None:
         self.what, self.every, self.check, self.progress = what, every, check, progress
         self.report, self.report_every = report, report_every
@@ -59,20 +72,9 @@ class _Rounds:
         return min(self.every, max(0.0, self.deadline - now))
 
 
-def eventually(
-    probe: Callable[[], T],
-    *,
-    what: str,
-    timeout: float = 60.0,
-    every: float = 0.5,
-    check: Callable[[], None] | None = None,
-    progress: Callable[[], str] | None = None,
-    report: Callable[[str], None] | None = None,
-    report_every: float = 10.0,
-) -> T:
-    """``probe()`` until truthy; returns that value. ``progress()`` describes the state for
-    the timeout message and for ``report`` (called every ``report_every`` seconds)."""
-    rounds = _Rounds(what, timeout, every, check, progress, report, report_every)
+def eventually(probe: Callable[[], T], *, what: str, **options: Unpack[Options]) -> T:
+    """``probe()`` until truthy; returns that value (see :class:`Options`)."""
+    rounds = _Rounds(what, **options)
     while True:
         rounds.before()
         last = probe()
@@ -82,18 +84,10 @@ def eventually(
 
 
 async def eventually_async(
-    probe: Callable[[], Awaitable[T]],
-    *,
-    what: str,
-    timeout: float = 60.0,
-    every: float = 0.5,
-    check: Callable[[], None] | None = None,
-    progress: Callable[[], str] | None = None,
-    report: Callable[[str], None] | None = None,
-    report_every: float = 10.0,
+    probe: Callable[[], Awaitable[T]], *, what: str, **options: Unpack[Options]
 ) -> T:
     """The same inside an event loop, for a coroutine function ``probe``."""
-    rounds = _Rounds(what, timeout, every, check, progress, report, report_every)
+    rounds = _Rounds(what, **options)
     while True:
         rounds.before()
         last = await probe()

@@ -235,27 +235,24 @@ def cmd_terminate(cluster: Cluster, args: argparse.Namespace, out: TextIO) -> in
 def cmd_queues(cluster: Cluster, args: argparse.Namespace, out: TextIO) -> int:
     items = cluster.list("JobQueue")
     items.sort(key=lambda q: (-int(q.get("spec", {}).get("priority", 0)), q["metadata"]["name"]))
-    now = _now()
-    _print_items(
-        items,
-        args,
-        out,
-        lambda: views.format_table(views.QUEUE_HEADERS, views.queue_rows(items, now)),
-        "jobqueues",
-    )
-    return 0
+    return _table_of(items, args, out, views.QUEUE_HEADERS, views.queue_rows, "jobqueues")
 
 
 def cmd_ces(cluster: Cluster, args: argparse.Namespace, out: TextIO) -> int:
     items = cluster.list("ComputeEnvironment")
+    return _table_of(items, args, out, views.CE_HEADERS, views.ce_rows, "ces")
+
+
+def _table_of(
+    items: list[Obj],
+    args: argparse.Namespace,
+    out: TextIO,
+    headers: Sequence[str],
+    rows: Callable[[list[Obj], datetime], list[list[object]]],
+    what: str,
+) -> int:
     now = _now()
-    _print_items(
-        items,
-        args,
-        out,
-        lambda: views.format_table(views.CE_HEADERS, views.ce_rows(items, now)),
-        "ces",
-    )
+    _print_items(items, args, out, lambda: views.format_table(headers, rows(items, now)), what)
     return 0
 
 

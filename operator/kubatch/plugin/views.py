@@ -124,20 +124,18 @@ def age(created: object, now: datetime) -> str:
         return "<unknown>"
     s = max(0, int(now.timestamp() - start))
     m, h, d = s // 60, s // 3600, s // 86400
-    if s < 120:
-        return f"{s}s"
-    if m < 10:
-        return f"{m}m{s % 60}s" if s % 60 else f"{m}m"
-    if m < 180:
-        return f"{m}m"
-    if h < 8:
-        return f"{h}h{m % 60}m" if m % 60 else f"{h}h"
-    if h < 48:
-        return f"{h}h"
-    if d < 8:
-        return f"{d}d{h % 24}h" if h % 24 else f"{d}d"
-    if d < 730:
-        return f"{d}d"
+    # (below this, show: big unit, its name, the remainder in the next unit (0: none), its name)
+    for limit, big, unit, rest, rest_unit in (
+        (s < 120, s, "s", 0, ""),
+        (m < 10, m, "m", s % 60, "s"),
+        (m < 180, m, "m", 0, ""),
+        (h < 8, h, "h", m % 60, "m"),
+        (h < 48, h, "h", 0, ""),
+        (d < 8, d, "d", h % 24, "h"),
+        (d < 730, d, "d", 0, ""),
+    ):
+        if limit:
+            return f"{big}{unit}" + (f"{rest}{rest_unit}" if rest else "")
     return f"{d // 365}y"
 
 

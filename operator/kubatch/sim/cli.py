@@ -34,21 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="serve ComputeEnvironments until SIGINT/SIGTERM")
     run.add_argument("--provisioning-delay", type=float, default=1.0, metavar="SECONDS")
     run.add_argument("--scale-down-delay", type=float, default=30.0, metavar="SECONDS")
-    run.add_argument(
-        "--reclaim-rate-per-hour",
-        type=float,
-        default=0.0,
-        metavar="RATE",
-        help="spot reclaims per spot node per hour (Poisson)",
-    )
+    run.add_argument("--reclaim-rate-per-hour", type=float, default=0.0, metavar="RATE",
+                     help="spot reclaims per spot node per hour (Poisson)")  # fmt: skip
     run.add_argument("--heartbeat-interval", type=float, default=20.0, metavar="SECONDS")
-    run.add_argument(
-        "--start-delay",
-        type=float,
-        default=0.0,
-        metavar="SECONDS",
-        help="time from binding to Running",
-    )
+    run.add_argument("--start-delay", type=float, default=0.0, metavar="SECONDS",
+                     help="time from binding to Running")  # fmt: skip
     run.add_argument("--catalogue", type=Path, default=None, help="YAML instance catalogue")
     run.add_argument("--nodes-file", type=Path, default=None, help="YAML nodes to pre-create")
     run.add_argument(
