@@ -8,8 +8,10 @@ from typing import Any
 
 import pytest
 from tests.conftest import Kubectl
+from tests.manifests.kube import batch_v1_job
 
 from kubatch.devkit.polling import eventually
+from kubatch.timefmt import rfc3339
 
 
 def get_json(kubectl: Kubectl, *args: str, namespace: str | None = None) -> Any:
@@ -56,8 +58,8 @@ def node_manifest(name: str, pool: str) -> str:
                         "status": "True",
                         "reason": "KubeletReady",
                         "message": "test node",
-                        "lastHeartbeatTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                        "lastTransitionTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                        "lastHeartbeatTime": rfc3339(time.time()),
+                        "lastTransitionTime": rfc3339(time.time()),
                     }
                 ],
             },
@@ -66,29 +68,7 @@ def node_manifest(name: str, pool: str) -> str:
 
 
 def job_manifest(name: str, pool: str) -> str:
-    return json.dumps(
-        {
-            "apiVersion": "batch/v1",
-            "kind": "Job",
-            "metadata": {"name": name},
-            "spec": {
-                "backoffLimit": 0,
-                "template": {
-                    "spec": {
-                        "restartPolicy": "Never",
-                        "nodeSelector": {"pool": pool},
-                        "containers": [
-                            {
-                                "name": "main",
-                                "image": "busybox",
-                                "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}},
-                            }
-                        ],
-                    }
-                },
-            },
-        }
-    )
+    return json.dumps(batch_v1_job(name, {"pool": pool}))
 
 
 def test_crd_is_established_and_validates(kubectl: Kubectl, namespace: str) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import calendar
 import json
 import time
 import uuid
@@ -12,11 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.manifests.kube import batch_v1_job
 
 from kubatch.adapters.kube import COMPUTEENVIRONMENTS
 from kubatch.devkit.polling import eventually_async
+from kubatch.render import labels as L
 from kubatch.sim.cli import main as sim_main
 from kubatch.sim.engine import SimConfig, Simulator
+from kubatch.timefmt import parse_time
 
 REPO = Path(__file__).resolve().parents[2]
 CE_CRD = REPO / "crds" / "kubatch.io_computeenvironments.yaml"
@@ -68,6 +70,14 @@ def make_ce(name: str, **cr: Any) -> dict[str, Any]:
     }
 
 
+SPOT_TOLERATION = {
+    "key": L.CAPACITY_TYPE,
+    "operator": "Equal",
+    "value": L.SPOT,
+    "effect": "NoSchedule",
+}
+
+
 def make_job(
     name: str,
     ce: str,
@@ -76,41 +86,14 @@ def make_job(
     annotations: dict[str, str] | None = None,
     spot: bool = False,
 ) -> dict[str, Any]:
-    tolerations = (
-        [
-            {
-                "key": "kubatch.io/capacity-type",
-                "operator": "Equal",
-                "value": "spot",
-                "effect": "NoSchedule",
-            }
-        ]
-        if spot
-        else []
+    return batch_v1_job(
+        name,
+        {L.COMPUTE_ENVIRONMENT: ce},
+        cpu=cpu,
+        memory="256Mi",
+        annotations=annotations,
+        tolerations=[SPOT_TOLERATION] if spot else [],
     )
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": name},
-        "spec": {
-            "backoffLimit": 0,
-            "template": {
-                "metadata": {"annotations": annotations or {}},
-                "spec": {
-                    "restartPolicy": "Never",
-                    "nodeSelector": {"kubatch.io/compute-environment": ce},
-                    "tolerations": tolerations,
-                    "containers": [
-                        {
-                            "name": "main",
-                            "image": "busybox:1.36",
-                            "resources": {"requests": {"cpu": cpu, "memory": "256Mi"}},
-                        }
-                    ],
-                },
-            },
-        },
-    }
 
 
 async def apply(kubectl: Kubectl, *objs: dict[str, Any], namespace: str | None = None) -> None:
@@ -144,9 +127,7 @@ class ReadyWatch:
                 self.bad.append(f"{n['metadata']['name']} Ready={ready.get('Ready')}")
             # the TaintNodesByCondition admission plugin puts not-ready on every new node until
             # the node lifecycle controller has seen it Ready: only a lasting taint is a failure
-            age = time.time() - calendar.timegm(
-                time.strptime(n["metadata"]["creationTimestamp"], "%Y-%m-%dT%H:%M:%SZ")
-            )
+            age = time.time() - (parse_time(n["metadata"]["creationTimestamp"]) or 0.0)
             for t in n["spec"].get("taints") or [] if age > 10 else []:
                 if t["key"] in ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"):
                     self.bad.append(f"{n['metadata']['name']} tainted {t['key']}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -29,12 +29,13 @@ from kubatch.plugin.views import (
     render_output,
 )
 from kubatch.plugin.why import ce_verdict, explain, format_explanation, job_size
+from kubatch.timefmt import rfc3339
 
 NOW = datetime(2026, 1, 2, 12, 0, 0, tzinfo=UTC)
 
 
 def ts(seconds_ago: float) -> str:
-    return (NOW - timedelta(seconds=seconds_ago)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return rfc3339(NOW.timestamp() - seconds_ago)
 
 
 @pytest.mark.parametrize(
