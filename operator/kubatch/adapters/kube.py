@@ -16,6 +16,7 @@ classes costs CPU and memory for nothing. See docs/decisions/0003-kubernetes-cli
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import logging
 import os
@@ -249,8 +250,7 @@ class Kube:
     # -- acting as another identity ----------------------------------------------------------
 
     def _derive(self) -> Kube:
-        other = object.__new__(Kube)
-        other.__dict__.update(self.__dict__)
+        other = copy.copy(self)  # same config, pool, counters and hook
         other._owner = False
         other._impersonate = list(self._impersonate)
         return other
