@@ -1,11 +1,13 @@
-"""The scripted API server of the adapter tests, one per test."""
+"""The scripted API server of the adapter tests, and a client logged in to it, per test."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
 import pytest
-from tests.unit.adapters.fake_api import FakeApi
+from tests.unit.adapters.fake_api import FakeApi, kube_for
+
+from kubatch.adapters.kube import Kube
 
 
 @pytest.fixture
@@ -16,3 +18,12 @@ async def api() -> AsyncIterator[FakeApi]:
         yield fake
     finally:
         await fake.stop()
+
+
+@pytest.fixture
+async def kube(api: FakeApi) -> AsyncIterator[Kube]:
+    client = kube_for(f"http://127.0.0.1:{api.port}")
+    try:
+        yield client
+    finally:
+        await client.close()

@@ -49,23 +49,19 @@ def test_api_version() -> None:
     assert BATCHJOBS.api_version == "kubatch.io/v1alpha1"
 
 
-async def test_login_token_and_identities(api: FakeApi) -> None:
+async def test_login_token_and_identities(api: FakeApi, kube: Kube) -> None:
     api.on("GET", "/api/v1/namespaces/ns/pods/p", Reply(body=pod("p", "1")))
-    kube = kube_for(host(api))
-    try:
-        assert (await kube.get(PODS, "p", "ns"))["metadata"]["name"] == "p"
-        alice = kube.impersonating(
-            "alice",
-            groups=["team-a", "system:authenticated"],
-            extra={"scopes.example.io/x": ["a b"]},
-        )
-        await alice.get(PODS, "p", "ns")
-        caller = kube.with_bearer_token("caller-token")
-        await caller.get(PODS, "p", "ns")
-        both = caller.impersonating("bob")
-        await both.get(PODS, "p", "ns")
-    finally:
-        await kube.close()
+    assert (await kube.get(PODS, "p", "ns"))["metadata"]["name"] == "p"
+    alice = kube.impersonating(
+        "alice",
+        groups=["team-a", "system:authenticated"],
+        extra={"scopes.example.io/x": ["a b"]},
+    )
+    await alice.get(PODS, "p", "ns")
+    caller = kube.with_bearer_token("caller-token")
+    await caller.get(PODS, "p", "ns")
+    both = caller.impersonating("bob")
+    await both.get(PODS, "p", "ns")
     plain, imp, tok, tok_imp = api.seen
     assert plain.headers["Authorization"] == "Bearer t0"
     assert "Impersonate-User" not in plain.headers
@@ -161,18 +157,14 @@ async def test_writes_are_counted_and_shaped(api: FakeApi) -> None:
     assert kube.counters.writes == 4
 
 
-async def test_errors_carry_the_status_message(api: FakeApi) -> None:
+async def test_errors_carry_the_status_message(api: FakeApi, kube: Kube) -> None:
     api.on(
         "GET",
         "/api/v1/namespaces/ns/pods/p",
         Reply(403, status(403, "Forbidden", 'pods "p" is forbidden: User "x" cannot get')),
     )
-    kube = kube_for(host(api))
-    try:
-        with pytest.raises(ApiError) as info:
-            await kube.get(PODS, "p", "ns")
-    finally:
-        await kube.close()
+    with pytest.raises(ApiError) as info:
+        await kube.get(PODS, "p", "ns")
     assert info.value.forbidden
     assert info.value.status == 403
     assert info.value.message == 'pods "p" is forbidden: User "x" cannot get'
@@ -218,7 +210,7 @@ async def test_a_401_logs_in_again_once(api: FakeApi) -> None:
         await kube.close()
 
 
-async def test_list_pages_selectors_and_expired_continue(api: FakeApi) -> None:
+async def test_list_pages_selectors_and_expired_continue(api: FakeApi, kube: Kube) -> None:
     pages = iter(
         [
             Reply(body={"metadata": {"continue": "c1"}, "items": [pod("a", "5")]}),
@@ -228,11 +220,7 @@ async def test_list_pages_selectors_and_expired_continue(api: FakeApi) -> None:
         ]
     )
     api.on("GET", "/api/v1/pods", lambda _s: next(pages))
-    kube = kube_for(host(api))
-    try:
-        items, version = await kube.list_with_version(PODS, labels="a=b", fields="x=y", page=1)
-    finally:
-        await kube.close()
+    items, version = await kube.list_with_version(PODS, labels="a=b", fields="x=y", page=1)
     assert [i["metadata"]["name"] for i in items] == ["a", "b"]
     assert version == "9"
     queries = [s.query for s in api.seen]
@@ -243,12 +231,8 @@ async def test_list_pages_selectors_and_expired_continue(api: FakeApi) -> None:
     assert kube.counters.reads == 4
 
 
-async def test_a_410_without_continue_is_the_callers(api: FakeApi) -> None:
+async def test_a_410_without_continue_is_the_callers(api: FakeApi, kube: Kube) -> None:
     api.on("GET", "/api/v1/pods", Reply(410, status(410, "Expired", "too old")))
-    kube = kube_for(host(api))
-    try:
-        with pytest.raises(ApiError) as info:
-            await kube.list(PODS)
-    finally:
-        await kube.close()
+    with pytest.raises(ApiError) as info:
+        await kube.list(PODS)
     assert info.value.gone

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from tests.unit.adapters.fake_api import FakeApi, Reply, Seen, kube_for, pod, status
+from tests.unit.adapters.fake_api import FakeApi, Reply, Seen, pod, status
 
 from kubatch.adapters.kube import PODS, Kube
 from kubatch.adapters.watch import Backoff, WatchStats, list_then_watch
@@ -90,7 +90,7 @@ def watch_versions(api: FakeApi) -> list[str]:
     return [s.query["resourceVersion"] for s in api.requests("GET", PATH) if "watch" in s.query]
 
 
-async def test_list_then_watch_resumes_from_events_and_bookmarks(api: FakeApi) -> None:
+async def test_list_then_watch_resumes_from_events_and_bookmarks(api: FakeApi, kube: Kube) -> None:
     script = Script(
         [listing("10", "a", "b")],
         [
@@ -100,15 +100,11 @@ async def test_list_then_watch_resumes_from_events_and_bookmarks(api: FakeApi) -
     )
     api.on("GET", PATH, script)
     seen: list[tuple[str, str]] = []
-    kube = kube_for(f"http://127.0.0.1:{api.port}")
-    try:
-        stats = await run_until(
-            kube,
-            lambda: ("DELETED", "b") in seen and len(watch_versions(api)) >= 3,
-            on_event=lambda k, o: seen.append((k, o["metadata"]["name"])),
-        )
-    finally:
-        await kube.close()
+    stats = await run_until(
+        kube,
+        lambda: ("DELETED", "b") in seen and len(watch_versions(api)) >= 3,
+        on_event=lambda k, o: seen.append((k, o["metadata"]["name"])),
+    )
     assert seen[:5] == [
         ("ADDED", "a"),
         ("ADDED", "b"),
@@ -123,7 +119,7 @@ async def test_list_then_watch_resumes_from_events_and_bookmarks(api: FakeApi) -
 
 
 @pytest.mark.parametrize("how", ["http", "error-event"])
-async def test_gone_relists_at_once(api: FakeApi, how: str) -> None:
+async def test_gone_relists_at_once(api: FakeApi, kube: Kube, how: str) -> None:
     gone = (
         Reply(410, status(410, "Expired", "too old resource version: 10 (15)"))
         if how == "http"
@@ -133,16 +129,12 @@ async def test_gone_relists_at_once(api: FakeApi, how: str) -> None:
     api.on("GET", PATH, script)
     synced: list[list[str]] = []
     sleeps: list[float] = []
-    kube = kube_for(f"http://127.0.0.1:{api.port}")
-    try:
-        stats = await run_until(
-            kube,
-            lambda: len(synced) == 2 and "30" in watch_versions(api),
-            sleeps,
-            on_sync=lambda items: synced.append([i["metadata"]["name"] for i in items]),
-        )
-    finally:
-        await kube.close()
+    stats = await run_until(
+        kube,
+        lambda: len(synced) == 2 and "30" in watch_versions(api),
+        sleeps,
+        on_sync=lambda items: synced.append([i["metadata"]["name"] for i in items]),
+    )
     assert synced == [["a"], ["a", "z"]]
     assert (stats.lists, stats.expired) == (2, 1)
     assert sleeps == []  # the first 410 costs no backoff
@@ -150,7 +142,7 @@ async def test_gone_relists_at_once(api: FakeApi, how: str) -> None:
 
 
 async def test_errors_back_off_and_resume_from_the_same_version(
-    api: FakeApi, caplog: pytest.LogCaptureFixture
+    api: FakeApi, kube: Kube, caplog: pytest.LogCaptureFixture
 ) -> None:
     script = Script(
         [listing("10", "a")],
@@ -163,17 +155,13 @@ async def test_errors_back_off_and_resume_from_the_same_version(
     api.on("GET", PATH, script)
     seen: list[str] = []
     sleeps: list[float] = []
-    kube = kube_for(f"http://127.0.0.1:{api.port}")
-    try:
-        with caplog.at_level(logging.WARNING, "kubatch.watch"):
-            stats = await run_until(
-                kube,
-                lambda: "b" in seen,
-                sleeps,
-                on_event=collect(seen),
-            )
-    finally:
-        await kube.close()
+    with caplog.at_level(logging.WARNING, "kubatch.watch"):
+        stats = await run_until(
+            kube,
+            lambda: "b" in seen,
+            sleeps,
+            on_event=collect(seen),
+        )
     assert stats.lists == 1  # resumed: no relist after a 5xx or a 403
     assert watch_versions(api)[:3] == ["10", "10", "10"]
     assert len(sleeps) == 2
@@ -183,7 +171,7 @@ async def test_errors_back_off_and_resume_from_the_same_version(
 
 
 async def test_a_failing_handler_is_logged_and_relists(
-    api: FakeApi, caplog: pytest.LogCaptureFixture
+    api: FakeApi, kube: Kube, caplog: pytest.LogCaptureFixture
 ) -> None:
     script = Script(
         [listing("10", "a"), listing("40", "a", "bad")],
@@ -200,63 +188,50 @@ async def test_a_failing_handler_is_logged_and_relists(
             raise KeyError("bug in a handler")
         seen.append(name)
 
-    kube = kube_for(f"http://127.0.0.1:{api.port}")
-    try:
-        with caplog.at_level(logging.ERROR, "kubatch.watch"):
-            stats = await run_until(kube, lambda: "bad" in seen, on_event=on_event)
-    finally:
-        await kube.close()
+    with caplog.at_level(logging.ERROR, "kubatch.watch"):
+        stats = await run_until(kube, lambda: "bad" in seen, on_event=on_event)
     assert seen == ["a", "a", "bad"]  # the relist delivered what the handler dropped
     assert stats.lists == 2
     assert "bug in a handler" in caplog.text
 
 
-async def test_a_list_that_fails_is_retried(api: FakeApi) -> None:
+async def test_a_list_that_fails_is_retried(api: FakeApi, kube: Kube) -> None:
     script = Script(
         [Reply(404, status(404, "NotFound", "the CRD is not installed")), listing("5", "a")], []
     )
     api.on("GET", PATH, script)
     seen: list[str] = []
     sleeps: list[float] = []
-    kube = kube_for(f"http://127.0.0.1:{api.port}")
-    try:
-        stats = await run_until(
-            kube,
-            lambda: seen == ["a"],
-            sleeps,
-            on_event=collect(seen),
-        )
-    finally:
-        await kube.close()
+    stats = await run_until(
+        kube,
+        lambda: seen == ["a"],
+        sleeps,
+        on_event=collect(seen),
+    )
     assert stats.lists == 1
     assert stats.failures >= 1
     assert sleeps
 
 
-async def test_resume_from_a_given_version_skips_the_list(api: FakeApi) -> None:
+async def test_resume_from_a_given_version_skips_the_list(api: FakeApi, kube: Kube) -> None:
     script = Script([], [Reply(events=[ev("MODIFIED", "a", "8")])])
     api.on("GET", PATH, script)
     seen: list[str] = []
-    kube = kube_for(f"http://127.0.0.1:{api.port}")
-    try:
-        stats = await run_until(
-            kube,
-            lambda: seen == ["a"],
-            resource_version="7",
-            on_event=collect(seen),
-        )
-    finally:
-        await kube.close()
+    stats = await run_until(
+        kube,
+        lambda: seen == ["a"],
+        resource_version="7",
+        on_event=collect(seen),
+    )
     assert stats.lists == 0
     assert watch_versions(api)[0] == "7"
 
 
-async def test_kube_watch_is_the_same_loop(api: FakeApi) -> None:
+async def test_kube_watch_is_the_same_loop(api: FakeApi, kube: Kube) -> None:
     script = Script([listing("3", "a")], [Reply(events=[ev("ADDED", "b", "4")])])
     api.on("GET", PATH, script)
     seen: list[str] = []
     stats = WatchStats()
-    kube = kube_for(f"http://127.0.0.1:{api.port}")
     task = asyncio.create_task(
         kube.watch(
             PODS,
@@ -275,7 +250,6 @@ async def test_kube_watch_is_the_same_loop(api: FakeApi) -> None:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        await kube.close()
     assert seen == ["a", "b"]
     assert stats.lists == 1
     assert all(s.query["labelSelector"] == "app=x" for s in api.seen)
