@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
             if not rest or rest[0] not in ("core", "e2e", "sim"):
                 print("usage: kubatch bench {core,e2e,sim} [options]", file=sys.stderr)
                 return 2
-            return _delegate(f"kubatch.benchmarks.{rest[0]}", rest[1:])
+            return _delegate(f"kubatch_bench.{rest[0]}", rest[1:])
         module = {
             "operator": "kubatch.controller.main",
             "sim": "kubatch.sim.cli",

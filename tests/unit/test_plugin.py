@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -11,7 +11,8 @@ import yaml
 
 from kubatch.api.models import parse_batch_job
 from kubatch.core.resources import Resources
-from kubatch.plugin import (
+from kubatch.plugin.cli import build_parser
+from kubatch.plugin.views import (
     CE_HEADERS,
     JOB_HEADERS,
     QUEUE_HEADERS,
@@ -19,25 +20,22 @@ from kubatch.plugin import (
     age,
     as_list,
     build_batch_job,
-    build_parser,
     ce_rows,
-    ce_verdict,
-    explain,
-    format_explanation,
     format_table,
     job_rows,
-    job_size,
     parse_depends_on,
     parse_parameter,
     queue_rows,
     render_output,
 )
+from kubatch.plugin.why import ce_verdict, explain, format_explanation, job_size
+from kubatch.timefmt import rfc3339
 
 NOW = datetime(2026, 1, 2, 12, 0, 0, tzinfo=UTC)
 
 
 def ts(seconds_ago: float) -> str:
-    return (NOW - timedelta(seconds=seconds_ago)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return rfc3339(NOW.timestamp() - seconds_ago)
 
 
 @pytest.mark.parametrize(
@@ -324,3 +322,6 @@ def test_common_flags_work_before_and_after_the_verb() -> None:
     c = parser.parse_args(["submit", "align", "-q", "high", "-p", "a=1", "-p", "b=2"])
     assert c.parameter == ["a=1", "b=2"]
     assert c.namespace is None
+    assert (c.as_user, c.as_groups) == (None, None)
+    d = parser.parse_args(["--as", "alice", "ls", "--as-group", "team-a", "--as-group", "dev"])
+    assert (d.as_user, d.as_groups) == ("alice", ["team-a", "dev"])

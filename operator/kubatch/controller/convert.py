@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from kubatch import timefmt
 from kubatch.api import models as api
 from kubatch.api.models import dump
 from kubatch.api.resolve import effective_parameters, resolve_pod_template
@@ -21,6 +22,10 @@ from kubatch.core.retry import ExitRule, RetryStrategy
 from kubatch.core.selector import LabelSelector
 from kubatch.render import labels as L
 
+# The one RFC 3339 parser/formatter is kubatch.timefmt; these names stay for the controller.
+rfc3339 = timefmt.rfc3339
+parse_time = timefmt.parse_time
+
 SPOT_TAINT_KEY = L.CAPACITY_TYPE
 GPU = "nvidia.com/gpu"
 INTERRUPTION_REASONS = frozenset(
@@ -31,18 +36,6 @@ INTERRUPTION_REASONS = frozenset(
 def ts(value: datetime | None) -> float:
     """Pure: a timestamp as epoch seconds (0 when unknown)."""
     return value.timestamp() if value else 0.0
-
-
-def rfc3339(epoch: float) -> str:
-    """Pure: epoch seconds -> ``2026-01-02T03:04:05Z``."""
-    return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(value: str | None) -> float | None:
-    """Pure: RFC 3339 -> epoch seconds."""
-    if not value:
-        return None
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
 # --------------------------------------------------------------------------- nodes
