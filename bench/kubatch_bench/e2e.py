@@ -42,10 +42,10 @@ import psutil
 
 from kubatch.adapters import kube as K
 from kubatch.adapters.kube import ApiError, Kube, Resource
+from kubatch.api import labels as L
 from kubatch.devkit.polling import eventually_async
 from kubatch.devkit.stack import SIM_ARGS, Stack, apply_crds
 from kubatch.devkit.stats import percentile
-from kubatch.render import labels as L
 from kubatch.timefmt import parse_time
 from kubatch_bench.common import workdir_and_plane, write_json
 from kubatch_bench.e2e_spec import (

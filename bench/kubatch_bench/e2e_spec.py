@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from kubatch.api import labels as L
 from kubatch.devkit.promtext import Samples
-from kubatch.render import labels as L
 
 API = "kubatch.io/v1alpha1"
 NS = "kubatch-bench"

@@ -14,8 +14,8 @@ import pytest
 from tests.manifests.kube import batch_v1_job
 
 from kubatch.adapters.kube import COMPUTEENVIRONMENTS
+from kubatch.api import labels as L
 from kubatch.devkit.polling import eventually_async
-from kubatch.render import labels as L
 from kubatch.sim.cli import main as sim_main
 from kubatch.sim.engine import SimConfig, Simulator
 from kubatch.timefmt import parse_time

@@ -241,7 +241,7 @@ def ce(
             False,
             "not Ready (NoNodes): x",
         ),
-        (ce(max_vcpus=2), False, False, "job needs 4 vCPU > maxvCpus 2: can never fit"),
+        (ce(max_vcpus=2), False, False, "can never fit: needs 4 vCPU > maxvCpus 2"),
         (ce(allocated=14), True, False, "full now: 14 of 16 vCPUs allocated, job needs 4"),
         (ce(allocated=12), True, True, "has room for 4 vCPU"),
         (ce(allocated=None), True, True, "has room"),
@@ -252,6 +252,33 @@ def test_ce_verdict(ce_obj: Any, can_run: bool, now: bool, why: str) -> None:
     v = ce_verdict(1, "spot", ce_obj, Resources(4000, 2**30, 0))
     assert (v.can_run, v.now) == (can_run, now)
     assert why in v.why
+
+
+def test_ce_verdict_is_the_core_fit_for_every_resource() -> None:
+    """The plugin and the operator give one answer: a Managed CE by its instance types, an
+    Unmanaged CE by its ready nodes (none yet: cannot tell, not never)."""
+    gpu_job = Resources(4000, 8 * 2**30, 1)
+    cpu_only = ce(max_vcpus=64)
+    cpu_only["spec"]["computeResources"]["instanceTypes"] = ["m5.4xlarge"]
+    v = ce_verdict(1, "cpu", cpu_only, gpu_job)
+    assert (v.can_run, v.now) == (False, False)
+    assert "1 GPU > 0" in v.why
+    with_gpu = ce(max_vcpus=8)
+    with_gpu["spec"]["computeResources"]["instanceTypes"] = ["p3.2xlarge"]
+    v = ce_verdict(2, "gpu", with_gpu, gpu_job)
+    assert (v.can_run, v.now) == (True, True)
+    assert "fits p3.2xlarge" in v.why
+    own = {"metadata": {"name": "own"}, "spec": {"type": "Unmanaged"}, "status": {}}
+    v = ce_verdict(1, "own", own, Resources(2000, 2**30))
+    assert (v.can_run, v.now) == (True, False)
+    assert "cannot tell yet" in v.why
+    node = {"metadata": {"name": "n1", "labels": {"kubatch.io/compute-environment": "own"}},
+            "status": {"allocatable": {"cpu": "4", "memory": "8Gi"},
+                       "conditions": [{"type": "Ready", "status": "True"}]}}  # fmt: skip
+    assert ce_verdict(1, "own", own, Resources(2000, 2**30), [node]).now
+    v = ce_verdict(1, "own", own, Resources(6000, 2**30), [node])
+    assert not v.can_run
+    assert "no node holds it" in v.why
 
 
 def test_explain_and_its_text() -> None:

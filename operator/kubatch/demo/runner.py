@@ -27,6 +27,7 @@ from typing import Any, TextIO
 import yaml
 
 from kubatch.adapters.kube import BATCHJOBS, PODS, Kube
+from kubatch.api import labels as L
 from kubatch.core.lifecycle import Phase
 from kubatch.demo.report import (
     TERMINATE_AFTER_RUNNING_SECONDS,
@@ -44,7 +45,6 @@ from kubatch.demo.report import (
 from kubatch.devkit.process import ChildExited, stop_pid
 from kubatch.devkit.promtext import parse_metrics
 from kubatch.devkit.stack import Stack
-from kubatch.render import labels as L
 
 NAMESPACE = "kubatch-demo"
 JsonDict = dict[str, Any]

@@ -23,14 +23,16 @@ from kubatch import GROUP
 from kubatch.adapters.kube import (
     BATCHJOBS,
     COMPUTEENVIRONMENTS,
+    CONFIGMAPS,
     JOBDEFINITIONS,
     JOBQUEUES,
+    NODES,
     ApiError,
     Kube,
     Resource,
 )
 from kubatch.core.lifecycle import Phase
-from kubatch.plugin import views
+from kubatch.plugin import arrays, views
 from kubatch.plugin.views import Obj, PluginError
 from kubatch.plugin.why import explain, format_explanation
 
@@ -40,6 +42,8 @@ KINDS: dict[str, Resource] = {
     "JobQueue": JOBQUEUES,
     "ComputeEnvironment": COMPUTEENVIRONMENTS,
     "JobDefinition": JOBDEFINITIONS,
+    "Node": NODES,
+    "ConfigMap": CONFIGMAPS,
 }
 
 
@@ -97,8 +101,8 @@ class Cluster:
         except LookupError:
             return None
 
-    def list(self, kind: str, namespace: str | None = None) -> list[Obj]:
-        items = self._call(self.kube.list(KINDS[kind], namespace=namespace))
+    def list(self, kind: str, namespace: str | None = None, labels: str | None = None) -> list[Obj]:
+        items = self._call(self.kube.list(KINDS[kind], namespace=namespace, labels=labels))
         return sorted(
             items, key=lambda o: (o["metadata"].get("namespace") or "", o["metadata"]["name"])
         )
@@ -170,7 +174,52 @@ def cmd_submit(cluster: Cluster, args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def cmd_ls_array(cluster: Cluster, args: argparse.Namespace, out: TextIO) -> int:
+    job = cluster.get("BatchJob", args.array, args.namespace)
+    if job is None:
+        raise PluginError(f'batchjob "{args.array}" not found in namespace "{args.namespace}"')
+    if not job.get("spec", {}).get("arrayProperties"):
+        raise PluginError(f'batchjob "{args.array}" is not an array')
+    page, matched = arrays.filter_rows(_array_rows(cluster, job), args.phase, args.offset,
+                                       args.limit)  # fmt: skip
+    if args.output:
+        out.write(views.render_output(views.as_list(page), args.output))
+        return 0
+    if not page:
+        print("No children found.", file=sys.stderr)
+        return 0
+    out.write(arrays.children_table(page))
+    if matched > args.offset + len(page):
+        nxt = args.offset + len(page)
+        out.write(f"... {matched - nxt} more (--offset {nxt})\n")
+    return 0
+
+
+def cmd_rerun(cluster: Cluster, args: argparse.Namespace, out: TextIO) -> int:
+    job = cluster.get("BatchJob", args.name, args.namespace)
+    if job is None:
+        raise PluginError(f'batchjob "{args.name}" not found in namespace "{args.namespace}"')
+    if not job.get("spec", {}).get("arrayProperties"):
+        raise PluginError(f'batchjob "{args.name}" is not an array')
+    if not args.failed:
+        raise PluginError("say what to re-run: --failed")
+    failed = [int(r["index"]) for r in _array_rows(cluster, job) if r["phase"] == "Failed"]
+    existing = [j["metadata"]["name"] for j in cluster.list("BatchJob", args.namespace)]
+    name = args.new_name or arrays.rerun_name(args.name, existing)
+    body = arrays.rerun_body(job, failed, name)
+    created = body if args.dry_run else cluster.create_batch_job(args.namespace, body)
+    if args.output:
+        out.write(views.render_output(created, args.output))
+    else:
+        what = f"{len(failed)} failed child(ren)" if len(failed) != 1 else "1 failed child"
+        suffix = " (dry run)" if args.dry_run else ""
+        out.write(f"batchjob.{GROUP}/{name} re-runs {what} of {args.name}{suffix}\n")
+    return 0
+
+
 def cmd_ls(cluster: Cluster, args: argparse.Namespace, out: TextIO) -> int:
+    if args.array:
+        return cmd_ls_array(cluster, args, out)
     items = cluster.list("BatchJob", None if args.all_namespaces else args.namespace)
     if args.queue:
         items = [j for j in items if j.get("spec", {}).get("jobQueue") == args.queue]
@@ -195,7 +244,27 @@ def cmd_ls(cluster: Cluster, args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _array_rows(cluster: Cluster, job: Obj) -> list[Obj]:
+    meta = job["metadata"]
+    cms = cluster.list("ConfigMap", meta.get("namespace"), arrays.record_selector(meta["name"]))
+    return arrays.child_rows(cms)
+
+
 def cmd_why(cluster: Cluster, args: argparse.Namespace, out: TextIO) -> int:
+    name, index = arrays.split_child(args.name)
+    if index is not None:
+        parent = cluster.get("BatchJob", name, args.namespace)
+        if parent is None:
+            raise PluginError(f'batchjob "{name}" not found in namespace "{args.namespace}"')
+        if not parent.get("spec", {}).get("arrayProperties"):
+            raise PluginError(f'batchjob "{name}" is not an array')
+        rows = {int(r["index"]): r for r in _array_rows(cluster, parent)}
+        row = rows.get(index)
+        if args.output:
+            out.write(views.render_output(row or {"index": index}, args.output))
+        else:
+            out.write(arrays.explain_child(parent, row, index))
+        return 0
     job = cluster.get("BatchJob", args.name, args.namespace)
     if job is None:
         raise PluginError(f'batchjob "{args.name}" not found in namespace "{args.namespace}"')
@@ -212,7 +281,9 @@ def cmd_why(cluster: Cluster, args: argparse.Namespace, out: TextIO) -> int:
         definition = cluster.get(
             "JobDefinition", str(spec.get("jobDefinition", "")), args.namespace
         )
-    info = explain(job, queue, ces, definition)
+    unmanaged = any(c.get("spec", {}).get("type") == "Unmanaged" for c in ces.values())
+    nodes = cluster.list("Node") if unmanaged else []
+    info = explain(job, queue, ces, definition, nodes)
     out.write(views.render_output(info, args.output) if args.output else format_explanation(info))
     return 0
 
@@ -310,12 +381,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--queue", help="only jobs of this queue")
     p.add_argument("--phase", action="append", help="only jobs in this phase (repeatable)")
     p.add_argument("-A", "--all-namespaces", action="store_true", help="jobs of every namespace")
+    p.add_argument("--array", metavar="JOB", help="list the children of this array job instead")
+    p.add_argument("--limit", type=int, default=500, help="children per page (with --array)")
+    p.add_argument("--offset", type=int, default=0, help="first child of the page (--array)")
     _output(p)
     p.set_defaults(func=cmd_ls)
 
+    p = sub.add_parser("rerun", help="re-run chosen children of an array as a new BatchJob")
+    _common(p, suppress=True)
+    p.add_argument("name", metavar="JOB")
+    p.add_argument("--failed", action="store_true", help="the children that finally failed")
+    p.add_argument("--name", dest="new_name", help="the new job's name (default JOB-rerun-N)")
+    p.add_argument("--dry-run", action="store_true", help="print, do not create")
+    _output(p)
+    p.set_defaults(func=cmd_rerun)
+
     p = sub.add_parser("why", help="why a job is where it is: reason, position, CEs, attempts")
     _common(p, suppress=True)
-    p.add_argument("name", metavar="NAME")
+    p.add_argument("name", metavar="NAME[:INDEX]", help="a job, or one child of an array")
     _output(p)
     p.set_defaults(func=cmd_why)
 

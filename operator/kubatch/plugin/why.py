@@ -1,16 +1,21 @@
 """The pure half of ``kubectl batch why``: where a job stands and, per compute environment
 of its queue, whether it could ever run there and whether it has room now. No I/O.
 
-``ce_verdict`` is the plugin's answer to "can it fit"; it is kept in one function so that it
-can be replaced by the core's fit module.
+``ce_verdict`` asks the core's fit module (``kubatch.core.fit``), the one answer the operator
+acts on, whether the job can ever run on each CE.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from kubatch.api import models as api
+from kubatch.api.pools import ce_node_selector, ce_to_core, in_pool, node_info
+from kubatch.api.problems import InvalidResource
+from kubatch.core.catalogue import DEFAULT, Catalogue
+from kubatch.core.fit import Fit, ce_fit
 from kubatch.core.lifecycle import Phase
 from kubatch.core.resources import QuantityError, Resources, parse_cpu, sum_requests
 from kubatch.plugin.views import Obj, condition, format_table, num_text, status_of
@@ -62,9 +67,19 @@ class Verdict:
 
 
 def ce_verdict(
-    order: int, name: str, ce: Mapping[str, Any] | None, size: Resources | None
+    order: int,
+    name: str,
+    ce: Mapping[str, Any] | None,
+    size: Resources | None,
+    nodes: Sequence[Mapping[str, Any]] = (),
+    catalogue: Catalogue = DEFAULT,
 ) -> Verdict:
-    """Pure: could ``ce`` ever take a job of ``size`` (``can_run``), and now (``now``)?"""
+    """Pure: could ``ce`` ever take a job of ``size`` (``can_run``), and now (``now``)?
+
+    "Ever" is the core's fit (``kubatch.core.fit``: one node shape must hold every resource
+    the job asks for; Managed CEs from the instance catalogue, Unmanaged CEs from ``nodes``),
+    the same answer the operator acts on; "now" compares with the vCPUs allocated.
+    """
     if ce is None:
         return Verdict(order, name, False, False, "compute environment does not exist")
     spec, st = ce.get("spec", {}), status_of(ce)
@@ -86,32 +101,32 @@ def ce_verdict(
         return Verdict(order, name, False, False, why, **base)
     if size is None:
         return Verdict(order, name, True, False, "job size unknown", **base)
-    max_vcpus = cr.get("maxvCpus")
-    if max_vcpus is not None:
-        max_m = parse_cpu(max_vcpus)
-        if size.mcpu > max_m:
-            return Verdict(
-                order,
-                name,
-                False,
-                False,
-                f"job needs {size.vcpus:g} vCPU > maxvCpus {num_text(max_vcpus)}: can never fit",
-                **base,
-            )
-        allocated = st.get("allocatedvCpus")
-        if allocated is not None:
-            free_m = max_m - parse_cpu(allocated)
-            if size.mcpu > free_m:
-                return Verdict(
-                    order,
-                    name,
-                    True,
-                    False,
-                    f"full now: {num_text(allocated)} of {num_text(max_vcpus)} vCPUs allocated, "
-                    f"job needs {size.vcpus:g}",
-                    **base,
-                )
-    return Verdict(order, name, True, True, f"has room for {size.vcpus:g} vCPU", **base)
+    try:
+        parsed = api.parse_compute_environment(ce)
+    except InvalidResource as err:
+        return Verdict(order, name, False, False, f"invalid: {err}", **base)
+    infos = [node_info(n) for n in nodes]
+    selector = ce_node_selector(parsed)
+    core_ce = ce_to_core(parsed, [n for n in infos if in_pool(n, selector)], catalogue)
+    verdict = ce_fit(size, core_ce)
+    if verdict.fit is Fit.NO:
+        return Verdict(order, name, False, False, f"can never fit: {verdict.why}", **base)
+    if verdict.fit is Fit.UNKNOWN:
+        return Verdict(order, name, True, False, f"cannot tell yet: {verdict.why}", **base)
+    where = f" (fits {verdict.shape.name})" if verdict.shape is not None else ""
+    allocated = st.get("allocatedvCpus")
+    limit = core_ce.limit().mcpu
+    if allocated is not None and size.mcpu > limit - parse_cpu(allocated):
+        return Verdict(
+            order,
+            name,
+            True,
+            False,
+            f"full now: {num_text(allocated)} of {num_text(cr.get('maxvCpus'))} vCPUs "
+            f"allocated, job needs {size.vcpus:g}{where}",
+            **base,
+        )
+    return Verdict(order, name, True, True, f"has room for {size.vcpus:g} vCPU{where}", **base)
 
 
 def explain(
@@ -119,6 +134,7 @@ def explain(
     queue: Mapping[str, Any] | None,
     ces: Mapping[str, Mapping[str, Any]],
     definition: Mapping[str, Any] | None,
+    nodes: Sequence[Mapping[str, Any]] = (),
 ) -> Obj:
     """Pure: everything ``why`` says about a job, as a JSON-ready dict."""
     meta, spec, st = job.get("metadata", {}), job.get("spec", {}), status_of(job)
@@ -131,7 +147,9 @@ def explain(
         )
         for o in order:
             ce_name = str(o.get("computeEnvironment"))
-            verdicts.append(ce_verdict(int(o.get("order", 0)), ce_name, ces.get(ce_name), size))
+            verdicts.append(
+                ce_verdict(int(o.get("order", 0)), ce_name, ces.get(ce_name), size, nodes)
+            )
     return {
         "name": meta.get("name"),
         "namespace": meta.get("namespace"),

@@ -26,8 +26,8 @@ from typing import Any
 import yaml
 
 from kubatch.adapters.kube import COMPUTEENVIRONMENTS, LEASES, NODES, PODS, ApiError, Kube, Resource
+from kubatch.api import labels as L
 from kubatch.api.enums import CapacityType
-from kubatch.render import labels as L
 from kubatch.sim import nodes as N
 from kubatch.sim.pods import (
     Behaviour,

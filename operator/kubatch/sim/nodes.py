@@ -2,7 +2,7 @@
 
 Pure builders: the sim's nodes look like kubelet-registered nodes (labels, taints,
 capacity/allocatable, Ready condition, addresses, nodeInfo) plus kubatch's labels and price.
-Label and annotation keys are kubatch's (``kubatch.render.labels``); a node's capacity type is
+Label and annotation keys are kubatch's (``kubatch.api.labels``); a node's capacity type is
 the API's ``CapacityType``, written on the node as the ``spot``/``on-demand`` label value.
 """
 
@@ -12,13 +12,13 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
+from kubatch.api import labels as L
 from kubatch.api.enums import CapacityType
 from kubatch.core.catalogue import Catalogue, InstanceType
-from kubatch.render import labels as L
 from kubatch.sim.pods import parse_quantity
 from kubatch.timefmt import parse_time, rfc3339, rfc3339_micro
 
-# The simulator's own marks (everything else is kubatch's vocabulary in render.labels).
+# The simulator's own marks (everything else is kubatch's vocabulary in api.labels).
 LABEL_TYPE = "type"
 LABEL_MANAGED = "sim.kubatch.io/managed"
 SIM_TYPE = "kubatch-sim"

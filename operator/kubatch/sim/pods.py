@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from kubatch.render import labels as L
+from kubatch.api import labels as L
 from kubatch.timefmt import rfc3339
 
 # Pod annotations (set in a JobDefinition's template) that declare the simulated behaviour.

@@ -9,7 +9,7 @@ import random
 from typing import Any
 
 from kubatch.adapters.kube import NODES, PODS, ApiError, Kube
-from kubatch.render import labels as L
+from kubatch.api import labels as L
 from kubatch.sim import nodes as N
 from kubatch.sim.pods import build_disrupted_status
 from kubatch.sim.scaling import choose_fraction

@@ -166,7 +166,8 @@ def plan_scaling(
     """Decide which nodes to add and remove for a managed pool. Pure.
 
     Growth: launch instances, chosen per the allocation strategy among the eligible types that
-    can hold the largest pending pod, until the target is reached without exceeding maxvCpus.
+    can hold the largest pending pod, until the target is reached without exceeding maxvCpus —
+    except, as on AWS, by one instance when the smallest type is larger than the room left.
     ``BestFit`` sticks to the single cheapest-per-vCPU type (smallest on ties) and may stop
     short of the target; the other strategies progress to other types that still fit.
     Shrinking: idle nodes idle for at least ``scale_down_delay`` go, largest first, while the
@@ -190,6 +191,9 @@ def plan_scaling(
             room = pool.max_vcpus - current
             usable = [t for t in types if t.vcpus <= room]
             if not usable:
+                if room > 0 and types:  # AWS: one instance may take the pool past maxvCpus
+                    smallest = min(types, key=lambda t: (t.vcpus, t.memory_mib, t.name))
+                    add.append(smallest.name)
                 break
             t = _choose(pool.strategy, usable, pool.spot, target - current)
             add.append(t.name)

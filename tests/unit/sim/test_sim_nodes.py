@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from kubatch.api import labels as L
 from kubatch.api.enums import CapacityType
 from kubatch.core.catalogue import BUILTIN, Catalogue
-from kubatch.render import labels as L
 from kubatch.sim.nodes import (
     NodeSpec,
     build_node,

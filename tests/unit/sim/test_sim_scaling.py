@@ -242,7 +242,9 @@ def test_scaling_invariants(
     removed = sum(n.vcpus for n in nodes if n.name in p.remove)
     after = before + added - removed
     if p.add:
-        assert after <= pool.max_vcpus  # growth never crosses maxvCpus
+        # growth crosses maxvCpus by at most its last instance (SEMANTICS §1, as AWS; this
+        # invariant used to forbid any crossing, which AWS allows)
+        assert after - CAT[p.add[-1]].vcpus < pool.max_vcpus
     if p.remove:
         assert all(not n.busy for n in nodes if n.name in p.remove)
         assert after >= min(before, max(pool.min_vcpus, p.target_vcpus)) or before > pool.max_vcpus
@@ -317,3 +319,13 @@ def test_cycle_launches_for_pending_pods() -> None:
     pool = Pool("a", managed=True, max_vcpus=16, instance_types=("m5.xlarge",))
     plan = cycle([], {"a": pool}, pending=[("a", Requests(3.0, 1024.0))])
     assert plan.launch == ((pool, "m5.xlarge"),)
+
+
+def test_one_instance_may_take_the_pool_past_max_vcpus() -> None:
+    """SEMANTICS §1 (as AWS): when the smallest allowed type is larger than the room left, the
+    pool may exceed maxvCpus by one instance (admission still stops at maxvCpus)."""
+    pool = make_pool(max_vcpus=8, instance_types=("m5.4xlarge",))
+    p = plan(pool, [], [Requests(1.0, 1024.0, 0)] * 8)
+    assert p.add == ("m5.4xlarge",)
+    full = [PoolNode("n1", "m5.4xlarge", 16, busy=True)]
+    assert plan(pool, full, [Requests(1.0, 1024.0, 0)] * 8).add == ()
