@@ -33,6 +33,8 @@ from kubatch.batchapi.identity import Identity, KeyError_, parse_key_arg, parse_
 log = logging.getLogger("kubatch.batchapi")
 JsonDict = dict[str, Any]
 Handler = Callable[[Context, Any], Awaitable[JsonDict]]
+Observer = Callable[[str, int, JsonDict], None]
+"""Called with (operation, HTTP status, JSON body) of every answer (tests check shapes)."""
 SECRETS = Resource("", "v1", "secrets")
 MAX_BODY = 1024 * 1024
 
@@ -106,14 +108,6 @@ class KeyRing:
             await self.load()
 
 
-def _error(err: BatchApiError, request_id: str) -> web.Response:
-    return web.json_response(
-        err.body(),
-        status=err.status,
-        headers={"x-amzn-ErrorType": err.code, "x-amzn-RequestId": request_id},
-    )
-
-
 class BatchApi:
     """The application: authentication, routing, errors."""
 
@@ -124,11 +118,13 @@ class BatchApi:
         *,
         region: str = "us-east-1",
         clock: Callable[[], float] = time.time,
+        observer: Observer | None = None,
     ) -> None:
         self.kube = kube
         self.keys = keys
         self.region = region
         self.clock = clock
+        self.observer = observer
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY)
@@ -154,6 +150,7 @@ class BatchApi:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         request_id = str(uuid.uuid4())
+        operation = operation_of(request.method, request.raw_path)
         try:
             try:
                 body = await request.read()
@@ -164,11 +161,22 @@ class BatchApi:
         except BatchApiError as err:
             if err.status >= 500:
                 log.error("%s %s: %s (%s)", request.method, request.path, err.message, request_id)
-            return _error(err, request_id)
+            return self._answer(operation, err.status, err.body(), request_id, err.code)
         except Exception:  # never crash, never leak a traceback to the client
             log.exception("%s %s failed (%s)", request.method, request.path, request_id)
-            return _error(ServerError(f"internal error (request id {request_id})"), request_id)
-        return web.json_response(result, headers={"x-amzn-RequestId": request_id})
+            err = ServerError(f"internal error (request id {request_id})")
+            return self._answer(operation, err.status, err.body(), request_id, err.code)
+        return self._answer(operation, 200, result, request_id)
+
+    def _answer(
+        self, operation: str, status: int, body: JsonDict, request_id: str, code: str = ""
+    ) -> web.Response:
+        if self.observer is not None:
+            self.observer(operation, status, body)
+        headers = {"x-amzn-RequestId": request_id}
+        if code:
+            headers["x-amzn-ErrorType"] = code
+        return web.json_response(body, status=status, headers=headers)
 
     async def route(self, request: web.Request, who: Identity, body: bytes) -> JsonDict:
         ctx = Context(self.kube, who, self.region, self.clock)
@@ -191,6 +199,19 @@ class BatchApi:
         if request.method != "POST":
             raise ClientError(f"{parts[2]} is called with POST, not {request.method}")
         return await handler(ctx, _json(body))
+
+
+TAG_OPERATIONS = {"GET": "listtagsforresource", "POST": "tagresource", "DELETE": "untagresource"}
+
+
+def operation_of(method: str, raw_path: str) -> str:
+    """Pure: the lower-case operation name a request asks for ('' if none)."""
+    parts = raw_path.partition("?")[0].split("/")
+    if len(parts) == 4 and parts[1] == "v1" and parts[2] == "tags":
+        return TAG_OPERATIONS.get(method, "")
+    if len(parts) == 3 and parts[1] == "v1":
+        return parts[2].lower()
+    return ""
 
 
 def _json(body: bytes) -> Any:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from tests.unit.batchapi.fake_kube import FakeKube
+from tests.unit.batchapi.shapes import Recorder
 
 from kubatch.batchapi.identity import Identity
 from kubatch.batchapi.server import BatchApi, KeyRing
@@ -25,6 +26,7 @@ class Server:
     url: str
     kube: FakeKube
     loop: asyncio.AbstractEventLoop
+    recorder: Recorder
 
     def client(self, who: Identity = USER, **config: Any) -> Any:
         import boto3
@@ -36,7 +38,7 @@ class Server:
             region_name="us-east-1",
             aws_access_key_id=who.access_key,
             aws_secret_access_key=who.secret,
-            config=Config(retries={"max_attempts": 1}, **config),
+            config=Config(retries={"total_max_attempts": 1}, **config),
         )
 
     def run(self, coro: Any) -> Any:
@@ -47,7 +49,8 @@ class Server:
 def server() -> Iterator[Server]:
     kube = FakeKube()
     keys = KeyRing({i.access_key: i for i in (USER, OTHER, ADMIN)})
-    app = BatchApi(kube, keys, region="us-east-1").app()
+    recorder = Recorder()
+    app = BatchApi(kube, keys, region="us-east-1", observer=recorder).app()
     loop = asyncio.new_event_loop()
     started = threading.Event()
     holder: dict[str, Any] = {}
@@ -66,7 +69,10 @@ def server() -> Iterator[Server]:
     asyncio.run_coroutine_threadsafe(start(), loop)
     assert started.wait(10)
     try:
-        yield Server(f"http://127.0.0.1:{holder['port']}", kube, loop)
+        yield Server(f"http://127.0.0.1:{holder['port']}", kube, loop, recorder)
+        # Every answer the server gave in this module conforms to botocore's output shapes.
+        assert recorder.answers > 0
+        assert not recorder.problems, "\n".join(recorder.problems[:30])
     finally:
         asyncio.run_coroutine_threadsafe(holder["runner"].cleanup(), loop).result(10)
         loop.call_soon_threadsafe(loop.stop)
