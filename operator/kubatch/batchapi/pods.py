@@ -133,7 +133,9 @@ def requirements_of(requests: dict[str, Any]) -> list[JsonDict]:
             pass
     if "memory" in requests:
         try:
-            mib = (parse_quantity(requests["memory"]) / (1024 * 1024)).to_integral_value(ROUND_CEILING)
+            mib = (parse_quantity(requests["memory"]) / (1024 * 1024)).to_integral_value(
+                ROUND_CEILING
+            )
             out.append({"type": "MEMORY", "value": str(int(mib))})
         except (QuantityError, InvalidOperation):
             pass
@@ -282,30 +284,62 @@ def container_template(cp: Reader) -> JsonDict:
     return {"spec": spec}
 
 
-_STRUCT_FIELDS = {
-    "logConfiguration",
-    "networkConfiguration",
-    "fargatePlatformConfiguration",
-    "runtimePlatform",
-    "repositoryCredentials",
-    "ephemeralStorage",
-}
+_LOG_DRIVERS = (
+    "json-file",
+    "syslog",
+    "journald",
+    "gelf",
+    "fluentd",
+    "awslogs",
+    "splunk",
+    "awsfirelens",
+)
 
 
 def _check_type(cp: Reader, key: str) -> None:
-    """Fields without effect are still checked for their basic type."""
-    if key in _STRUCT_FIELDS:
-        cp.struct(key)
-    elif key == "ulimits":
+    """Fields without effect are still checked member by member: they are returned as given."""
+    if key == "ulimits":
         for u in cp.structs(key, max_items=100) or []:
             u.only(("hardLimit", "name", "softLimit"))
             u.req_str("name", max_len=64)
             u.integer("hardLimit", required=True)
             u.integer("softLimit", required=True)
-    elif key == "enableExecuteCommand":
+        return
+    if key == "enableExecuteCommand":
         cp.boolean(key)
+        return
+    sub = cp.struct(key) if key in _STRUCTS else None
+    if sub is None:
+        if key not in _STRUCTS:
+            cp.string(key, max_len=2048)
+        return
+    sub.only(_STRUCTS[key])
+    if key == "logConfiguration":
+        sub.req_str("logDriver", enum=_LOG_DRIVERS)
+        sub.str_map("options", max_items=64)
+        for so in sub.structs("secretOptions", max_items=64) or []:
+            so.only(("name", "valueFrom"))
+            so.req_str("name", max_len=256)
+            so.req_str("valueFrom", max_len=2048)
+    elif key == "networkConfiguration":
+        sub.string("assignPublicIp", enum=("ENABLED", "DISABLED"))
+    elif key == "ephemeralStorage":
+        sub.integer("sizeInGiB", required=True, lo=1, hi=10**6)
+    elif key == "repositoryCredentials":
+        sub.req_str("credentialsParameter", max_len=2048)
     else:
-        cp.string(key, max_len=2048)
+        for member in _STRUCTS[key]:
+            sub.string(member, max_len=256)
+
+
+_STRUCTS: dict[str, tuple[str, ...]] = {
+    "logConfiguration": ("logDriver", "options", "secretOptions"),
+    "networkConfiguration": ("assignPublicIp",),
+    "fargatePlatformConfiguration": ("platformVersion",),
+    "runtimePlatform": ("operatingSystemFamily", "cpuArchitecture"),
+    "repositoryCredentials": ("credentialsParameter",),
+    "ephemeralStorage": ("sizeInGiB",),
+}
 
 
 def template_container(template: dict[str, Any]) -> JsonDict:

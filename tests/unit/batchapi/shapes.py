@@ -66,7 +66,7 @@ def check(operation: str, status: int, body: Any) -> list[str]:
     report = ParamValidator().validate(body, shape)
     problems = []
     if report.has_errors():
-        for line in report.generate_report().splitlines()[1:]:
+        for line in report.generate_report().splitlines():
             if line.strip() and not any(p.search(line) for p in EXEMPT):
                 problems.append(f"{where}: {line.strip()}")
     out: list[str] = []

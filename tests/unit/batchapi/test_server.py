@@ -13,8 +13,11 @@ from tests.unit.batchapi.conftest import ADMIN, OTHER, USER, Server
 from kubatch.adapters.kube import BATCHJOBS, JOBDEFINITIONS, ApiError
 from kubatch.batchapi import names
 
-CP = {"image": "busybox", "command": ["run", "Ref::sample"],
-      "resourceRequirements": [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "512"}]}  # fmt: skip
+CP = {
+    "image": "busybox",
+    "command": ["run", "Ref::sample"],
+    "resourceRequirements": [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "512"}],
+}
 
 
 def code(err: pytest.ExceptionInfo[BotoError]) -> str:
@@ -25,23 +28,40 @@ def code(err: pytest.ExceptionInfo[BotoError]) -> str:
 def setup(server: Server) -> dict[str, Any]:
     a = server.client(ADMIN)
     a.create_compute_environment(
-        computeEnvironmentName="Pool_1", type="MANAGED", state="ENABLED",
-        computeResources={"type": "EC2", "maxvCpus": 8, "instanceTypes": ["optimal"],
-                          "subnets": ["subnet-1"], "securityGroupIds": ["sg-1"]},
-    )  # fmt: skip
-    a.create_job_queue(jobQueueName="Main_Q", priority=5,
-                       computeEnvironmentOrder=[{"order": 1, "computeEnvironment": "Pool_1"}])  # fmt: skip
+        computeEnvironmentName="Pool_1",
+        type="MANAGED",
+        state="ENABLED",
+        computeResources={
+            "type": "EC2",
+            "maxvCpus": 8,
+            "instanceTypes": ["optimal"],
+            "subnets": ["subnet-1"],
+            "securityGroupIds": ["sg-1"],
+        },
+    )
+    a.create_job_queue(
+        jobQueueName="Main_Q",
+        priority=5,
+        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": "Pool_1"}],
+    )
     u = server.client(USER)
-    r1 = u.register_job_definition(jobDefinitionName="Align_v1", type="container",
-                                   containerProperties=CP, parameters={"sample": "S0"})  # fmt: skip
+    r1 = u.register_job_definition(
+        jobDefinitionName="Align_v1",
+        type="container",
+        containerProperties=CP,
+        parameters={"sample": "S0"},
+    )
     return {"admin": a, "user": u, "def": r1}
 
 
 def test_register_revisions_and_deregister(server: Server, setup: dict[str, Any]) -> None:
     u = setup["user"]
     assert setup["def"]["revision"] == 1
-    r2 = u.register_job_definition(jobDefinitionName="Align_v1", type="container",
-                                   containerProperties={**CP, "image": "busybox:2"})  # fmt: skip
+    r2 = u.register_job_definition(
+        jobDefinitionName="Align_v1",
+        type="container",
+        containerProperties={**CP, "image": "busybox:2"},
+    )
     assert r2["revision"] == 2
     assert r2["jobDefinitionArn"].endswith(":111111111111:job-definition/Align_v1:2")
     defs = u.describe_job_definitions(jobDefinitionName="Align_v1")["jobDefinitions"]
@@ -57,43 +77,60 @@ def test_register_revisions_and_deregister(server: Server, setup: dict[str, Any]
     assert obj["spec"]["jobDefinition"] == names.revision_object("Align_v1", 1)
     with pytest.raises(BotoError) as err:
         u.submit_job(jobName="j", jobQueue="Main_Q", jobDefinition="Align_v1:2")
-    assert code(err) == "ClientException" and "INACTIVE" in str(err.value)
+    assert code(err) == "ClientException"
+    assert "INACTIVE" in str(err.value)
     # Each revision is its own object; none is ever edited by a later registration.
     objs = server.run(server.kube.list(JOBDEFINITIONS, namespace="team-a"))
-    assert {o["metadata"]["name"] for o in objs} >= {"align-v1-" + names.kube_name("Align_v1")[-8:] + ".1"}
+    assert {o["metadata"]["name"] for o in objs} >= {
+        "align-v1-" + names.kube_name("Align_v1")[-8:] + ".1"
+    }
 
 
 def test_submit_translates_to_a_batchjob(server: Server, setup: dict[str, Any]) -> None:
     u = setup["user"]
     first = u.submit_job(jobName="first", jobQueue="Main_Q", jobDefinition="Align_v1:1")
     job = u.submit_job(
-        jobName="Second_Job", jobQueue="arn:aws:batch:us-east-1:111111111111:job-queue/Main_Q",
-        jobDefinition="Align_v1:1", parameters={"sample": "S42"},
-        arrayProperties={"size": 4}, dependsOn=[{"jobId": first["jobId"], "type": "N_TO_N"}],
-        containerOverrides={"command": ["other"], "environment": [{"name": "X", "value": "1"}],
-                            "resourceRequirements": [{"type": "MEMORY", "value": "1024"}]},
+        jobName="Second_Job",
+        jobQueue="arn:aws:batch:us-east-1:111111111111:job-queue/Main_Q",
+        jobDefinition="Align_v1:1",
+        parameters={"sample": "S42"},
+        arrayProperties={"size": 4},
+        dependsOn=[{"jobId": first["jobId"], "type": "N_TO_N"}],
+        containerOverrides={
+            "command": ["other"],
+            "environment": [{"name": "X", "value": "1"}],
+            "resourceRequirements": [{"type": "MEMORY", "value": "1024"}],
+        },
         retryStrategy={"attempts": 3, "evaluateOnExit": [{"onExitCode": "137", "action": "RETRY"}]},
-        timeout={"attemptDurationSeconds": 120}, tags={"team": "a"}, propagateTags=True,
+        timeout={"attemptDurationSeconds": 120},
+        tags={"team": "a"},
+        propagateTags=True,
         schedulingPriorityOverride=5,
-    )  # fmt: skip
+    )
     obj = server.run(server.kube.get(BATCHJOBS, job["jobId"], "team-a"))
     spec = obj["spec"]
     assert spec["jobQueue"] == names.kube_name("Main_Q")
     assert spec["dependsOn"] == [{"jobName": first["jobId"], "type": "N_TO_N"}]
-    assert spec["overrides"] == {"args": ["other"], "env": [{"name": "X", "value": "1"}],
-                                 "resources": {"requests": {"memory": "1024Mi"},
-                                               "limits": {"memory": "1024Mi"}}}  # fmt: skip
+    assert spec["overrides"] == {
+        "args": ["other"],
+        "env": [{"name": "X", "value": "1"}],
+        "resources": {"requests": {"memory": "1024Mi"}, "limits": {"memory": "1024Mi"}},
+    }
     assert spec["retryStrategy"]["evaluateOnExit"] == [{"onExitCode": "137", "action": "Retry"}]
     assert obj["metadata"]["annotations"][names.NAME] == "Second_Job"
     (d,) = u.describe_jobs(jobs=[job["jobId"]])["jobs"]
-    assert d["jobName"] == "Second_Job" and d["status"] == "SUBMITTED"
-    assert d["arrayProperties"]["size"] == 4 and sum(d["arrayProperties"]["statusSummary"].values()) == 0
+    assert d["jobName"] == "Second_Job"
+    assert d["status"] == "SUBMITTED"
+    assert d["arrayProperties"]["size"] == 4
+    assert sum(d["arrayProperties"]["statusSummary"].values()) == 0
     assert d["jobDefinition"].endswith("job-definition/Align_v1:1")
     assert d["container"]["command"] == ["other"]  # resolved with overrides and parameters
-    assert d["tags"] == {"team": "a"} and d["propagateTags"] is True
+    assert d["tags"] == {"team": "a"}
+    assert d["propagateTags"] is True
     kids = u.describe_jobs(jobs=[f"{job['jobId']}:2", f"{job['jobId']}:9"])["jobs"]
     assert [k["jobId"] for k in kids] == [f"{job['jobId']}:2"]
-    assert kids[0]["status"] == "PENDING" and kids[0]["arrayProperties"] == {"index": 2}
+    assert kids[0]["status"] == "PENDING"
+    assert kids[0]["arrayProperties"] == {"index": 2}
     assert kids[0]["dependsOn"] == [{"jobId": f"{first['jobId']}:2", "type": "N_TO_N"}]
 
 
@@ -106,16 +143,26 @@ def test_submit_translates_to_a_batchjob(server: Server, setup: dict[str, Any]) 
         ({"jobName": "-bad"}, "jobName"),
         ({"dependsOn": [{"jobId": "no-such-job"}]}, "does not exist"),
         ({"dependsOn": [{"jobId": "x:1"}]}, "not supported"),
-        ({"dependsOn": [{"type": "N_TO_N", "jobId": "x"}], "arrayProperties": {"size": 1}}, "at least 2"),
+        (
+            {"dependsOn": [{"type": "N_TO_N", "jobId": "x"}], "arrayProperties": {"size": 1}},
+            "at least 2",
+        ),
         ({"arrayProperties": {"size": 20000}}, "at most 10000"),
-        ({"containerOverrides": {"environment": [{"name": "AWS_BATCH_X", "value": "1"}]}}, "reserved"),
-        ({"parameters": {"other": "1"}, "containerOverrides": {"command": ["Ref::missing"]}},
-         "undefined parameter"),
+        (
+            {"containerOverrides": {"environment": [{"name": "AWS_BATCH_X", "value": "1"}]}},
+            "reserved",
+        ),
+        (
+            {"parameters": {"other": "1"}, "containerOverrides": {"command": ["Ref::missing"]}},
+            "undefined parameter",
+        ),
         ({"nodeOverrides": {"numNodes": 2}}, "not supported"),
         ({"shareIdentifier": "a"}, "fair-share"),
         ({"timeout": {"attemptDurationSeconds": 10}}, "at least 60"),
-        ({"eksPropertiesOverride": {"podProperties": {"containers": [{"image": "other"}]}}},
-         "not supported"),
+        (
+            {"eksPropertiesOverride": {"podProperties": {"containers": [{"image": "other"}]}}},
+            "not supported",
+        ),
     ],
 )
 def test_submit_errors_are_client_exceptions(
@@ -146,47 +193,72 @@ def test_namespaces_are_isolated(server: Server, setup: dict[str, Any]) -> None:
 def test_admin_operations_need_an_admin_key(setup: dict[str, Any]) -> None:
     u, a = setup["user"], setup["admin"]
     with pytest.raises(BotoError) as err:
-        u.create_job_queue(jobQueueName="q2", priority=1,
-                           computeEnvironmentOrder=[{"order": 1, "computeEnvironment": "Pool_1"}])  # fmt: skip
+        u.create_job_queue(
+            jobQueueName="q2",
+            priority=1,
+            computeEnvironmentOrder=[{"order": 1, "computeEnvironment": "Pool_1"}],
+        )
     assert code(err) == "AccessDeniedException"
     with pytest.raises(BotoError) as err:
-        a.create_job_queue(jobQueueName="q2", priority=1,
-                           computeEnvironmentOrder=[{"order": 1, "computeEnvironment": "Missing"}])  # fmt: skip
+        a.create_job_queue(
+            jobQueueName="q2",
+            priority=1,
+            computeEnvironmentOrder=[{"order": 1, "computeEnvironment": "Missing"}],
+        )
     assert "does not exist" in str(err.value)
     a.create_compute_environment(computeEnvironmentName="Spare", type="UNMANAGED")
-    a.create_job_queue(jobQueueName="q2", priority=1, state="DISABLED",
-                       computeEnvironmentOrder=[{"order": 1, "computeEnvironment": "Spare"}],
-                       jobStateTimeLimitActions=[{"reason": "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY",
-                                                  "state": "RUNNABLE", "maxTimeSeconds": 600,
-                                                  "action": "CANCEL"}])  # fmt: skip
+    a.create_job_queue(
+        jobQueueName="q2",
+        priority=1,
+        state="DISABLED",
+        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": "Spare"}],
+        jobStateTimeLimitActions=[
+            {
+                "reason": "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY",
+                "state": "RUNNABLE",
+                "maxTimeSeconds": 600,
+                "action": "CANCEL",
+            }
+        ],
+    )
     (q,) = a.describe_job_queues(jobQueues=["q2"])["jobQueues"]
-    assert q["state"] == "DISABLED" and q["jobStateTimeLimitActions"][0]["maxTimeSeconds"] == 600
+    assert q["state"] == "DISABLED"
+    assert q["jobStateTimeLimitActions"][0]["maxTimeSeconds"] == 600
     a.update_job_queue(jobQueue="q2", priority=9)
     assert a.describe_job_queues(jobQueues=["q2"])["jobQueues"][0]["priority"] == 9
+    a.update_compute_environment(computeEnvironment="Spare", state="DISABLED")
     with pytest.raises(BotoError, match="used by job queue"):
-        a.update_compute_environment(computeEnvironment="Spare", state="DISABLED")
         a.delete_compute_environment(computeEnvironment="Spare")
     a.delete_job_queue(jobQueue="q2")
     a.delete_compute_environment(computeEnvironment="Spare")
     a.update_compute_environment(computeEnvironment="Pool_1", computeResources={"maxvCpus": 16})
     (ce,) = a.describe_compute_environments(computeEnvironments=["Pool_1"])["computeEnvironments"]
-    assert ce["computeResources"]["maxvCpus"] == 16 and ce["computeResources"]["subnets"] == ["subnet-1"]
+    assert ce["computeResources"]["maxvCpus"] == 16
+    assert ce["computeResources"]["subnets"] == ["subnet-1"]
     with pytest.raises(BotoError, match="minvCpus"):
         a.update_compute_environment(computeEnvironment="Pool_1", computeResources={"minvCpus": 99})
 
 
 def test_cancel_terminate_and_list_pagination(server: Server, setup: dict[str, Any]) -> None:
     u = setup["user"]
-    ids = [u.submit_job(jobName=f"page-{i}", jobQueue="Main_Q", jobDefinition="Align_v1:1")["jobId"]
-           for i in range(5)]  # fmt: skip
+    ids = [
+        u.submit_job(jobName=f"page-{i}", jobQueue="Main_Q", jobDefinition="Align_v1:1")["jobId"]
+        for i in range(5)
+    ]
     for i, phase in enumerate(["Running", "Running", "Running", "Runnable", "Succeeded"]):
         key = ("batchjobs", "team-a", ids[i])
         server.kube.objects[key]["status"] = {"phase": phase}
-    running = [j["jobId"] for p in u.get_paginator("list_jobs").paginate(
-        jobQueue="Main_Q", PaginationConfig={"PageSize": 2}) for j in p["jobSummaryList"]]  # fmt: skip
+    running = [
+        j["jobId"]
+        for p in u.get_paginator("list_jobs").paginate(
+            jobQueue="Main_Q", PaginationConfig={"PageSize": 2}
+        )
+        for j in p["jobSummaryList"]
+    ]
     assert sorted(running) == sorted(ids[:3])
     first = u.list_jobs(jobQueue="Main_Q", maxResults=2)
-    assert len(first["jobSummaryList"]) == 2 and first["nextToken"]
+    assert len(first["jobSummaryList"]) == 2
+    assert first["nextToken"]
     with pytest.raises(BotoError, match="different request"):
         u.list_jobs(jobQueue="Main_Q", jobStatus="RUNNABLE", nextToken=first["nextToken"])
     named = u.list_jobs(jobQueue="Main_Q", filters=[{"name": "JOB_NAME", "values": ["PAGE-*"]}])
@@ -199,23 +271,30 @@ def test_cancel_terminate_and_list_pagination(server: Server, setup: dict[str, A
     }
     u.terminate_job(jobId=ids[1], reason="stop")
     (d,) = u.describe_jobs(jobs=[ids[1]])["jobs"]
-    assert d["isTerminated"] is True and d["isCancelled"] is False
+    assert d["isTerminated"] is True
+    assert d["isCancelled"] is False
     out = u.terminate_jobs(jobs=[ids[2], "missing-job"], reason="bulk")
-    assert out["successful"] == [ids[2]] and out["errors"][0]["job"] == "missing-job"
+    assert out["successful"] == [ids[2]]
+    assert out["errors"][0]["job"] == "missing-job"
 
 
 def test_unsupported_and_unknown_operations_are_client_errors(server: Server) -> None:
     u = server.client(USER)
     with pytest.raises(BotoError) as err:
         u.create_scheduling_policy(name="p")
-    assert code(err) == "ClientException" and "not supported" in str(err.value)
+    assert code(err) == "ClientException"
+    assert "not supported" in str(err.value)
     with pytest.raises(BotoError) as err:
-        u.register_job_definition(jobDefinitionName="m", type="multinode",
-                                  nodeProperties={"numNodes": 2, "mainNode": 0, "nodeRangeProperties": []})  # fmt: skip
+        u.register_job_definition(
+            jobDefinitionName="m",
+            type="multinode",
+            nodeProperties={"numNodes": 2, "mainNode": 0, "nodeRangeProperties": []},
+        )
     assert "multi-node" in str(err.value)
     with pytest.raises(BotoError, match="ecsProperties"):
-        u.register_job_definition(jobDefinitionName="e", type="container",
-                                  ecsProperties={"taskProperties": []})  # fmt: skip
+        u.register_job_definition(
+            jobDefinitionName="e", type="container", ecsProperties={"taskProperties": []}
+        )
 
 
 def test_kubernetes_failures_are_server_exceptions(server: Server) -> None:
@@ -228,7 +307,8 @@ def test_kubernetes_failures_are_server_exceptions(server: Server) -> None:
     server.kube.fail_next = ApiError(422, "Invalid", '{"message": "spec.x: Invalid value"}')
     with pytest.raises(BotoError) as err:
         u.describe_job_definitions()
-    assert code(err) == "ClientException" and "Invalid value" in str(err.value)
+    assert code(err) == "ClientException"
+    assert "Invalid value" in str(err.value)
 
 
 def test_tags(setup: dict[str, Any]) -> None:

@@ -37,8 +37,9 @@ def signed(
     when: datetime = NOW,
 ) -> sigv4.Request:
     """A request signed by botocore, as the server receives it."""
-    req = AWSRequest(method=method, url=url, data=body,
-                     headers={"Content-Type": "application/x-amz-json-1.1"})  # fmt: skip
+    req = AWSRequest(
+        method=method, url=url, data=body, headers={"Content-Type": "application/x-amz-json-1.1"}
+    )
     auth = SigV4Auth(Credentials(WHO.access_key, secret), service, region)
     auth._timestamp = when.strftime("%Y%m%dT%H%M%SZ")  # type: ignore[attr-defined]
 
@@ -105,7 +106,9 @@ def test_each_signed_part_is_protected() -> None:
     signed_names = post.header_values("authorization")[0].split("SignedHeaders=")[1].split(",")[0]
     for name in signed_names.split(";"):
         value = post.header_values(name)[0]
-        tampered = "127.0.0.2:8000" if name == "host" else value[:-1] + ("0" if value[-1] != "0" else "1")
+        tampered = (
+            "127.0.0.2:8000" if name == "host" else value[:-1] + ("0" if value[-1] != "0" else "1")
+        )
         fails(with_header(post, name, tampered), bad)
     auth = post.header_values("authorization")[0]
     flipped = auth[:-1] + ("0" if auth[-1] != "0" else "1")
@@ -116,12 +119,16 @@ def test_keys_and_scope() -> None:
     fails(signed(secret="not-the-secret"), "InvalidSignatureException")
     req = signed()
     auth = req.header_values("authorization")[0]
-    fails(with_header(req, "authorization", auth.replace(WHO.access_key, "AKIDUNKNOWN1")),
-          "UnrecognizedClientException")  # fmt: skip
+    fails(
+        with_header(req, "authorization", auth.replace(WHO.access_key, "AKIDUNKNOWN1")),
+        "UnrecognizedClientException",
+    )
     assert "region" in fails(signed(region="eu-west-1"), "InvalidSignatureException")
     assert "service" in fails(signed(service="s3"), "InvalidSignatureException")
-    fails(with_header(req, "authorization", auth.replace("/20260304/", "/20260305/")),
-          "InvalidSignatureException")  # fmt: skip
+    fails(
+        with_header(req, "authorization", auth.replace("/20260304/", "/20260305/")),
+        "InvalidSignatureException",
+    )
 
 
 def test_clock_skew_over_five_minutes_is_refused() -> None:
@@ -139,8 +146,10 @@ def test_missing_or_malformed_authorization() -> None:
     )
     fails(bare, "MissingAuthenticationTokenException")
     fails(with_header(req, "authorization", "Basic dXNlcjpwdw=="), "IncompleteSignatureException")
-    fails(with_header(req, "authorization", "AWS4-HMAC-SHA256 Credential=x"),
-          "IncompleteSignatureException")  # fmt: skip
+    fails(
+        with_header(req, "authorization", "AWS4-HMAC-SHA256 Credential=x"),
+        "IncompleteSignatureException",
+    )
     no_date = dataclasses.replace(
         req, headers=[(k, v) for k, v in req.headers if k.lower() != "x-amz-date"]
     )

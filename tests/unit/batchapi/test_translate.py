@@ -21,7 +21,8 @@ aws_names = st.from_regex(r"[A-Za-z0-9_-]{1,128}", fullmatch=True)
 @given(aws_names)
 def test_kube_names_are_dns_labels(name: str) -> None:
     k = names.kube_name(name)
-    assert DNS.fullmatch(k) and len(k) <= 63
+    assert DNS.fullmatch(k)
+    assert len(k) <= 63
     assert names.kube_name(name) == k
     if DNS.fullmatch(name) and len(name) <= 63:
         assert k == name
@@ -34,9 +35,11 @@ def test_kube_names_are_injective(values: set[str]) -> None:
 
 def test_case_and_underscore_names_keep_their_aws_name() -> None:
     k = names.kube_name("High_Priority")
-    assert k.startswith("high-priority-") and k != names.kube_name("high_priority")
+    assert k.startswith("high-priority-")
+    assert k != names.kube_name("high_priority")
     obj = {"metadata": {"name": k, "annotations": {names.NAME: "High_Priority"}}}
-    assert names.aws_name(obj) == "High_Priority" and names.owns(obj, "High_Priority")
+    assert names.aws_name(obj) == "High_Priority"
+    assert names.owns(obj, "High_Priority")
     assert not names.owns(obj, "high_priority")
     assert names.revision_object("High_Priority", 3) == f"{k}.3"
 
@@ -72,19 +75,24 @@ def test_container_properties_to_pod_template() -> None:
         "image": "busybox",
         "command": ["echo", "Ref::x"],
         "environment": [{"name": "A", "value": "1"}],
-        "resourceRequirements": [{"type": "VCPU", "value": "0.5"},
-                                 {"type": "MEMORY", "value": "2048"},
-                                 {"type": "GPU", "value": "1"}],
+        "resourceRequirements": [
+            {"type": "VCPU", "value": "0.5"},
+            {"type": "MEMORY", "value": "2048"},
+            {"type": "GPU", "value": "1"},
+        ],
         "volumes": [{"name": "Scratch_1"}, {"name": "data", "host": {"sourcePath": "/data"}}],
-        "mountPoints": [{"sourceVolume": "Scratch_1", "containerPath": "/tmp/s"},
-                        {"sourceVolume": "data", "containerPath": "/d", "readOnly": True}],
+        "mountPoints": [
+            {"sourceVolume": "Scratch_1", "containerPath": "/tmp/s"},
+            {"sourceVolume": "data", "containerPath": "/d", "readOnly": True},
+        ],
         "user": "1000",
         "logConfiguration": {"logDriver": "awslogs"},
         "jobRoleArn": "arn:aws:iam::1:role/r",
-    }  # fmt: skip
+    }
     t = pods.container_template(Reader(cp))
     (c,) = t["spec"]["containers"]
-    assert c["args"] == ["echo", "Ref::x"] and "command" not in c  # AWS command = Docker CMD
+    assert c["args"] == ["echo", "Ref::x"]
+    assert "command" not in c
     assert c["resources"] == {
         "requests": {"cpu": "0.5", "memory": "2048Mi", "nvidia.com/gpu": "1"},
         "limits": {"memory": "2048Mi", "nvidia.com/gpu": "1"},
@@ -92,13 +100,18 @@ def test_container_properties_to_pod_template() -> None:
     assert c["env"] == [{"name": "A", "value": "1"}]
     assert c["securityContext"] == {"runAsUser": 1000}
     vols = {v["name"]: v for v in t["spec"]["volumes"]}
-    assert vols[names.kube_name("Scratch_1")] == {"name": names.kube_name("Scratch_1"), "emptyDir": {}}
+    assert vols[names.kube_name("Scratch_1")] == {
+        "name": names.kube_name("Scratch_1"),
+        "emptyDir": {},
+    }
     assert vols["data"]["hostPath"] == {"path": "/data"}
     assert c["volumeMounts"][1] == {"name": "data", "mountPath": "/d", "readOnly": True}
     back = pods.template_container(t)
     assert back["command"] == ["echo", "Ref::x"]
     assert {r["type"]: r["value"] for r in back["resourceRequirements"]} == {
-        "VCPU": "0.5", "MEMORY": "2048", "GPU": "1"
+        "VCPU": "0.5",
+        "MEMORY": "2048",
+        "GPU": "1",
     }
 
 
@@ -107,14 +120,24 @@ def test_container_properties_to_pod_template() -> None:
     [
         ({"command": ["x"]}, "image is required"),
         ({"image": "i", "environment": [{"name": "AWS_BATCH_JOB_ID", "value": "x"}]}, "reserved"),
-        ({"image": "i", "vcpus": 1, "resourceRequirements": [{"type": "VCPU", "value": "1"}]},
-         "both given"),
+        (
+            {"image": "i", "vcpus": 1, "resourceRequirements": [{"type": "VCPU", "value": "1"}]},
+            "both given",
+        ),
         ({"image": "i", "resourceRequirements": [{"type": "VCPU", "value": "-1"}]}, "positive"),
         ({"image": "i", "resourceRequirements": [{"type": "DISK", "value": "1"}]}, "not one of"),
         ({"image": "i", "secrets": [{"name": "a", "valueFrom": "arn"}]}, "not supported"),
-        ({"image": "i", "volumes": [{"name": "v", "efsVolumeConfiguration": {"fileSystemId": "f"}}]},
-         "not supported"),
-        ({"image": "i", "mountPoints": [{"sourceVolume": "nope", "containerPath": "/x"}]}, "no volume"),
+        (
+            {
+                "image": "i",
+                "volumes": [{"name": "v", "efsVolumeConfiguration": {"fileSystemId": "f"}}],
+            },
+            "not supported",
+        ),
+        (
+            {"image": "i", "mountPoints": [{"sourceVolume": "nope", "containerPath": "/x"}]},
+            "no volume",
+        ),
         ({"image": "i", "user": "root"}, "numeric"),
         ({"image": "i", "bogus": 1}, "unknown field"),
         ({"image": 7}, "must be a string"),
@@ -126,25 +149,37 @@ def test_container_properties_errors_name_the_field(cp: dict[str, Any], message:
 
 
 def test_eks_properties_round_trip() -> None:
-    ep = {"podProperties": {
-        "containers": [{"name": "main", "image": "busybox", "command": ["sh"], "args": ["-c", "x"],
-                        "env": [{"name": "A", "value": "1"}],
-                        "resources": {"limits": {"cpu": "1", "memory": "1Gi"}},
-                        "volumeMounts": [{"name": "scratch", "mountPath": "/s"}]}],
-        "volumes": [{"name": "scratch", "emptyDir": {"medium": "Memory", "sizeLimit": "1Gi"}}],
-        "serviceAccountName": "runner",
-        "metadata": {"labels": {"team": "a"}},
-    }}  # fmt: skip
+    ep = {
+        "podProperties": {
+            "containers": [
+                {
+                    "name": "main",
+                    "image": "busybox",
+                    "command": ["sh"],
+                    "args": ["-c", "x"],
+                    "env": [{"name": "A", "value": "1"}],
+                    "resources": {"limits": {"cpu": "1", "memory": "1Gi"}},
+                    "volumeMounts": [{"name": "scratch", "mountPath": "/s"}],
+                }
+            ],
+            "volumes": [{"name": "scratch", "emptyDir": {"medium": "Memory", "sizeLimit": "1Gi"}}],
+            "serviceAccountName": "runner",
+            "metadata": {"labels": {"team": "a"}},
+        }
+    }
     t = eks.pod_template(Reader(ep), "team-a")
     c = t["spec"]["containers"][0]
     assert c["resources"]["requests"] == {"cpu": "1", "memory": "1Gi"}  # requests default to limits
     assert t["metadata"] == {"labels": {"team": "a"}}
     back = eks.pod_properties(t)
-    assert back["containers"][0]["command"] == ["sh"] and back["serviceAccountName"] == "runner"
+    assert back["containers"][0]["command"] == ["sh"]
+    assert back["serviceAccountName"] == "runner"
     assert back["volumes"] == ep["podProperties"]["volumes"]
     with pytest.raises(ClientError, match="namespace"):
-        eks.pod_template(Reader({"podProperties": {**ep["podProperties"],
-                                                   "metadata": {"namespace": "other"}}}), "team-a")  # fmt: skip
+        eks.pod_template(
+            Reader({"podProperties": {**ep["podProperties"], "metadata": {"namespace": "other"}}}),
+            "team-a",
+        )
 
 
 def test_every_reason_has_a_status_reason_rule() -> None:
@@ -152,43 +187,85 @@ def test_every_reason_has_a_status_reason_rule() -> None:
     assert jobs.status_reason("DependencyFailed", "x") == "Dependent Job failed"
     assert jobs.status_reason("Terminated", "stop it") == "stop it"
     assert jobs.status_reason(None, None) is None
-    assert jobs.aws_status("Runnable") == "RUNNABLE" and jobs.aws_status(None) == "SUBMITTED"
+    assert jobs.aws_status("Runnable") == "RUNNABLE"
+    assert jobs.aws_status(None) == "SUBMITTED"
     assert jobs.attempt_reason({"interrupted": True, "nodeName": "n1"}).startswith("Host EC2")
 
 
 def _k8s_job(index: int, attempt: int, *, complete: bool | None, uid: str = "u") -> dict[str, Any]:
-    cond = [] if complete is None else [{"type": "Complete" if complete else "Failed", "status": "True"}]
-    return {"metadata": {"name": f"j-{index}-{attempt}",
-                         "labels": {"kubatch.io/array-index": str(index), "kubatch.io/attempt": str(attempt),
-                                    "kubatch.io/batchjob-uid": uid}},
-            "status": {"conditions": cond}}  # fmt: skip
+    cond = (
+        []
+        if complete is None
+        else [{"type": "Complete" if complete else "Failed", "status": "True"}]
+    )
+    return {
+        "metadata": {
+            "name": f"j-{index}-{attempt}",
+            "labels": {
+                "kubatch.io/array-index": str(index),
+                "kubatch.io/attempt": str(attempt),
+                "kubatch.io/batchjob-uid": uid,
+            },
+        },
+        "status": {"conditions": cond},
+    }
 
 
-def _pod(index: int, attempt: int, *, exit_code: int | None, running: bool = False) -> dict[str, Any]:
+def _pod(
+    index: int, attempt: int, *, exit_code: int | None, running: bool = False
+) -> dict[str, Any]:
     state: dict[str, Any] = {}
     if exit_code is not None:
-        state = {"terminated": {"exitCode": exit_code, "startedAt": "2026-01-01T00:00:00Z",
-                                "finishedAt": "2026-01-01T00:00:05Z"}}  # fmt: skip
+        state = {
+            "terminated": {
+                "exitCode": exit_code,
+                "startedAt": "2026-01-01T00:00:00Z",
+                "finishedAt": "2026-01-01T00:00:05Z",
+            }
+        }
     elif running:
         state = {"running": {"startedAt": "2026-01-01T00:00:00Z"}}
-    return {"metadata": {"name": f"p-{index}-{attempt}", "labels": {"job-name": f"j-{index}-{attempt}"}},
-            "spec": {"nodeName": "sim-1"}, "status": {"containerStatuses": [{"state": state}]}}  # fmt: skip
+    return {
+        "metadata": {
+            "name": f"p-{index}-{attempt}",
+            "labels": {"job-name": f"j-{index}-{attempt}"},
+        },
+        "spec": {"nodeName": "sim-1"},
+        "status": {"containerStatuses": [{"state": state}]},
+    }
 
 
 def test_children_states_from_jobs_and_pods() -> None:
-    parent = {"metadata": {"uid": "u"},
-              "spec": {"arrayProperties": {"size": 5}, "retryStrategy": {"attempts": 2}},
-              "status": {"phase": "Running"}}  # fmt: skip
-    k8s = [_k8s_job(0, 1, complete=True), _k8s_job(1, 1, complete=False), _k8s_job(2, 1, complete=None),
-           _k8s_job(3, 1, complete=False), _k8s_job(3, 2, complete=False),
-           _k8s_job(4, 1, complete=True, uid="other")]  # fmt: skip
-    pods_ = [_pod(0, 1, exit_code=0), _pod(1, 1, exit_code=3), _pod(2, 1, exit_code=None, running=True),
-             _pod(3, 1, exit_code=1), _pod(3, 2, exit_code=1)]  # fmt: skip
+    parent = {
+        "metadata": {"uid": "u"},
+        "spec": {"arrayProperties": {"size": 5}, "retryStrategy": {"attempts": 2}},
+        "status": {"phase": "Running"},
+    }
+    k8s = [
+        _k8s_job(0, 1, complete=True),
+        _k8s_job(1, 1, complete=False),
+        _k8s_job(2, 1, complete=None),
+        _k8s_job(3, 1, complete=False),
+        _k8s_job(3, 2, complete=False),
+        _k8s_job(4, 1, complete=True, uid="other"),
+    ]
+    pods_ = [
+        _pod(0, 1, exit_code=0),
+        _pod(1, 1, exit_code=3),
+        _pod(2, 1, exit_code=None, running=True),
+        _pod(3, 1, exit_code=1),
+        _pod(3, 2, exit_code=1),
+    ]
     states = children.child_states(parent, k8s, pods_)
     assert {i: c.status for i, c in states.items()} == {
-        0: "SUCCEEDED", 1: "RUNNABLE", 2: "RUNNING", 3: "FAILED", 4: "RUNNABLE"
+        0: "SUCCEEDED",
+        1: "RUNNABLE",
+        2: "RUNNING",
+        3: "FAILED",
+        4: "RUNNABLE",
     }
-    assert states[1].attempts[0]["exitCode"] == 3 and states[1].attempts[0]["nodeName"] == "sim-1"
+    assert states[1].attempts[0]["exitCode"] == 3
+    assert states[1].attempts[0]["nodeName"] == "sim-1"
     done = {**parent, "status": {"phase": "Failed"}}
     assert children.child_states(done, k8s, pods_)[1].status == "FAILED"
 
