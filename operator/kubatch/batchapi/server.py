@@ -164,8 +164,10 @@ class BatchApi:
             return self._answer(operation, err.status, err.body(), request_id, err.code)
         except Exception:  # never crash, never leak a traceback to the client
             log.exception("%s %s failed (%s)", request.method, request.path, request_id)
-            err = ServerError(f"internal error (request id {request_id})")
-            return self._answer(operation, err.status, err.body(), request_id, err.code)
+            internal = ServerError(f"internal error (request id {request_id})")
+            return self._answer(
+                operation, internal.status, internal.body(), request_id, internal.code
+            )
         return self._answer(operation, 200, result, request_id)
 
     def _answer(
