@@ -110,6 +110,7 @@ def pool(api: Api, ns: str, *, max_vcpus: int = 16) -> tuple[str, str]:
     a.create_compute_environment(
         computeEnvironmentName=ce,
         type="MANAGED",
+        serviceRole="arn:aws:iam::000000000001:role/batch",
         computeResources={
             "type": "EC2",
             "maxvCpus": max_vcpus,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,10 +26,21 @@ KINDS = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBin
 
 def render(release: str, namespace: str) -> list[dict[str, Any]]:
     proc = subprocess.run(
-        [str(ensure_helm()), "template", release, str(ROOT / "helm" / "kubatch"),
-         "--namespace", namespace, "--set", "batchApi.enabled=true"],
-        capture_output=True, text=True, timeout=60, check=True,
-    )  # fmt: skip
+        [
+            str(ensure_helm()),
+            "template",
+            release,
+            str(ROOT / "helm" / "kubatch"),
+            "--namespace",
+            namespace,
+            "--set",
+            "batchApi.enabled=true",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
     return [d for d in docs if d["kind"] in KINDS and "batch-api" in d["metadata"]["name"]]
 
@@ -44,13 +56,21 @@ def served(stack: Stack, namespace: str) -> Iterator[tuple[str, dict[str, str]]]
     data = {
         user["akid"]: f"{user['secret']}:{namespace}",
         admin["akid"]: f'{{"secretAccessKey": "{admin["secret"]}", "namespace": "{namespace}", '
-                       f'"accountId": "123456789012", "admin": true}}',
+        f'"accountId": "123456789012", "admin": true}}',
         "BROKEN": "no-namespace",
-    }  # fmt: skip
+    }
     stack.apply(rbac)
-    stack.apply([{"apiVersion": "v1", "kind": "Secret", "metadata": {"name": secret},
-                  "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}}],
-                namespace)  # fmt: skip
+    stack.apply(
+        [
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": secret},
+                "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
+            }
+        ],
+        namespace,
+    )
     kubeconfig = stack.workdir / f"{namespace}-batch-api.kubeconfig"
     write_kubeconfig(stack.plane.kubeconfig, sa_token(stack, namespace, sa), kubeconfig)
     assert can_i(stack, kubeconfig, "create", "batchjobs.kubatch.io", "-n", namespace)
@@ -60,10 +80,21 @@ def served(stack: Stack, namespace: str) -> Iterator[tuple[str, dict[str, str]]]
     )
     port = free_port()
     proc = Proc(
-        [PY, "-m", "kubatch.cli", "batch-api", "--port", str(port), "--kubeconfig", str(kubeconfig),
-         "--keys-secret", f"{namespace}/{secret}"],
-        stack.workdir / f"{namespace}-batch-api.log", {**stack.env, "KUBECONFIG": str(kubeconfig)},
-    )  # fmt: skip
+        [
+            PY,
+            "-m",
+            "kubatch.cli",
+            "batch-api",
+            "--port",
+            str(port),
+            "--kubeconfig",
+            str(kubeconfig),
+            "--keys-secret",
+            f"{namespace}/{secret}",
+        ],
+        stack.workdir / f"{namespace}-batch-api.log",
+        {**stack.env, "KUBECONFIG": str(kubeconfig)},
+    )
     proc.start()
     try:
         eventually("the server to listen", lambda: "listening on port" in proc.log.read_text(), 30)
@@ -79,9 +110,14 @@ def client(url: str, key: dict[str, str]) -> Any:
     import boto3
     from botocore.config import Config
 
-    return boto3.client("batch", endpoint_url=url, region_name="us-east-1",
-                        aws_access_key_id=key["akid"], aws_secret_access_key=key["secret"],
-                        config=Config(retries={"total_max_attempts": 1}))  # fmt: skip
+    return boto3.client(
+        "batch",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id=key["akid"],
+        aws_secret_access_key=key["secret"],
+        config=Config(retries={"total_max_attempts": 1}),
+    )
 
 
 def test_the_process_under_the_charts_rbac_with_keys_from_a_secret(
@@ -91,16 +127,28 @@ def test_the_process_under_the_charts_rbac_with_keys_from_a_secret(
     admin, user = client(url, keys["admin"]), client(url, keys["user"])
     ce = f"ce-{namespace}"
     admin.create_compute_environment(
-        computeEnvironmentName=ce, type="MANAGED",
-        computeResources={"type": "EC2", "maxvCpus": 4, "instanceTypes": ["m5.large"]})  # fmt: skip
-    admin.create_job_queue(jobQueueName=f"q-{namespace}", priority=1,
-                           computeEnvironmentOrder=[{"order": 1, "computeEnvironment": ce}])  # fmt: skip
+        computeEnvironmentName=ce,
+        type="MANAGED",
+        computeResources={"type": "EC2", "maxvCpus": 4, "instanceTypes": ["m5.large"]},
+    )
+    admin.create_job_queue(
+        jobQueueName=f"q-{namespace}",
+        priority=1,
+        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": ce}],
+    )
     arn = admin.describe_job_queues(jobQueues=[f"q-{namespace}"])["jobQueues"][0]["jobQueueArn"]
     assert ":123456789012:" in arn  # the Secret's JSON form gave this account id
     user.register_job_definition(
-        jobDefinitionName="Proc_Def", type="container",
-        containerProperties={"image": "busybox", "resourceRequirements": [
-            {"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "128"}]})  # fmt: skip
+        jobDefinitionName="Proc_Def",
+        type="container",
+        containerProperties={
+            "image": "busybox",
+            "resourceRequirements": [
+                {"type": "VCPU", "value": "1"},
+                {"type": "MEMORY", "value": "128"},
+            ],
+        },
+    )
     job = user.submit_job(
         jobName="from-process", jobQueue=f"q-{namespace}", jobDefinition="Proc_Def"
     )
@@ -114,6 +162,7 @@ def test_the_process_under_the_charts_rbac_with_keys_from_a_secret(
     admin.delete_job_queue(jobQueue=f"q-{namespace}")
     admin.update_compute_environment(computeEnvironment=ce, state="DISABLED")
     admin.delete_compute_environment(computeEnvironment=ce)
-    log = open(keys["log"]).read()
+    log = Path(keys["log"]).read_text()
     assert "key BROKEN" in log  # a bad entry is reported and skipped, the others work
-    assert "403" not in log and "Traceback" not in log, log[-3000:]
+    assert "403" not in log, log[-3000:]
+    assert "Traceback" not in log, log[-3000:]

@@ -258,7 +258,7 @@ def view(obj: JsonDict, region: str, account: str) -> JsonDict:
         out["propagateTags"] = bool(doc["propagateTags"])
     properties = doc.get("properties")
     if style == "container":
-        out["containerProperties"] = (
+        out["containerProperties"] = pods.with_defaults(
             properties if isinstance(properties, dict) else pods.template_container(template)
         )
     else:

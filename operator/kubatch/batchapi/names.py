@@ -162,8 +162,16 @@ class JobRef:
 _OBJECT_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")
 
 
-def parse_job_id(text: str, region: str, account: str, where: str = "jobId") -> JobRef | None:
-    """Pure: a job id or job ARN; ``None`` when it cannot name a job of this caller."""
+def parse_job_id(
+    text: str, region: str, account: str, where: str = "jobId", namespace: str | None = None
+) -> JobRef | None:
+    """Pure: a job id or job ARN; ``None`` when it cannot name a job of this caller.
+
+    ``<namespace>/<id>`` (the value of ``AWS_BATCH_JOB_ID`` inside kubatch's pods) is accepted
+    for the caller's own ``namespace``.
+    """
+    if namespace is not None and text.startswith(f"{namespace}/"):
+        text = text[len(namespace) + 1 :]
     if is_arn(text):
         try:
             arn = parse_arn(text, where)

@@ -133,7 +133,7 @@ async def describe_jobs(ctx: Context, body: Any) -> JsonDict:
     r = Reader(body)
     r.only(("jobs",))
     ids = r.strings("jobs", required=True, max_items=100, max_len=2048) or []
-    refs = [names.parse_job_id(i, ctx.region, ctx.account, "jobs") for i in ids]
+    refs = [names.parse_job_id(i, ctx.region, ctx.account, "jobs", ctx.namespace) for i in ids]
     wanted = sorted({ref.name for ref in refs if ref is not None})
     objs = dict(
         zip(wanted, await asyncio.gather(*(lookup.job(ctx, n) for n in wanted)), strict=True)
@@ -221,7 +221,7 @@ async def list_jobs(ctx: Context, body: Any) -> JsonDict:
         {k: body.get(k) for k in ("jobQueue", "arrayJobId", "jobStatus", "filters")}
     )
     if array_id is not None:
-        ref = names.parse_job_id(array_id, ctx.region, ctx.account, "arrayJobId")
+        ref = names.parse_job_id(array_id, ctx.region, ctx.account, "arrayJobId", ctx.namespace)
         parent = await lookup.job(ctx, ref.name) if ref is not None and ref.index is None else None
         if parent is None or not (parent.get("spec") or {}).get("arrayProperties"):
             raise ClientError(f"arrayJobId: {array_id[:200]!r} is not an array job of yours")
@@ -263,7 +263,7 @@ async def list_jobs(ctx: Context, body: Any) -> JsonDict:
 
 
 async def _stop(ctx: Context, job_id: str, reason: str, operation: str) -> None:
-    ref = names.parse_job_id(job_id, ctx.region, ctx.account)
+    ref = names.parse_job_id(job_id, ctx.region, ctx.account, namespace=ctx.namespace)
     if ref is None:
         raise ClientError(f"jobId: {job_id[:200]!r} is not a job id of yours")
     if ref.index is not None:

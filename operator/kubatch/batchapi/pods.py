@@ -381,11 +381,18 @@ def template_container(template: dict[str, Any]) -> JsonDict:
         if isinstance(m, dict)
     ]
     sc = c.get("securityContext") or {}
-    if isinstance(sc, dict):
-        if sc.get("privileged") is not None:
-            out["privileged"] = bool(sc["privileged"])
-        if sc.get("readOnlyRootFilesystem") is not None:
-            out["readonlyRootFilesystem"] = bool(sc["readOnlyRootFilesystem"])
-        if isinstance(sc.get("runAsUser"), int):
-            out["user"] = str(sc["runAsUser"])
+    sc = sc if isinstance(sc, dict) else {}
+    out["privileged"] = bool(sc.get("privileged", False))
+    out["readonlyRootFilesystem"] = bool(sc.get("readOnlyRootFilesystem", False))
+    if isinstance(sc.get("runAsUser"), int):
+        out["user"] = str(sc["runAsUser"])
+    out["ulimits"] = []
     return out
+
+
+LIST_DEFAULTS = ("volumes", "environment", "mountPoints", "ulimits", "secrets")
+
+
+def with_defaults(properties: dict[str, Any]) -> dict[str, Any]:
+    """Pure: registered ``containerProperties`` as AWS describes them (empty lists shown)."""
+    return {**{k: [] for k in LIST_DEFAULTS}, **properties}

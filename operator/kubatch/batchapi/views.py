@@ -28,6 +28,7 @@ from kubatch.batchapi.jobs import (
     stopped_by,
 )
 from kubatch.batchapi.names import Arn, JobRef
+from kubatch.render.job import AttemptRef, Placement, batch_env
 
 JsonDict = dict[str, Any]
 
@@ -97,6 +98,26 @@ def _propagate(obj: Mapping[str, Any]) -> bool | None:
     except (json.JSONDecodeError, AttributeError):
         return None
     return value if isinstance(value, bool) else None
+
+
+def injected(
+    obj: Mapping[str, Any], attempt: Mapping[str, Any], child: Child | None
+) -> list[JsonDict]:
+    """Pure: the AWS_BATCH_* variables kubatch gave an attempt (render.job.batch_env)."""
+    meta, spec, status = _meta(obj), obj.get("spec") or {}, obj.get("status") or {}
+    size = (spec.get("arrayProperties") or {}).get("size")
+    ref = AttemptRef(
+        namespace=str(meta.get("namespace", "")),
+        name=str(meta.get("name", "")),
+        uid=str(meta.get("uid", "")),
+        queue=str(spec.get("jobQueue", "")),
+        attempt=int(attempt.get("number") or 1),
+        index=child.index if child else None,
+        array_size=int(size) if size and child else None,
+    )
+    ce = attempt.get("computeEnvironment") or status.get("computeEnvironment") or ""
+    env = batch_env(ref, Placement(str(ce), str(status.get("capacityType") or "OnDemand")))
+    return [e for e in env if str(e["name"]).startswith("AWS_BATCH_")]
 
 
 def summary_counts(obj: Mapping[str, Any]) -> dict[str, int]:
@@ -172,6 +193,8 @@ def detail(
     last = attempts[-1] if attempts else {}
     if _style(obj) == "container":
         view = pods.template_container(template)
+        if last:
+            view["environment"] = view.get("environment", []) + injected(obj, last, child)
         if isinstance(last.get("exitCode"), int) and last.get("stoppedAt"):
             view["exitCode"] = last["exitCode"]
         if last.get("reason") and last.get("stoppedAt"):
