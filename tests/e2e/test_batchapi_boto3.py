@@ -234,3 +234,17 @@ def test_identity_and_namespaces(stack: Stack, api: Api, namespace: str) -> None
         api.client(
             type(api.admin)("AKIDNOBODY01", "x", "default", "000000000000")
         ).describe_job_queues()
+
+
+def test_demo_boto3_submission(stack: Stack, namespace: str) -> None:
+    """The function ``kubatch demo`` calls: one boto3 submission, start to end."""
+    from tests.e2e.factories import make_ce, make_queue
+
+    from kubatch.batchapi.showcase import boto3_submission
+
+    stack.apply([make_ce(f"{namespace}-ce"), make_queue(f"{namespace}-q", [f"{namespace}-ce"])])
+    result = boto3_submission(str(stack.plane.kubeconfig), namespace, f"{namespace}-q")
+    assert result.status == "SUCCEEDED", result
+    assert result.status_reason == "Essential container in task exited"
+    assert stack.get("batchjob", result.job_id, namespace) is not None
+    assert len(result.lines) == 3
