@@ -334,11 +334,22 @@ def test_batch_api_is_off_by_default_and_least_privilege_when_on(render: Render)
     svc = next(d for d in api if d["kind"] == "Service")
     assert svc["spec"]["selector"] == api_sel
     role = next(d for d in api if d["kind"] == "ClusterRole")
-    flat = {(g, r, v) for rule in role["rules"] for g in rule["apiGroups"]
-            for r in rule["resources"] for v in rule["verbs"]}  # fmt: skip
+    flat = {
+        (g, r, v)
+        for rule in role["rules"]
+        for g in rule["apiGroups"]
+        for r in rule["resources"]
+        for v in rule["verbs"]
+    }
     assert not [x for x in flat if "*" in x or x[1] == "secrets" or x[2] == "watch"]
     assert ("kubatch.io", "batchjobs", "create") in flat
     assert not [x for x in flat if x[1].endswith("/status")]
     (keys,) = [d for d in api if d["kind"] == "Role"]
-    assert keys["rules"] == [{"apiGroups": [""], "resources": ["secrets"],
-                              "resourceNames": ["kubatch-batch-api-keys"], "verbs": ["get"]}]  # fmt: skip
+    assert keys["rules"] == [
+        {
+            "apiGroups": [""],
+            "resources": ["secrets"],
+            "resourceNames": ["kubatch-batch-api-keys"],
+            "verbs": ["get"],
+        }
+    ]
