@@ -248,3 +248,41 @@ def test_demo_boto3_submission(stack: Stack, namespace: str) -> None:
     assert result.status_reason == "Essential container in task exited"
     assert stack.get("batchjob", result.job_id, namespace) is not None
     assert len(result.lines) == 3
+
+
+def test_vcpus_and_memory_may_come_from_the_overrides(
+    stack: Stack, api: Api, namespace: str
+) -> None:
+    """SEMANTICS §3: a definition without vCPU and memory; each job gives them, or is refused
+    at SubmitJob naming what is missing."""
+    from botocore.exceptions import ClientError
+
+    _, queue = pool(api, namespace)
+    batch = api.client(api.key_for(namespace))
+    batch.register_job_definition(
+        jobDefinitionName="No_Size",
+        type="container",
+        containerProperties={"image": "busybox", "command": ["true"]},
+    )
+    with pytest.raises(ClientError) as err:
+        batch.submit_job(jobName="unsized", jobQueue=queue, jobDefinition="No_Size")
+    message = err.value.response["Error"]["Message"]
+    assert err.value.response["Error"]["Code"] == "ClientException"
+    assert "no vCPU and no memory" in message
+    with pytest.raises(ClientError, match="no memory"):
+        batch.submit_job(
+            jobName="half",
+            jobQueue=queue,
+            jobDefinition="No_Size",
+            containerOverrides={"resourceRequirements": [RESOURCES[0]]},
+        )
+    job = batch.submit_job(
+        jobName="sized",
+        jobQueue=queue,
+        jobDefinition="No_Size",
+        containerOverrides={"resourceRequirements": RESOURCES},
+    )
+    done = wait_job(batch, job["jobId"])
+    assert done["status"] == "SUCCEEDED", done
+    sizes = {r["type"]: r["value"] for r in done["container"]["resourceRequirements"]}
+    assert sizes == {"VCPU": "1", "MEMORY": "256"}

@@ -14,7 +14,7 @@ from kubatch.adapters.kube import (
     Resource,
 )
 from kubatch.api.models import parse_compute_environment, parse_job_queue
-from kubatch.api.problems import InvalidResource
+from kubatch.api.problems import InvalidResource, Problem
 from kubatch.api.validation import validate_compute_environment, validate_job_queue
 from kubatch.batchapi import definitions, lookup, names, pagination, queues
 from kubatch.batchapi.context import Context
@@ -104,7 +104,15 @@ def _check_queue(manifest: JsonDict, ce_names: list[str]) -> None:
         q = parse_job_queue(manifest)
     except InvalidResource as err:
         raise _problems("invalid job queue", err.problems) from err
-    problems = validate_job_queue(q, ce_names)
+    problems = validate_job_queue(q)
+    for i, o in enumerate(q.spec.compute_environment_order):
+        if o.compute_environment not in ce_names:
+            problems.append(
+                Problem(
+                    f"computeEnvironmentOrder[{i}].computeEnvironment",
+                    f"compute environment {o.compute_environment!r} does not exist",
+                )
+            )
     if problems:
         raise _problems("invalid job queue", problems)
 

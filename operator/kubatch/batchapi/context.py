@@ -1,4 +1,4 @@
-"""What every operation works with: the caller, the Kubernetes adapter, the clock.
+"""What every operation works with: the caller, the Kubernetes adapter (``KubeApi``), the clock.
 
 Kubernetes errors become protocol errors here: an object the API server refuses (422, 400)
 is the client's mistake (``ClientException`` with the server's message); anything else that
@@ -12,43 +12,16 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import aiohttp
 
 from kubatch.adapters.kube import ApiError, Resource
+from kubatch.adapters.protocol import KubeApi
 from kubatch.batchapi.errors import AuthError, BatchApiError, ClientError, ServerError
 from kubatch.batchapi.identity import Identity
 
 JsonDict = dict[str, Any]
-
-
-class KubeApi(Protocol):
-    """The part of :class:`kubatch.adapters.kube.Kube` the API uses."""
-
-    async def list(
-        self, res: Resource, *, namespace: str | None = None, labels: str | None = None
-    ) -> list[JsonDict]: ...
-
-    async def get(self, res: Resource, name: str, namespace: str | None = None) -> JsonDict: ...
-
-    async def create(
-        self, res: Resource, body: JsonDict, namespace: str | None = None
-    ) -> JsonDict: ...
-
-    async def patch(
-        self,
-        res: Resource,
-        name: str,
-        patch: JsonDict,
-        namespace: str | None = None,
-        *,
-        status: bool = False,
-    ) -> JsonDict: ...
-
-    async def delete(
-        self, res: Resource, name: str, namespace: str | None = None, *, background: bool = True
-    ) -> None: ...
 
 
 def kube_message(exc: ApiError) -> str:

@@ -20,6 +20,7 @@ from kubatch.batchapi.errors import ClientError, epoch_ms, not_supported
 from kubatch.batchapi.names import Arn, JobRef
 from kubatch.batchapi.reader import Reader
 from kubatch.core.lifecycle import Phase, Reason
+from kubatch.core.resources import QuantityError, sum_requests
 
 JsonDict = dict[str, Any]
 STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED")
@@ -66,6 +67,8 @@ STATUS_REASONS: dict[str, str | None] = {
     Reason.INSUFFICIENT_CAPACITY: "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY",
     Reason.QUEUE_DISABLED: None,
     Reason.COMPUTE_ENVIRONMENT_DISABLED: None,
+    Reason.COMPUTE_ENVIRONMENT_NOT_FOUND: None,
+    Reason.COMPUTE_ENVIRONMENT_DELETED: None,
     Reason.WAITING_FOR_DEPENDENCIES: None,
     Reason.UNKNOWN_QUEUE: None,
     Reason.UNKNOWN_JOB_DEFINITION: None,
@@ -257,13 +260,13 @@ def build(
 
 
 def missing_resources(template: Mapping[str, Any]) -> list[str]:
-    """Pure: which of vCPU and memory no container of a resolved template requests."""
-    containers = (template.get("spec") or {}).get("containers") or []
-    found: set[str] = set()
-    for c in containers:
-        if isinstance(c, dict):
-            found |= set(((c.get("resources") or {}).get("requests") or {}).keys())
-    return [what for key, what in (("cpu", "vCPU"), ("memory", "memory")) if key not in found]
+    """Pure: which of vCPU and memory the containers of a resolved template do not request
+    (limits stand in for missing requests, as in Kubernetes and kubatch's sizing)."""
+    try:
+        size = sum_requests((template.get("spec") or {}).get("containers") or [])
+    except QuantityError:
+        return []  # the semantic validation names the bad quantity
+    return [what for what, amount in (("vCPU", size.mcpu), ("memory", size.memory)) if amount <= 0]
 
 
 # --------------------------------------------------------------------------- views

@@ -76,18 +76,18 @@ async def submit_job(ctx: Context, body: Any) -> JsonDict:
         q = parse_job_queue(queue)
     except InvalidResource as err:
         raise _problems("invalid job", err.problems) from err
-    dname = str(definition["metadata"]["name"])
-    problems = validate_batch_job(
-        job, queues={job.spec.job_queue: q}, definitions={dname: defn}
-    ) + validate_job_definition(defn)
-    if problems:
-        raise _problems("invalid job", problems)
     missing = jobs.missing_resources(resolve_pod_template(defn, job))
     if missing:
         raise ClientError(
             f"the job has no {' and no '.join(missing)}: give them in the job definition's "
             "resourceRequirements or in containerOverrides.resourceRequirements"
         )
+    dname = str(definition["metadata"]["name"])
+    problems = validate_batch_job(
+        job, queues={job.spec.job_queue: q}, definitions={dname: defn}
+    ) + validate_job_definition(defn)
+    if problems:
+        raise _problems("invalid job", problems)
     await ctx.create(BATCHJOBS, manifest, ctx.namespace)
     return {
         "jobArn": jobs.job_arn(job_id, ctx.region, ctx.account),

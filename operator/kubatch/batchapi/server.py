@@ -25,8 +25,9 @@ from urllib.parse import unquote
 from aiohttp import web
 
 from kubatch.adapters.kube import ApiError, Kube, Resource
+from kubatch.adapters.protocol import KubeApi
 from kubatch.batchapi import admin, operations, sigv4
-from kubatch.batchapi.context import KUBE_ERRORS, Context, KubeApi
+from kubatch.batchapi.context import KUBE_ERRORS, Context
 from kubatch.batchapi.errors import BatchApiError, ClientError, ServerError, not_supported
 from kubatch.batchapi.identity import Identity, KeyError_, parse_key_arg, parse_secret
 

@@ -1,18 +1,22 @@
-"""``kubatch operator``: run the operator against the current KUBECONFIG."""
+"""``kubatch operator``: run the operator against the current KUBECONFIG (or in-cluster)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
-import os
+import socket
 import sys
+from pathlib import Path
 from typing import Any
+
+from kubatch.adapters.catalogue import load_catalogue
+from kubatch.controller.settings import Settings
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="kubatch operator", description=__doc__)
-    p.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, in-cluster)")
+    p.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster, else $KUBECONFIG)")
     p.add_argument(
         "-n",
         "--namespace",
@@ -22,21 +26,48 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--metrics-port", type=int, default=8080, help="/metrics port (0: off)")
     p.add_argument("--metrics-addr", default="127.0.0.1", help="/metrics bind address")
+    p.add_argument(
+        "--catalogue",
+        type=Path,
+        default=None,
+        help="YAML instance catalogue extending the built-in one (sizes, GPUs, prices)",
+    )
+    p.add_argument(
+        "--identity",
+        default=None,
+        help="this replica's name (Events, leader lease); default: the host name",
+    )
     p.add_argument("--verbose", "-v", action="store_true")
     return p
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """The operator's settings from its command line (reads the catalogue file)."""
+    return Settings(
+        namespaces=tuple(args.namespaces or ()),
+        catalogue=load_catalogue(args.catalogue),
+        identity=args.identity or socket.gethostname(),
+    )
 
 
 async def run(args: argparse.Namespace, stop: asyncio.Event | None = None) -> None:
     import kopf
 
     from kubatch.controller import handlers  # noqa: F401  (registers the handlers)
+    from kubatch.metrics import Metrics
 
+    settings = settings_from(args)
+    metrics = Metrics()
+    if args.metrics_port:
+        metrics.start_http_server(args.metrics_port, args.metrics_addr)
     memo: Any = kopf.Memo()
-    memo.namespaces = args.namespaces or None
+    memo.settings = settings
+    memo.metrics = metrics
+    memo.kubeconfig = args.kubeconfig
     await kopf.operator(
         standalone=True,
-        clusterwide=not args.namespaces,
-        namespaces=args.namespaces or [],
+        clusterwide=not settings.namespaces,
+        namespaces=list(settings.namespaces),
         memo=memo,
         stop_flag=stop,
     )
@@ -48,10 +79,6 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    if args.kubeconfig:
-        os.environ["KUBECONFIG"] = args.kubeconfig
-    os.environ.setdefault("KUBATCH_METRICS_PORT", str(args.metrics_port))
-    os.environ.setdefault("KUBATCH_METRICS_ADDR", args.metrics_addr)
     try:
         asyncio.run(run(args))
     except KeyboardInterrupt:

@@ -118,3 +118,9 @@ class FakeKube:
         self._maybe_fail()
         self.objects.pop(self._key(res, name, namespace), None)
         self.writes.append(("delete", res.plural))
+
+    async def watch(self, *args: Any, **kwargs: Any) -> None:  # the API never watches
+        raise AssertionError("the AWS Batch API does not watch")
+
+    async def close(self) -> None:
+        return None
