@@ -14,6 +14,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from kubatch.adapters.fake import matches, parse_selector
 from kubatch.adapters.kube import ApiError, Resource
 
 JsonDict = dict[str, Any]
@@ -50,13 +51,12 @@ class FakeKube:
         self, res: Resource, *, namespace: str | None = None, labels: str | None = None
     ) -> list[JsonDict]:
         self._maybe_fail()
-        want = dict(p.split("=", 1) for p in labels.split(",")) if labels else {}
+        want = parse_selector(labels)
         out = []
         for (plural, ns, _), obj in sorted(self.objects.items()):
             if plural != res.plural or (res.namespaced and namespace and ns != namespace):
                 continue
-            have = obj["metadata"].get("labels") or {}
-            if all(have.get(k) == v for k, v in want.items()):
+            if matches(obj, want):
                 out.append(copy.deepcopy(obj))
         return out
 
