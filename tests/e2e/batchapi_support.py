@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from tests.unit.batchapi.shapes import Recorder
 from kubatch.adapters.kube import Kube
 from kubatch.batchapi.identity import Identity, account_for
 from kubatch.batchapi.server import BatchApi, KeyRing
+from kubatch.devkit.polling import eventually as devkit_eventually
 
 REGION = "us-east-1"
 
@@ -93,14 +93,8 @@ def api(stack: Stack) -> Iterator[Api]:
 def eventually(
     what: str, probe: Callable[[], Any], timeout: float = 120, every: float = 0.5
 ) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
+    """devkit's ``eventually`` with this module's positional signature."""
+    return devkit_eventually(probe, what=what, timeout=timeout, every=every)
 
 
 def pool(api: Api, ns: str, *, max_vcpus: int = 16) -> tuple[str, str]:

@@ -15,9 +15,11 @@ from typing import Any
 import pytest
 import yaml
 from tests.e2e.batchapi_support import eventually, wait_job
-from tests.e2e.conftest import PY, ROOT, Proc, Stack, free_port
+from tests.e2e.conftest import ROOT, Stack
 from tests.e2e.test_chart_rbac import can_i, sa_token, write_kubeconfig
 
+from kubatch.devkit.process import Child, free_port
+from kubatch.devkit.stack import kubatch_argv
 from kubatch.local.helm import ensure_helm
 
 pytestmark = pytest.mark.timeout(300)
@@ -79,11 +81,9 @@ def served(stack: Stack, namespace: str) -> Iterator[tuple[str, dict[str, str]]]
         stack, kubeconfig, "patch", "batchjobs.kubatch.io", "--subresource=status", "-n", namespace
     )
     port = free_port()
-    proc = Proc(
-        [
-            PY,
-            "-m",
-            "kubatch.cli",
+    proc = Child(
+        "batch-api",
+        kubatch_argv(
             "batch-api",
             "--port",
             str(port),
@@ -91,9 +91,10 @@ def served(stack: Stack, namespace: str) -> Iterator[tuple[str, dict[str, str]]]
             str(kubeconfig),
             "--keys-secret",
             f"{namespace}/{secret}",
-        ],
+        ),
         stack.workdir / f"{namespace}-batch-api.log",
         {**stack.env, "KUBECONFIG": str(kubeconfig)},
+        cwd=ROOT,
     )
     proc.start()
     try:
