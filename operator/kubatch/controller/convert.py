@@ -26,6 +26,7 @@ from kubatch.api.pools import (  # re-exported: the controller's conversions in 
 )
 from kubatch.api.resolve import effective_parameters, resolve_pod_template
 from kubatch.core import model as core
+from kubatch.core.budget import Budget
 from kubatch.core.lifecycle import Phase
 from kubatch.core.resources import Resources, sum_requests
 from kubatch.core.retry import ExitRule, RetryStrategy
@@ -80,7 +81,9 @@ def queue_to_core(q: api.JobQueue) -> core.JobQueue:
     selector = (
         LabelSelector.parse(dump(spec.namespace_selector)) if spec.namespace_selector else None
     )
+    limit = spec.spending_limit
     return core.JobQueue(
+        budget=Budget(limit.per_hour, limit.per_day) if limit is not None else None,
         name=q.metadata.name,
         priority=spec.priority,
         enabled=spec.state == api.State.ENABLED,
@@ -239,6 +242,44 @@ def pod_outcome(pod: Mapping[str, Any]) -> PodOutcome:
         started_at=parse_time((chosen or {}).get("startedAt")) or pod_started_at(pod),
         stopped_at=parse_time((chosen or {}).get("finishedAt")),
     )
+
+
+PULL_ERRORS = frozenset({"ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull",
+                         "InvalidImageName", "RegistryUnavailable"})  # fmt: skip
+START_ERRORS = frozenset({"CreateContainerConfigError", "CreateContainerError",
+                          "RunContainerError", "CrashLoopBackOff"})  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class PodWait:
+    """Why a pod that was admitted does not run: ``kind`` is ``Unschedulable`` (the
+    scheduler's words), ``CannotPullContainerError`` or ``CannotStartContainerError`` (the
+    container's waiting reason, as AWS names them), ``text`` what the cluster said."""
+
+    kind: str
+    text: str
+
+    @property
+    def blocking(self) -> bool:
+        """An attempt stuck like this ends after a bounded time (AWS does the same)."""
+        return self.kind != "Unschedulable"
+
+
+def pod_wait(pod: Mapping[str, Any]) -> PodWait | None:
+    """Pure: why a Pending pod does not run, in the cluster's own words (``None``: no
+    reason given, e.g. just created)."""
+    status = pod.get("status") or {}
+    for cs in status.get("containerStatuses") or []:
+        waiting = (cs.get("state") or {}).get("waiting") or {}
+        why = str(waiting.get("reason") or "")
+        if why in PULL_ERRORS or why in START_ERRORS:
+            kind = "CannotPullContainerError" if why in PULL_ERRORS else "CannotStartContainerError"
+            text = f"{why}: {waiting.get('message') or cs.get('image') or ''}".rstrip(": ")
+            return PodWait(kind, text)
+    for c in status.get("conditions") or []:
+        if c.get("type") == "PodScheduled" and c.get("status") == "False":
+            return PodWait("Unschedulable", str(c.get("message") or c.get("reason") or ""))
+    return None
 
 
 def job_deadline_exceeded(job: Mapping[str, Any]) -> bool:

@@ -71,6 +71,7 @@ class Loop:
         """One scheduling cycle and its writes."""
         await self.attempts.settle()
         now = self.clock()
+        self.attempts.charge_running(now)
         t0 = time.perf_counter()
         snap = self.cache.snapshot(now)
         decisions = schedule(snap, now)
