@@ -192,6 +192,10 @@ class JobQueueSpec(_Model):
     """Namespaces whose BatchJobs may use this queue; all when unset."""
     spending_limit: SpendingLimit | None = None
     """kubatch: dollars per hour and/or per day; admissions wait once reached."""
+    finished_job_retention_seconds: int | None = Field(None, ge=0)
+    """kubatch: delete this queue's finished BatchJobs this long after they finished (never
+    one that an unfinished job depends on). Off by default: GitOps tools re-create what they
+    own."""
 
     @property
     def fair_share(self) -> bool:

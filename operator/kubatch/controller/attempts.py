@@ -72,11 +72,16 @@ class Attempts:
         self.timings = timings
         self.logs: dict[str, AttemptLog] = {}
         self.vanished: list[tuple[str, convert.AttemptLabels, str, str | None]] = []
+        self.ended: dict[str, dict[str, float]] = {}
+        """Kubernetes Jobs of ended attempts, per BatchJob key (Job name -> when it ended),
+        deleted after the retention (``Effects.retain``); their record stays in the status."""
         self.verdicts: list[tuple[float, str, convert.AttemptLabels, bool]] = []
 
     def forget(self, key: str) -> None:
-        """The BatchJob was deleted: drop what was known of its attempts."""
+        """The BatchJob was deleted: drop what was known of its attempts (its Jobs go with it:
+        they are owned)."""
         self.logs.pop(key, None)
+        self.ended.pop(key, None)
         self.children.forget(key)
         self.vanished = [v for v in self.vanished if v[0] != key]
         self.verdicts = [v for v in self.verdicts if v[1] != key]
@@ -213,6 +218,14 @@ class Attempts:
             self._timed_out(rec, lab, self.log_of(rec.key).nodes.get((lab.index, lab.attempt)))
             return
         active = self.cache.is_active(rec.key, lab.index, lab.attempt)
+        name = str((body.get("metadata") or {}).get("name", ""))
+        ended = self.ended.setdefault(rec.key, {})
+        if deleted:
+            ended.pop(name, None)
+        elif not active and name not in ended:
+            # An ended attempt's Job (seen after a restart, or an older attempt): its end is
+            # when the Job finished, else now.
+            ended[name] = convert.job_finished_at(body) or self.clock()
         if deleted and active:
             # The attempt's Job is gone (stopped by kubatch, or deleted by someone): its pod
             # goes with it, whether or not one ever ran.
@@ -251,6 +264,8 @@ class Attempts:
         self._charge(rec, ident, alog, out.stopped_at or now)
         alog.charged.pop(ident, None)
         alog.nodes.pop(ident, None)
+        job_name = job_name_for_attempt(rec.name, rec.uid, lab.index, lab.attempt)
+        self.ended.setdefault(rec.key, {})[job_name] = now
         cost = self._cost(rec, lab, out, node, now)
         self.cache.attempt_finished(
             rec.key,

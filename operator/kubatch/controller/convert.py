@@ -290,6 +290,17 @@ def job_deadline_exceeded(job: Mapping[str, Any]) -> bool:
     )
 
 
+def job_finished_at(job: Mapping[str, Any]) -> float | None:
+    """Pure: when a finished Job finished (``completionTime`` or its final condition)."""
+    status = job.get("status") or {}
+    if status.get("completionTime"):
+        return parse_time(status["completionTime"])
+    for c in status.get("conditions") or []:
+        if c.get("type") in ("Complete", "Failed") and c.get("status") == "True":
+            return parse_time(c.get("lastTransitionTime"))
+    return None
+
+
 def job_finished(job: Mapping[str, Any]) -> bool | None:
     """Pure: ``True`` when the Job completed, ``False`` when it failed (not by its deadline),
     ``None`` while it runs."""

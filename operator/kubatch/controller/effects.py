@@ -279,6 +279,7 @@ class Effects:
             if rec.finished:
                 return
             rec.finished = True
+            rec.finished_at = now
             rec.phase = Phase.FAILED if isinstance(d, Fail) else Phase.SUCCEEDED
             fields = st.final_fields(d, convert.rfc3339(now), rec.attempts, rec.array_size)
             if isinstance(d, Fail):
@@ -415,6 +416,45 @@ class Effects:
             return
         entry.written.add(chunk)
         entry.hashes[chunk] = digest
+
+    # ------------------------------------------------------------------ retention
+
+    async def retain(self, now: float) -> None:
+        """Delete, paced, what has been kept long enough: the Kubernetes Jobs (and so the
+        pods) of ended attempts after ``job_retention``; finished BatchJobs of queues with
+        ``finishedJobRetentionSeconds`` — never one that an unfinished job still depends on."""
+        budget = self.settings.retention_deletes_per_cycle
+        work: list[Awaitable[None]] = []
+        if self.settings.job_retention > 0:
+            cutoff = now - self.settings.job_retention
+            for key, ended in self.attempts.ended.items():
+                ns = key.partition("/")[0]
+                for name, when in list(ended.items()):
+                    if when <= cutoff and len(work) < budget:
+                        ended.pop(name)
+                        work.append(self._delete(JOBS, name, ns))
+        for rec in list(self.jobs.records.values()):
+            if len(work) >= budget:
+                break
+            keep = self._queue_retention(rec.queue)
+            if keep is None or not rec.finished or rec.finished_at is None:
+                continue
+            if now - rec.finished_at >= keep and not self.cache.needed_by_unfinished(rec.key):
+                rec.finished_at = None  # asked once; the DELETED event forgets it
+                work.append(self._delete(BATCHJOBS, rec.name, rec.namespace))
+        if work:
+            await bounded(work, 8)
+
+    def _queue_retention(self, queue: str) -> float | None:
+        q = self.registry.queues.get(queue)
+        keep = q.spec.finished_job_retention_seconds if q is not None else None
+        return float(keep) if keep is not None else None
+
+    async def _delete(self, res: Resource, name: str, ns: str) -> None:
+        try:
+            await self.kube.delete(res, name, namespace=ns)
+        except (ApiError, OSError, TimeoutError) as exc:
+            log.debug("retention: %s %s/%s not deleted: %s", res.plural, ns, name, exc)
 
     # ------------------------------------------------------------------ events
 

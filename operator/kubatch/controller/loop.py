@@ -83,6 +83,7 @@ class Loop:
         await self.effects.flush()
         await self.effects.flush_children(now)
         await self.effects.post_events()
+        await self.effects.retain(now)
         if now - self._last_objects >= self.timings.object_status:
             self._last_objects = now
             await self.effects.publish_objects(now)

@@ -346,6 +346,13 @@ class Cache:
             return index in arr.active and arr.child_attempt[index] == attempt
         return job.phase in (Phase.STARTING, Phase.RUNNING) and job.attempt == attempt
 
+    def needed_by_unfinished(self, key: str) -> bool:
+        """Whether an unfinished job names ``key`` in its dependencies (retention keeps it)."""
+        return any(
+            (d := self.jobs.get(k)) is not None and not d.phase.terminal
+            for k, _dep in self.graph.dependents(key)
+        )
+
     def pending_count(self) -> int:
         return self.book.pending_count()
 
