@@ -22,6 +22,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--metrics-port", type=int, default=8080, help="/metrics port (0: off)")
     p.add_argument("--metrics-addr", default="127.0.0.1", help="/metrics bind address")
+    p.add_argument(
+        "--health-port",
+        type=int,
+        default=0,
+        help="/healthz port for probes (0: off); answers once the state is rebuilt",
+    )
+    p.add_argument("--health-addr", default="127.0.0.1", help="/healthz bind address")
     p.add_argument("--verbose", "-v", action="store_true")
     return p
 
@@ -33,7 +40,10 @@ async def run(args: argparse.Namespace, stop: asyncio.Event | None = None) -> No
 
     memo: Any = kopf.Memo()
     memo.namespaces = args.namespaces or None
+    health = getattr(args, "health_port", 0)
+    liveness = f"http://{args.health_addr}:{health}/healthz" if health else None
     await kopf.operator(
+        liveness_endpoint=liveness,
         standalone=True,
         clusterwide=not args.namespaces,
         namespaces=args.namespaces or [],
@@ -48,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if args.health_port:  # probes call /healthz every few seconds: no access log line each
+        logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     if args.kubeconfig:
         os.environ["KUBECONFIG"] = args.kubeconfig
     os.environ.setdefault("KUBATCH_METRICS_PORT", str(args.metrics_port))
