@@ -141,7 +141,10 @@ def test_attempt_duration_stops_a_real_sleep(real: Real, submitted: str) -> None
     st = bj["status"]
     assert (st["phase"], st["reason"]) == ("Failed", "AttemptTimeout"), st
     (only,) = attempts(bj)
-    assert seconds(only["startedAt"], only["stoppedAt"]) >= 59, only
+    # Stopped at the deadline: the Job's activeDeadlineSeconds counts from the Job's start,
+    # which precedes the container's by the pod's start-up (1-3 s on this node).
+    ran = seconds(only["startedAt"], only["stoppedAt"])
+    assert 55 <= ran <= 75, (ran, only)
     # The Job controller deleted the pod at its deadline; the kubelet stopped the container.
     real.wait("containerd to stop the sleeper", lambda: cid not in real.running_tasks(), 60)
 

@@ -12,7 +12,7 @@ import yaml
 
 from kubatch.api.models import parse_job_definition, parse_job_queue
 from kubatch.api.validation import check_manifest
-from kubatch.local import chart, containerd, images, node, packages
+from kubatch.local import chart, containerd, images, node, packages, realjobs
 from kubatch.local.plane import PlaneState
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -191,3 +191,16 @@ def test_the_real_node_example_is_valid_and_never_pulls() -> None:
 def test_busybox_name_is_listed_as_busybox() -> None:
     assert "busybox" in images.BUSYBOX_NAME
     assert images.PAUSE_NAME.startswith(f"{images.REGISTRY}/")
+
+
+def test_real_job_report_line() -> None:
+    job = {
+        "metadata": {"name": "real-oom"},
+        "status": {"phase": "Failed", "attempts": [{"exitCode": 137, "reason": "OOMKilled"}]},
+    }
+    assert (
+        realjobs.describe(job, "allocating")
+        == '[real] real-oom: Failed (exit 137 OOMKilled) — logs: "allocating"'
+    )
+    assert realjobs.describe({"metadata": {"name": "x"}}, None) == "[real] x: Submitted"
+    assert realjobs.example_file() == ROOT / "examples" / "real-node" / "jobs.yaml"

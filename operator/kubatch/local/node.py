@@ -183,7 +183,7 @@ def render_kubelet_config(node: NodeState, ca: Path) -> str:
         "imageGCLowThresholdPercent": 99,
         "serializeImagePulls": False,
         "syncFrequency": "10s",
-        "nodeStatusUpdateFrequency": "10s",
+        "nodeStatusUpdateFrequency": "2s",
         "kubeAPIQPS": 50,
         "kubeAPIBurst": 100,
         "maxPods": 110,
