@@ -16,6 +16,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from kubatch.local import packages
 from kubatch.local.images import Image
 
 NAMESPACE = "k8s.io"
@@ -107,7 +108,7 @@ def socket_path(node_dir: Path) -> Path:
 
 def ctr(socket: Path, *args: str, timeout: float = 120) -> str:
     proc = subprocess.run(
-        ["ctr", "--address", str(socket), "--namespace", NAMESPACE, *args],
+        [packages.tool("ctr"), "--address", str(socket), "--namespace", NAMESPACE, *args],
         capture_output=True, text=True, timeout=timeout, check=False,
     )  # fmt: skip
     if proc.returncode != 0:

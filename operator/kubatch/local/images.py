@@ -140,13 +140,14 @@ def _umoci_image(
 ) -> None:
     """An OCI archive of one layer holding ``files`` (dest -> source) and symlinks."""
     packages.ensure({"umoci": "umoci"}, log=_log)
+    umoci = packages.tool("umoci")
     tag = name.rsplit(":", 1)[1]
     with tempfile.TemporaryDirectory(dir=images_dir(), prefix="umoci-") as tmp:
         layout, bundle = Path(tmp) / "layout", Path(tmp) / "bundle"
         image = f"{layout}:{tag}"
-        _run(["umoci", "init", "--layout", str(layout)], "umoci init")
-        _run(["umoci", "new", "--image", image], "umoci new")
-        _run(["umoci", "unpack", "--image", image, str(bundle)], "umoci unpack")
+        _run([umoci, "init", "--layout", str(layout)], "umoci init")
+        _run([umoci, "new", "--image", image], "umoci new")
+        _run([umoci, "unpack", "--image", image, str(bundle)], "umoci unpack")
         rootfs = bundle / "rootfs"
         for dest, src in files.items():
             target = rootfs / dest.lstrip("/")
@@ -156,8 +157,8 @@ def _umoci_image(
             target = rootfs / dest.lstrip("/")
             target.parent.mkdir(parents=True, exist_ok=True)
             target.symlink_to(to)
-        _run(["umoci", "repack", "--image", image, str(bundle)], "umoci repack")
-        config = ["umoci", "config", "--image", image, "--no-history"]
+        _run([umoci, "repack", "--image", image, str(bundle)], "umoci repack")
+        config = [umoci, "config", "--image", image, "--no-history"]
         for e in env:
             config += ["--config.env", e]
         for e in entrypoint:
@@ -167,7 +168,7 @@ def _umoci_image(
         for key, value in (labels or {}).items():
             config += ["--config.label", f"{key}={value}"]
         _run(config, "umoci config")
-        _run(["umoci", "gc", "--layout", str(layout)], "umoci gc")
+        _run([umoci, "gc", "--layout", str(layout)], "umoci gc")
         _tar_dir(layout, archive)
     _prune(archive.parent, archive.name.split("-", 1)[0], keep=1)
 
@@ -227,8 +228,8 @@ def _policy() -> Path:
 def buildah(*args: str, what: str, log: Path | None = None, cwd: Path | None = None) -> str:
     storage, run = _buildah_dirs()
     argv = [
-        "buildah", "--root", str(storage), "--runroot", str(run), "--storage-driver", "overlay",
-        *args,
+        packages.tool("buildah"), "--root", str(storage), "--runroot", str(run),
+        "--storage-driver", "overlay", *args,
     ]  # fmt: skip
     return _run(argv, what, log=log, cwd=cwd)
 
@@ -277,8 +278,8 @@ def base_image() -> str:
         with tempfile.TemporaryDirectory(dir=d, prefix="base-") as tmp:
             rootfs = Path(tmp) / "rootfs"
             _run(
-                ["debootstrap", "--variant=minbase", f"--include={','.join(BASE_PACKAGES)}",
-                 BASE_SUITE, str(rootfs), mirror],
+                [packages.tool("debootstrap"), "--variant=minbase",
+                 f"--include={','.join(BASE_PACKAGES)}", BASE_SUITE, str(rootfs), mirror],
                 "debootstrap", log=log,
             )  # fmt: skip
             _customize_base(rootfs, log)
@@ -311,7 +312,8 @@ def base_image() -> str:
 
 def _customize_base(rootfs: Path, log: Path) -> None:
     """Slim the debootstrap like python:3.11-slim, and trust what the host trusts."""
-    version = _run(["chroot", str(rootfs), "python3", "--version"], "python3 --version")
+    chroot = packages.tool("chroot")
+    version = _run([chroot, str(rootfs), "python3", "--version"], "python3 --version")
     if not version.startswith("Python 3.11"):
         raise ImageError(f"the bookworm base has {version.strip()}, expected Python 3.11")
     cas = _host_cas()
@@ -320,7 +322,7 @@ def _customize_base(rootfs: Path, log: Path) -> None:
         dest.mkdir(parents=True, exist_ok=True)
         for ca in cas:
             shutil.copy2(ca, dest / ca.name)
-        _run(["chroot", str(rootfs), "update-ca-certificates"], "update-ca-certificates", log=log)
+        _run([chroot, str(rootfs), "update-ca-certificates"], "update-ca-certificates", log=log)
     # pip's own CA bundle (certifi) does not know the host's CAs: use the system store.
     (rootfs / "etc/pip.conf").write_text("[global]\ncert = /etc/ssl/certs/ca-certificates.crt\n")
     for junk in ("var/lib/apt/lists", "var/cache/apt", "usr/share/doc", "usr/share/man",

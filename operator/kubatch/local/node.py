@@ -114,14 +114,17 @@ def node_ip(node_id: str, taken: set[str]) -> str:
 
 def _host_ipv4() -> set[str]:
     out = subprocess.run(
-        ["ip", "-o", "-4", "addr", "show"], capture_output=True, text=True, check=False
+        [packages.tool("ip"), "-o", "-4", "addr", "show"],
+        capture_output=True,
+        text=True,
+        check=False,
     ).stdout
     return {line.split()[3].split("/")[0] for line in out.splitlines() if len(line.split()) > 3}
 
 
 def add_node_address(ip: str) -> None:
     proc = subprocess.run(
-        ["ip", "addr", "add", f"{ip}/32", "dev", "lo", "scope", "host"],
+        [packages.tool("ip"), "addr", "add", f"{ip}/32", "dev", "lo", "scope", "host"],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     if proc.returncode != 0 and "File exists" not in proc.stderr:
@@ -129,7 +132,11 @@ def add_node_address(ip: str) -> None:
 
 
 def remove_node_address(ip: str) -> None:
-    subprocess.run(["ip", "addr", "del", f"{ip}/32", "dev", "lo"], capture_output=True, check=False)
+    subprocess.run(
+        [packages.tool("ip"), "addr", "del", f"{ip}/32", "dev", "lo"],
+        capture_output=True,
+        check=False,
+    )
 
 
 def new_state(plane_dir: Path, kubelet_port: int, healthz_port: int) -> NodeState:
@@ -231,9 +238,9 @@ exec "$@"
 def containerd_argv(node: NodeState, config: Path) -> list[str]:
     """containerd as the first process of the node's private mount namespace."""
     return [
-        "unshare", "--mount", "--propagation", "private", "--",
+        packages.tool("unshare"), "--mount", "--propagation", "private", "--",
         "sh", "-c", _NAMESPACE_SCRIPT, "kubatch-node", node.dir,
-        "containerd", "--config", str(config),
+        packages.tool("containerd"), "--config", str(config),
     ]  # fmt: skip
 
 
@@ -306,7 +313,7 @@ def make_bridge(bridge: str) -> None:
     """The pods' bridge, made before the CNI plugin would: without IPv6, so that it has no
     link-local address either (the host stays unreachable from the pods)."""
     proc = subprocess.run(
-        ["ip", "link", "add", "name", bridge, "type", "bridge"],
+        [packages.tool("ip"), "link", "add", "name", bridge, "type", "bridge"],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     if proc.returncode != 0 and "File exists" not in proc.stderr:
@@ -314,18 +321,23 @@ def make_bridge(bridge: str) -> None:
     ipv6 = Path(f"/proc/sys/net/ipv6/conf/{bridge}/disable_ipv6")
     if ipv6.exists():
         ipv6.write_text("1\n")
-    subprocess.run(["ip", "link", "set", bridge, "up"], capture_output=True, check=False)
+    subprocess.run(
+        [packages.tool("ip"), "link", "set", bridge, "up"], capture_output=True, check=False
+    )
 
 
 def remove_bridge(bridge: str) -> None:
     """Delete the node's bridge and any veth still attached to it."""
     proc = subprocess.run(
-        ["ip", "-o", "link", "show", "master", bridge], capture_output=True, text=True, check=False
+        [packages.tool("ip"), "-o", "link", "show", "master", bridge],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     for line in proc.stdout.splitlines():
         name = line.split(":")[1].strip().split("@")[0]
-        subprocess.run(["ip", "link", "del", name], capture_output=True, check=False)
-    subprocess.run(["ip", "link", "del", bridge], capture_output=True, check=False)
+        subprocess.run([packages.tool("ip"), "link", "del", name], capture_output=True, check=False)
+    subprocess.run([packages.tool("ip"), "link", "del", bridge], capture_output=True, check=False)
 
 
 # -- start and stop ------------------------------------------------------------------------------
@@ -388,7 +400,9 @@ def start(
     log(f"containerd ready, images imported ({time.monotonic() - t0:.1f}s)")
     argv = kubelet_argv(kubelet, node, kubelet_config, kubeconfig, pause.name)
     ns = f"/proc/{ctd_pid}/ns/mnt"
-    kubelet_pid = spawn("kubelet", node.kubelet_port, ["nsenter", f"--mount={ns}", "--", *argv])
+    kubelet_pid = spawn(
+        "kubelet", node.kubelet_port, [packages.tool("nsenter"), f"--mount={ns}", "--", *argv]
+    )
     while time.monotonic() < deadline:
         if not alive(kubelet_pid):
             raise NodeError("the kubelet exited during start-up (see logs/kubelet.log)")

@@ -58,6 +58,17 @@ def _present(check: str) -> bool:
     )
 
 
+def tool(name: str) -> str:
+    """The path of a command, also where root's PATH lacks the sbin directories."""
+    found = shutil.which(name)
+    if found:
+        return found
+    for d in ("/usr/sbin", "/sbin", "/usr/bin", "/bin"):
+        if (Path(d) / name).is_file():
+            return str(Path(d) / name)
+    return name
+
+
 def missing(packages: Mapping[str, str]) -> list[str]:
     """The packages whose tell-tale file is absent."""
     return [name for name, check in packages.items() if not _present(check)]

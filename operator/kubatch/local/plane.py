@@ -34,6 +34,7 @@ from pathlib import Path
 from kubatch.local import binaries as bins
 from kubatch.local import images as imgs
 from kubatch.local import node as node_mod
+from kubatch.local import packages
 from kubatch.local.node import NodeState
 
 HOST = "127.0.0.1"
@@ -300,6 +301,7 @@ class LocalPlane:
             reason = node_mod.unavailable_reason()
             if reason:
                 raise PlaneError(f"no real node on this machine: {reason}")
+            packages.ensure(packages.NODE_PACKAGES, log=_log)
             node_bins = bins.ensure_node(allow_build=allow_build)
             node_parts = (node_bins, imgs.pause_image(node_bins.pause), [imgs.busybox_image()])
         self.state_dir.mkdir(parents=True, exist_ok=True)
