@@ -100,6 +100,8 @@ def _local(args: argparse.Namespace) -> int:
             print(f"state dir   {plane.state_dir}")
             print(f"kubeconfig  {current.kubeconfig}")
             print(f"server      {current.server}")
+            if current.node is not None:
+                print(f"real node   {current.node.name} at {current.node.ip} ({current.node.dir})")
             print(f"{'COMPONENT':26}{'PID':>8}{'PORT':>8}  STATE")
             for name, pid, port, alive in plane.status():
                 print(f"{name:26}{pid:>8}{port:>8}  {'running' if alive else 'stopped'}")
