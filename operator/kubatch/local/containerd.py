@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from kubatch.local import packages
@@ -116,7 +117,7 @@ def ctr(socket: Path, *args: str, timeout: float = 120) -> str:
     return proc.stdout
 
 
-def wait_ready(socket: Path, deadline: float, alive: object = None) -> None:
+def wait_ready(socket: Path, deadline: float, alive: Callable[[], bool] | None = None) -> None:
     last = ""
     while time.monotonic() < deadline:
         if socket.exists():
@@ -125,7 +126,7 @@ def wait_ready(socket: Path, deadline: float, alive: object = None) -> None:
                 return
             except (ContainerdError, subprocess.TimeoutExpired) as exc:
                 last = str(exc)
-        if callable(alive) and not alive():
+        if alive is not None and not alive():
             raise ContainerdError("containerd exited during start-up (see logs/containerd.log)")
         time.sleep(0.1)
     raise ContainerdError(f"containerd did not answer on {socket}: {last}")

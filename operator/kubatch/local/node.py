@@ -347,9 +347,7 @@ Spawn = Callable[[str, int, list[str]], int]
 """(name, port, argv) -> pid: the plane's way to start and record a process."""
 
 
-def write_files(
-    node: NodeState, *, ca: Path, kubeconfig: Path, sandbox_image: str
-) -> tuple[Path, Path]:
+def write_files(node: NodeState, *, ca: Path, sandbox_image: str) -> tuple[Path, Path]:
     """Directories and configuration of the node; returns (containerd config, kubelet config)."""
     d = Path(node.dir)
     for sub in ("kubelet", "pod-logs", "sysctl", "cni/net.d", "cni/ipam", "containerd"):
@@ -387,9 +385,7 @@ def start(
 ) -> None:
     """containerd, the images, then the kubelet; returns once the Node is Ready."""
     t0 = time.monotonic()
-    ctd_config, kubelet_config = write_files(
-        node, ca=ca, kubeconfig=kubeconfig, sandbox_image=pause.name
-    )
+    ctd_config, kubelet_config = write_files(node, ca=ca, sandbox_image=pause.name)
     make_cgroup_root(node.cgroup_root)
     add_node_address(node.ip)
     make_bridge(node.bridge)

@@ -7,7 +7,7 @@ kubeconfig); ``up`` is idempotent: a plane whose processes still run and answer 
 
 A plane with a real node differs in what real pods need: the ServiceAccount admission plugin
 is on (tokens are mounted; a pod in a brand-new namespace waits a moment for its token), the
-API server reaches the kubelet on 127.0.0.1 with a client certificate (``kubectl logs``), and
+API server reaches the kubelet (on the node's loopback address) with a client certificate, and
 the controller-manager also runs the Deployment and ReplicaSet controllers (the Helm chart).
 Planes without one keep ServiceAccount admission off, so simulated pods are admitted at once.
 """
