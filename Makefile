@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help venv binaries images lint crds test test-unit test-integration test-e2e test-real demo bench-core bench-e2e bench-sim clean
+.PHONY: help venv binaries images lint crds test test-unit test-component test-integration test-e2e test-real demo bench-core bench-e2e bench-sim clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -38,14 +38,17 @@ lint: $(STAMP) ## ruff, ruff format --check, mypy strict, import-linter
 crds: $(STAMP) ## regenerate crds/ and the chart's CRDs from the pydantic models
 	$(BIN)/kubatch crds --out crds --chart helm/kubatch/files/crds
 
-test: $(STAMP) binaries lint ## every check: lint, types, layers, unit, integration, e2e and real tests
-	$(BIN)/pytest tests/unit tests/integration
+test: $(STAMP) binaries lint ## every check: lint, types, layers, unit, component, integration, e2e and real tests
+	$(BIN)/pytest tests/unit tests/component tests/integration
 	$(BIN)/pytest tests/e2e
 	$(BIN)/kubatch local images --if-supported
 	$(BIN)/pytest tests/real
 
 test-unit: $(STAMP) ## unit tests only (no control plane)
 	$(BIN)/pytest tests/unit
+
+test-component: $(STAMP) ## the controller in-process on FakeKube (no control plane, seconds)
+	$(BIN)/pytest tests/component
 
 test-integration: $(STAMP) binaries ## integration tests on the local control plane
 	$(BIN)/pytest tests/integration

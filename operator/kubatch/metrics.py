@@ -24,7 +24,10 @@ from prometheus_client import (
     start_http_server,
 )
 
+from kubatch.core.cost import estimate_cost
 from kubatch.core.lifecycle import Phase, Reason
+
+__all__ = ["Metrics", "estimate_cost"]
 
 PREFIX = "kubatch_"
 
@@ -45,19 +48,6 @@ CAPACITY_TYPES = frozenset({"OnDemand", "Spot"})
 TERMINAL_PHASES = frozenset({Phase.SUCCEEDED, Phase.FAILED})
 OTHER = "Other"
 """Label value substituted for anything outside a bounded set (keeps cardinality bounded)."""
-
-
-def estimate_cost(
-    price_per_hour: float, run_seconds: float, job_vcpus: float = 1.0, node_vcpus: float = 1.0
-) -> float:
-    """Dollars an attempt cost: the node's hourly price x run hours x the job's vCPU share. Pure.
-
-    A job using 2 of a 4-vCPU node's vCPUs for an hour on a $0.40/h node costs $0.20.
-    """
-    if price_per_hour <= 0 or run_seconds <= 0:
-        return 0.0
-    share = 1.0 if node_vcpus <= 0 else min(1.0, max(0.0, job_vcpus / node_vcpus))
-    return price_per_hour * (run_seconds / 3600.0) * share
 
 
 def _capacity_type(value: str) -> str:
@@ -192,6 +182,12 @@ class Metrics:
             ["verb", "resource"],
             registry=r,
         )
+        self.handler_errors = Counter(
+            "kubatch_handler_errors_total",
+            "Unexpected errors caught in the operator's event handlers, by handler (0 normally).",
+            ["handler"],
+            registry=r,
+        )
         self._ce_info_labels: dict[str, tuple[str, str]] = {}
         self._lock = threading.Lock()
 
@@ -307,6 +303,10 @@ class Metrics:
     def count_write(self, verb: str, resource: str, n: int = 1) -> None:
         """``n`` writes (create/patch/update/delete) to the API for ``resource`` (e.g. jobs)."""
         self.api_writes.labels(verb=verb, resource=resource).inc(n)
+
+    def count_handler_error(self, handler: str) -> None:
+        """An event handler met an unexpected error (logged; the object was skipped)."""
+        self.handler_errors.labels(handler=handler).inc()
 
     # -- exposition -------------------------------------------------------------------------
     def exposition(self) -> bytes:

@@ -70,7 +70,6 @@ def test_invalid_manifest(kubectl: Kubectl, corpus_namespace: str, case: Case) -
                 namespace=ns if namespaced else None,
             ).stdout
         )
-        ces = {i["metadata"]["name"] for i in _items(kubectl, "computeenvironments.kubatch.io")}
         queues = {
             i["metadata"]["name"]: parse_job_queue(i)
             for i in _items(kubectl, "jobqueues.kubatch.io")
@@ -81,9 +80,7 @@ def test_invalid_manifest(kubectl: Kubectl, corpus_namespace: str, case: Case) -
             for i in _items(kubectl, "jobdefinitions.kubatch.io", ns)
             if not i["metadata"]["name"].startswith("invalid-")
         }
-        problems = check_manifest(
-            stored, compute_environments=ces, queues=queues, definitions=definitions
-        )
+        problems = check_manifest(stored, queues=queues, definitions=definitions)
         matching = [p for p in problems if p.field == case.field]
         assert matching, f"expected a problem on {case.field}, got {problems}"
         assert any(case.fragment in p.message for p in matching), matching

@@ -60,6 +60,7 @@ def test_expectations_of_the_repository_examples() -> None:
         "nightly-summary": Phase.SUCCEEDED,
         "long-sweep": Phase.FAILED,
         "cancelled-sweep": Phase.FAILED,
+        "render-frame-42": Phase.SUCCEEDED,
     }
     assert exp["long-sweep"].terminate_when_running
     assert not exp["cancelled-sweep"].terminate_when_running

@@ -90,9 +90,6 @@ def test_deployment_one_replica_recreate_runs_the_operator(render: Render) -> No
     (container,) = pod["containers"]
     assert container["command"] == ["kubatch"]
     assert container["args"][0] == "operator"
-    env = {e["name"]: e.get("value") for e in container["env"]}
-    assert env["KUBATCH_METRICS_PORT"] == "8080"
-    assert env["KUBATCH_METRICS_ADDR"] == "0.0.0.0"
     assert container["ports"] == [
         {"name": "metrics", "containerPort": 8080, "protocol": "TCP"},
         {"name": "health", "containerPort": 8081, "protocol": "TCP"},
@@ -108,6 +105,8 @@ def test_deployment_one_replica_recreate_runs_the_operator(render: Render) -> No
         "operator",
         "--health-port=8081",
         "--health-addr=0.0.0.0",
+        "--metrics-port=8080",
+        "--metrics-addr=0.0.0.0",
         "--verbose",
         "--namespace",
         "team-a",
@@ -321,7 +320,7 @@ def test_host_network_talks_to_the_api_server_on_loopback(render: Render) -> Non
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["KUBERNETES_SERVICE_HOST"] == "127.0.0.1"
     assert env["KUBERNETES_SERVICE_PORT"] == "6443"
-    assert env["KUBATCH_METRICS_ADDR"] == "127.0.0.1"
+    assert "--metrics-addr=127.0.0.1" in container["args"]
     assert "--health-addr=127.0.0.1" in container["args"]
     assert "--health-port=9000" in container["args"]
     for probe in ("startupProbe", "livenessProbe", "readinessProbe"):

@@ -42,6 +42,7 @@ def _exercise(m: Metrics) -> None:
     m.observe_cycle(0.004, {"Admit": 2, "Fail": 0})
     m.count_write("create", "jobs")
     m.count_write("patch", "batchjobs/status", 3)
+    m.count_handler_error("on_batch_job")
 
 
 def test_exposition_parses_and_every_family_is_prefixed() -> None:

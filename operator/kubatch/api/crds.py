@@ -207,7 +207,7 @@ def _convert(
         if key in _DROP:
             continue
         if key == "description":
-            out[key] = str(value).replace("``", "`")
+            out[key] = " ".join(str(value).replace("``", "`").split())
         elif key == "default":
             if value is not None and defaults:
                 out[key] = value

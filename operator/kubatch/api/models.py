@@ -6,243 +6,55 @@ object it receives with the ``parse_*`` helpers below.
 
 Python attributes are snake_case; the wire format (aliases) is camelCase exactly as
 SEMANTICS.md and AWS Batch spell it. Models dump by alias: use :func:`dump` for a manifest-ready
-``dict``. Attribute docstrings become the CRD's field descriptions.
+``dict``. Attribute docstrings become the CRD's field descriptions. The shared building blocks
+(base classes, enums, metadata, conditions ...) live in ``kubatch.api.common``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from enum import StrEnum
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    WithJsonSchema,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
+from kubatch.api.common import (  # re-exported (see __all__)
+    API_VERSION,
+    CATEGORY,
+    CEL,
+    GROUP,
+    PRESERVE,
+    VERSION,
+    AllocationStrategy,
+    CapacityType,
+    ComputeEnvironmentType,
+    Condition,
+    ConditionStatus,
+    DependencyCondition,
+    DependencyType,
+    EnvVar,
+    LabelSelector,
+    LabelSelectorRequirement,
+    ObjectMeta,
+    Quantity,
+    QueueOrdering,
+    ResourceRequirements,
+    RetryAction,
+    SelectorOperator,
+    State,
+    TaintEffect,
+    TimeLimitAction,
+    Toleration,
+    TolerationOperator,
+    WaitingState,
+    _cel,
+    _Model,
+    _Shell,
+    _Status,
+)
 from kubatch.api.problems import InvalidResource, problems_from_validation_error
 from kubatch.core.lifecycle import Phase
-
-GROUP = "kubatch.io"
-VERSION = "v1alpha1"
-API_VERSION: Literal["kubatch.io/v1alpha1"] = "kubatch.io/v1alpha1"
-CATEGORY = "batch"
-
-PRESERVE = "x-kubernetes-preserve-unknown-fields"
-CEL = "x-kubernetes-validations"
-
-#: A Kubernetes resource quantity (``500m``, ``2Gi``, ``4``). Floats are not accepted: write
-#: ``"0.5"`` or ``500m``, as the API server's int-or-string type requires.
-Quantity = Annotated[int | str, WithJsonSchema({"x-kubernetes-int-or-string": True})]
-
-
-def _cel(*rules: tuple[str, str]) -> dict[str, Any]:
-    return {CEL: [{"rule": rule, "message": message} for rule, message in rules]}
-
-
-class _Model(BaseModel):
-    """Base of every spec model: camelCase on the wire, unknown fields are errors."""
-
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        validate_by_name=True,
-        validate_by_alias=True,
-        serialize_by_alias=True,
-        extra="forbid",
-        use_attribute_docstrings=True,
-    )
-
-
-class _Status(_Model):
-    """Base of status models: tolerant of fields written by newer operators."""
-
-    model_config = ConfigDict(extra="ignore")
-
-
-class _Shell(_Model):
-    """A validated shell over an open Kubernetes object: unknown fields are kept as they are."""
-
-    model_config = ConfigDict(extra="allow", json_schema_extra={PRESERVE: True})
-
-
-# --------------------------------------------------------------------------- enums
-
-
-class State(StrEnum):
-    """``spec.state`` of a ComputeEnvironment or JobQueue."""
-
-    ENABLED = "Enabled"
-    DISABLED = "Disabled"
-
-
-class ComputeEnvironmentType(StrEnum):
-    MANAGED = "Managed"
-    UNMANAGED = "Unmanaged"
-
-
-class CapacityType(StrEnum):
-    ON_DEMAND = "OnDemand"
-    SPOT = "Spot"
-
-
-class AllocationStrategy(StrEnum):
-    BEST_FIT = "BestFit"
-    BEST_FIT_PROGRESSIVE = "BestFitProgressive"
-    SPOT_CAPACITY_OPTIMIZED = "SpotCapacityOptimized"
-    SPOT_PRICE_CAPACITY_OPTIMIZED = "SpotPriceCapacityOptimized"
-
-    @property
-    def spot_only(self) -> bool:
-        return self in (
-            AllocationStrategy.SPOT_CAPACITY_OPTIMIZED,
-            AllocationStrategy.SPOT_PRICE_CAPACITY_OPTIMIZED,
-        )
-
-
-class QueueOrdering(StrEnum):
-    """Order of a queue without a scheduling policy."""
-
-    FIFO = "FIFO"
-    STRICT_FIFO = "StrictFIFO"
-
-
-class TimeLimitAction(StrEnum):
-    CANCEL = "Cancel"
-    FALLBACK = "FallbackToNextComputeEnvironment"
-
-
-class WaitingState(StrEnum):
-    """Phases a ``jobStateTimeLimitActions`` entry may watch (the waiting ones)."""
-
-    PENDING = "Pending"
-    RUNNABLE = "Runnable"
-    STARTING = "Starting"
-
-
-class DependencyType(StrEnum):
-    N_TO_N = "N_TO_N"
-    SEQUENTIAL = "SEQUENTIAL"
-
-
-class DependencyCondition(StrEnum):
-    SUCCEEDED = "Succeeded"
-    COMPLETED = "Completed"
-    FAILED = "Failed"
-
-
-class RetryAction(StrEnum):
-    RETRY = "Retry"
-    EXIT = "Exit"
-
-
-class ConditionStatus(StrEnum):
-    TRUE = "True"
-    FALSE = "False"
-    UNKNOWN = "Unknown"
-
-
-class TolerationOperator(StrEnum):
-    EQUAL = "Equal"
-    EXISTS = "Exists"
-
-
-class TaintEffect(StrEnum):
-    NO_SCHEDULE = "NoSchedule"
-    PREFER_NO_SCHEDULE = "PreferNoSchedule"
-    NO_EXECUTE = "NoExecute"
-
-
-class SelectorOperator(StrEnum):
-    IN = "In"
-    NOT_IN = "NotIn"
-    EXISTS = "Exists"
-    DOES_NOT_EXIST = "DoesNotExist"
-
-
-# --------------------------------------------------------------------------- shared pieces
-
-
-class ObjectMeta(BaseModel):
-    """The part of Kubernetes ``metadata`` that kubatch reads; everything else is kept."""
-
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        validate_by_name=True,
-        validate_by_alias=True,
-        serialize_by_alias=True,
-        extra="allow",
-    )
-
-    name: str = ""
-    namespace: str | None = None
-    uid: str | None = None
-    generation: int | None = None
-    resource_version: str | None = None
-    labels: dict[str, str] = Field(default_factory=dict)
-    annotations: dict[str, str] = Field(default_factory=dict)
-    creation_timestamp: datetime | None = None
-    deletion_timestamp: datetime | None = None
-
-
-class Condition(_Status):
-    """A condition following the Kubernetes API conventions."""
-
-    type: str
-    """Condition type, e.g. ``Ready``."""
-    status: ConditionStatus
-    """``True``, ``False`` or ``Unknown``."""
-    observed_generation: int | None = None
-    """``metadata.generation`` the condition was computed from."""
-    last_transition_time: datetime | None = None
-    """When ``status`` last changed."""
-    reason: str | None = None
-    """Machine-readable CamelCase reason, e.g. ``InvalidSpec``."""
-    message: str | None = None
-    """Human-readable details."""
-
-
-class Toleration(_Model):
-    """A Kubernetes toleration, added to the pods of jobs placed on this environment."""
-
-    key: str | None = None
-    operator: TolerationOperator = TolerationOperator.EQUAL
-    value: str | None = None
-    effect: TaintEffect | None = None
-    toleration_seconds: int | None = None
-
-
-class LabelSelectorRequirement(_Model):
-    key: str
-    operator: SelectorOperator
-    values: list[str] | None = None
-
-
-class LabelSelector(_Model):
-    """A Kubernetes label selector; an empty selector matches everything."""
-
-    match_labels: dict[str, str] | None = None
-    match_expressions: list[LabelSelectorRequirement] | None = None
-
-
-class EnvVar(_Model):
-    """A plain ``name``/``value`` environment variable."""
-
-    name: str = Field(min_length=1)
-    value: str | None = None
-
-
-class ResourceRequirements(_Model):
-    """Kubernetes container resources."""
-
-    requests: dict[str, Quantity] | None = None
-    limits: dict[str, Quantity] | None = None
-
 
 # --------------------------------------------------------------------------- ComputeEnvironment
 
@@ -401,10 +213,11 @@ class JobQueueStatus(_Status):
 
 
 class ContainerResources(_Shell):
-    """Container resources; ``requests`` must be present (AWS requires vCPU and memory)."""
+    """Container resources. The job's size is the sum of its containers' requests; as on AWS,
+    ``cpu`` and ``memory`` may come from the definition or from the job's overrides."""
 
-    requests: dict[str, Quantity]
-    """At least ``cpu`` and ``memory``; ``nvidia.com/gpu`` for GPUs."""
+    requests: dict[str, Quantity] | None = None
+    """``cpu``, ``memory``, ``nvidia.com/gpu``, any extended resource."""
     limits: dict[str, Quantity] | None = None
 
 
@@ -415,8 +228,9 @@ class ContainerShell(_Shell):
     image: str = Field(min_length=1)
     command: list[str] | None = None
     args: list[str] | None = None
-    resources: ContainerResources
-    """``requests`` are required: the job's size is the sum of its containers' requests."""
+    resources: ContainerResources | None = None
+    """The job's size is the sum of its containers' requests (limits stand in for missing
+    requests, as in Kubernetes)."""
 
 
 class PodSpecShell(_Shell):
@@ -496,6 +310,9 @@ class JobDefinitionSpec(_Model):
     """Limit of each attempt; none when unset."""
     scheduling_priority: int | None = Field(None, ge=0, le=9999)
     """Order within a share on fair-share queues (higher first)."""
+    interruption_budget: int | None = Field(None, ge=0, le=100)
+    """kubatch: spot interruptions an attempt may meet before the job falls back to the next
+    compute environment (default 3); interruptions never use up ``retryStrategy.attempts``."""
 
 
 class JobDefinitionStatus(_Status):
@@ -511,6 +328,9 @@ class ArrayProperties(_Model):
     """Number of children (indices 0..size-1)."""
     parallelism: int | None = Field(None, ge=1)
     """kubatch: most children running at once; may change while the array runs."""
+    max_failed_children: int | None = Field(None, ge=0, le=10000)
+    """kubatch: once more children than this have finally failed, the rest are stopped and
+    the array fails; unset lets every child run to its end (AWS)."""
 
 
 class JobDependency(_Model):
@@ -576,6 +396,8 @@ class BatchJobSpec(_Model):
     """Jobs (by name, same namespace) this job waits for."""
     terminate: Terminate | None = None
     """Cancel/terminate: before Starting → Failed; Starting/Running → pods stopped, then Failed."""
+    interruption_budget: int | None = Field(None, ge=0, le=100)
+    """Replaces the definition's interruptionBudget (spot interruptions before falling back)."""
 
     @property
     def is_array(self) -> bool:
@@ -600,6 +422,9 @@ class Attempt(_Status):
     status_reason: str | None = None
     interrupted: bool = False
     """A spot reclaim or disruption: does not use up ``retryStrategy.attempts``."""
+    cost: float | None = None
+    """Estimated dollars of this attempt (node price from the instance catalogue x run time x
+    the job's share of the node's vCPUs)."""
 
 
 class ArrayStatusSummary(_Status):
@@ -626,6 +451,7 @@ class JobDefinitionRevision(_Status):
     retry_strategy: RetryStrategy | None = None
     timeout: JobTimeout | None = None
     scheduling_priority: int | None = None
+    interruption_budget: int | None = None
 
 
 class BatchJobStatus(_Status):
@@ -642,6 +468,8 @@ class BatchJobStatus(_Status):
     stopped_at: datetime | None = None
     attempt_count: int | None = None
     """Number of attempts so far (filled from ``attempts`` when not given)."""
+    cost: float | None = None
+    """Estimated dollars of all attempts so far."""
     attempts: list[Attempt] = Field(default_factory=list)
     array_status_summary: ArrayStatusSummary | None = None
     job_definition: JobDefinitionRevision | None = None
@@ -757,3 +585,80 @@ def parse(body: Mapping[str, Any]) -> Resource:
 def dump(model: BaseModel) -> dict[str, Any]:
     """The manifest form of a model: camelCase, JSON types, unset optionals left out (pure)."""
     return model.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+__all__ = [
+    "ACTION_PATTERN",
+    "API_VERSION",
+    "CATEGORY",
+    "CEL",
+    "EXIT_CODE_PATTERN",
+    "GROUP",
+    "KINDS",
+    "PARSERS",
+    "PRESERVE",
+    "VERSION",
+    "AllocationStrategy",
+    "ArrayProperties",
+    "ArrayStatusSummary",
+    "Attempt",
+    "BatchJob",
+    "BatchJobSpec",
+    "BatchJobStatus",
+    "CapacityType",
+    "ComputeEnvironment",
+    "ComputeEnvironmentOrder",
+    "ComputeEnvironmentSpec",
+    "ComputeEnvironmentStatus",
+    "ComputeEnvironmentType",
+    "ComputeResources",
+    "Condition",
+    "ConditionStatus",
+    "ContainerOverrides",
+    "ContainerResources",
+    "ContainerShell",
+    "DependencyCondition",
+    "DependencyType",
+    "EnvVar",
+    "EvaluateOnExit",
+    "JobCounts",
+    "JobDefinition",
+    "JobDefinitionRevision",
+    "JobDefinitionSpec",
+    "JobDefinitionStatus",
+    "JobDependency",
+    "JobQueue",
+    "JobQueueSpec",
+    "JobQueueStatus",
+    "JobStateTimeLimitAction",
+    "JobTimeout",
+    "LabelSelector",
+    "LabelSelectorRequirement",
+    "M",
+    "ObjectMeta",
+    "PodSpecShell",
+    "PodTemplate",
+    "PodTemplateMeta",
+    "Quantity",
+    "QueueOrdering",
+    "Resource",
+    "ResourceRequirements",
+    "RetryAction",
+    "RetryStrategy",
+    "SchedulingPolicy",
+    "SelectorOperator",
+    "ShareAttributes",
+    "State",
+    "TaintEffect",
+    "Terminate",
+    "TimeLimitAction",
+    "Toleration",
+    "TolerationOperator",
+    "WaitingState",
+    "dump",
+    "parse",
+    "parse_batch_job",
+    "parse_compute_environment",
+    "parse_job_definition",
+    "parse_job_queue",
+]

@@ -11,7 +11,7 @@ BatchJob, or a ``Ready=False`` condition with reason ``InvalidSpec`` for the oth
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -40,8 +40,9 @@ from kubatch.api.resolve import (
     parameter_references,
     resolve_pod_template,
 )
-from kubatch.core.resources import QuantityError
+from kubatch.core.resources import QuantityError, sum_requests
 from kubatch.core.resources import parse_quantity as core_parse_quantity
+from kubatch.core.retry import ExitRule, RetrySpecError
 
 __all__ = [
     "Problem",
@@ -168,14 +169,9 @@ def _selector_problems(selector: LabelSelector, base: str) -> list[Problem]:
     return problems
 
 
-def validate_job_queue(
-    jq: JobQueue, compute_environments: Collection[str] | None = None
-) -> list[Problem]:
-    """Every semantic problem of a JobQueue (pure).
-
-    ``compute_environments``: names of the existing ComputeEnvironments; ``None`` skips the
-    existence check.
-    """
+def validate_job_queue(jq: JobQueue) -> list[Problem]:
+    """Every semantic problem of a JobQueue (pure). A compute environment that does not exist
+    (yet) is no problem: the queue is ``Ready=False`` and uses the others meanwhile."""
     problems: list[Problem] = []
     spec = jq.spec
     order = spec.compute_environment_order
@@ -197,15 +193,6 @@ def validate_job_queue(
                 f"compute environment {order[i].compute_environment!r} is listed more than once",
             )
         )
-    if compute_environments is not None:
-        for i, e in enumerate(order):
-            if e.compute_environment not in compute_environments:
-                problems.append(
-                    Problem(
-                        f"spec.computeEnvironmentOrder[{i}].computeEnvironment",
-                        f"compute environment {e.compute_environment!r} does not exist",
-                    )
-                )
     policy = spec.scheduling_policy
     if policy is not None:
         if spec.ordering is QueueOrdering.STRICT_FIFO:
@@ -256,19 +243,39 @@ def validate_job_queue(
 
 
 def _retry_problems(retry: RetryStrategy | None, base: str) -> list[Problem]:
+    """Rules without a condition, and patterns AWS would reject (``*`` only at the end;
+    ``onExitCode`` digits only) — caught here so that a bad rule never reaches the core."""
     problems: list[Problem] = []
     if retry is None:
         return problems
     rules: list[EvaluateOnExit] = retry.evaluate_on_exit
     for i, rule in enumerate(rules):
+        field = f"{base}.evaluateOnExit[{i}]"
         if not rule.has_condition:
             problems.append(
-                Problem(
-                    f"{base}.evaluateOnExit[{i}]",
-                    "a rule needs at least one of onExitCode, onReason, onStatusReason",
-                )
+                Problem(field, "a rule needs at least one of onExitCode, onReason, onStatusReason")
             )
+            continue
+        for attr, value in (
+            ("onExitCode", rule.on_exit_code),
+            ("onReason", rule.on_reason),
+            ("onStatusReason", rule.on_status_reason),
+        ):
+            if value is None:
+                continue
+            try:
+                ExitRule.parse("Retry", **{_SNAKE[attr]: value})
+            except RetrySpecError as err:
+                text = str(err).split(": ", 1)[-1]
+                problems.append(Problem(f"{field}.{attr}", f"{text} (AWS glob syntax)"))
     return problems
+
+
+_SNAKE = {
+    "onExitCode": "on_exit_code",
+    "onReason": "on_reason",
+    "onStatusReason": "on_status_reason",
+}
 
 
 def _container_problems(containers: Sequence[ContainerShell], base: str) -> list[Problem]:
@@ -278,23 +285,36 @@ def _container_problems(containers: Sequence[ContainerShell], base: str) -> list
             Problem(f"{base}[{i}].name", f"container name {containers[i].name!r} is used twice")
         )
     for i, c in enumerate(containers):
-        field = f"{base}[{i}].resources.requests"
-        for res in REQUIRED_REQUESTS:
-            if res not in c.resources.requests:
-                what = "vCPU" if res == "cpu" else "memory"
-                problems.append(
-                    Problem(
-                        f"{field}.{res}",
-                        f"a {res} request is required (the job's {what} size)",
-                    )
-                )
-        for res, qty in sorted(c.resources.requests.items()):
-            parsed = parse_quantity(qty)
-            if parsed is None:
-                problems.append(Problem(f"{field}.{res}", f"{qty!r} is not a quantity"))
-            elif res in REQUIRED_REQUESTS and parsed <= 0:
-                problems.append(Problem(f"{field}.{res}", "must be greater than zero"))
+        res_ = c.resources
+        for kind in ("requests", "limits"):
+            field = f"{base}[{i}].resources.{kind}"
+            for res, qty in sorted(((getattr(res_, kind) if res_ else None) or {}).items()):
+                parsed = parse_quantity(qty)
+                if parsed is None:
+                    problems.append(Problem(f"{field}.{res}", f"{qty!r} is not a quantity"))
+                elif res in REQUIRED_REQUESTS and parsed <= 0:
+                    problems.append(Problem(f"{field}.{res}", "must be greater than zero"))
     return problems
+
+
+def size_problems(template: Mapping[str, Any], base: str = "spec") -> list[Problem]:
+    """Pure: what a resolved pod template lacks to size the job (AWS: vCPU and memory, from
+    the definition or the job's overrides)."""
+    try:
+        size = sum_requests((template.get("spec") or {}).get("containers") or [])
+    except QuantityError as err:
+        return [Problem(f"{base}.template.spec.containers", str(err))]
+    missing = [n for n, v in (("cpu", size.mcpu), ("memory", size.memory)) if v <= 0]
+    if not missing:
+        return []
+    what = " and ".join(missing)
+    return [
+        Problem(
+            f"{base}.overrides.resources.requests",
+            f"the job requests no {what}: set resources.requests.{missing[0]} in the job "
+            "definition's containers or in spec.overrides.resources",
+        )
+    ]
 
 
 def validate_job_definition(jd: JobDefinition) -> list[Problem]:
@@ -327,28 +347,14 @@ def validate_batch_job(
     """Every semantic problem of a BatchJob (pure).
 
     ``queues``: existing JobQueues by name; ``definitions``: existing JobDefinitions of the
-    job's namespace by name. ``None`` skips the checks that need them.
+    job's namespace by name; the checks that need one run when it exists. A queue or
+    definition that does not exist (yet) is no problem: the job waits for it (GitOps applies
+    objects in any order).
     """
     problems: list[Problem] = []
     spec = job.spec
-    queue: JobQueue | None = None
-    if queues is not None:
-        queue = queues.get(spec.job_queue)
-        if queue is None:
-            problems.append(
-                Problem("spec.jobQueue", f"job queue {spec.job_queue!r} does not exist")
-            )
-    defn: JobDefinition | None = None
-    if definitions is not None:
-        defn = definitions.get(spec.job_definition)
-        if defn is None:
-            ns = job.metadata.namespace or "default"
-            problems.append(
-                Problem(
-                    "spec.jobDefinition",
-                    f"job definition {spec.job_definition!r} does not exist in namespace {ns!r}",
-                )
-            )
+    queue = (queues or {}).get(spec.job_queue)
+    defn = (definitions or {}).get(spec.job_definition)
     if queue is not None:
         if queue.spec.fair_share and spec.share_identifier is None:
             problems.append(
@@ -430,6 +436,7 @@ def validate_batch_job(
                                 )
                             )
         template = resolve_pod_template(defn, job)
+        problems += size_problems(template)
         for where, value in iter_container_strings(template["spec"]):
             for name in parameter_references(value):
                 if name not in params and name not in reported:
@@ -451,7 +458,6 @@ def validate_batch_job(
 def validate(
     resource: Resource,
     *,
-    compute_environments: Collection[str] | None = None,
     queues: Mapping[str, JobQueue] | None = None,
     definitions: Mapping[str, JobDefinition] | None = None,
 ) -> list[Problem]:
@@ -459,7 +465,7 @@ def validate(
     if isinstance(resource, ComputeEnvironment):
         return validate_compute_environment(resource)
     if isinstance(resource, JobQueue):
-        return validate_job_queue(resource, compute_environments)
+        return validate_job_queue(resource)
     if isinstance(resource, JobDefinition):
         return validate_job_definition(resource)
     return validate_batch_job(resource, queues=queues, definitions=definitions)
@@ -468,7 +474,6 @@ def validate(
 def check_manifest(
     body: Mapping[str, Any],
     *,
-    compute_environments: Collection[str] | None = None,
     queues: Mapping[str, JobQueue] | None = None,
     definitions: Mapping[str, JobDefinition] | None = None,
 ) -> list[Problem]:
@@ -477,9 +482,4 @@ def check_manifest(
         resource = parse(body)
     except InvalidResource as err:
         return list(err.problems)
-    return validate(
-        resource,
-        compute_environments=compute_environments,
-        queues=queues,
-        definitions=definitions,
-    )
+    return validate(resource, queues=queues, definitions=definitions)

@@ -1,18 +1,22 @@
-"""``kubatch operator``: run the operator against the current KUBECONFIG."""
+"""``kubatch operator``: run the operator against the current KUBECONFIG (or in-cluster)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
-import os
+import socket
 import sys
+from pathlib import Path
 from typing import Any
+
+from kubatch.adapters.catalogue import load_catalogue
+from kubatch.controller.settings import Settings
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="kubatch operator", description=__doc__)
-    p.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, in-cluster)")
+    p.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster, else $KUBECONFIG)")
     p.add_argument(
         "-n",
         "--namespace",
@@ -29,24 +33,50 @@ def build_parser() -> argparse.ArgumentParser:
         help="/healthz port for probes (0: off); answers once the state is rebuilt",
     )
     p.add_argument("--health-addr", default="127.0.0.1", help="/healthz bind address")
+    p.add_argument(
+        "--catalogue",
+        type=Path,
+        default=None,
+        help="YAML instance catalogue extending the built-in one (sizes, GPUs, prices)",
+    )
+    p.add_argument(
+        "--identity",
+        default=None,
+        help="this replica's name (Events, leader lease); default: the host name",
+    )
     p.add_argument("--verbose", "-v", action="store_true")
     return p
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """The operator's settings from its command line (reads the catalogue file)."""
+    return Settings(
+        namespaces=tuple(args.namespaces or ()),
+        catalogue=load_catalogue(args.catalogue),
+        identity=args.identity or socket.gethostname(),
+    )
 
 
 async def run(args: argparse.Namespace, stop: asyncio.Event | None = None) -> None:
     import kopf
 
     from kubatch.controller import handlers  # noqa: F401  (registers the handlers)
+    from kubatch.metrics import Metrics
 
+    settings = settings_from(args)
+    metrics = Metrics()
+    if args.metrics_port:
+        metrics.start_http_server(args.metrics_port, args.metrics_addr)
     memo: Any = kopf.Memo()
-    memo.namespaces = args.namespaces or None
+    memo.settings = settings
+    memo.metrics = metrics
+    memo.kubeconfig = args.kubeconfig
     health = getattr(args, "health_port", 0)
-    liveness = f"http://{args.health_addr}:{health}/healthz" if health else None
     await kopf.operator(
-        liveness_endpoint=liveness,
+        liveness_endpoint=f"http://{args.health_addr}:{health}/healthz" if health else None,
         standalone=True,
-        clusterwide=not args.namespaces,
-        namespaces=args.namespaces or [],
+        clusterwide=not settings.namespaces,
+        namespaces=list(settings.namespaces),
         memo=memo,
         stop_flag=stop,
     )
@@ -60,10 +90,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.health_port:  # probes call /healthz every few seconds: no access log line each
         logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    if args.kubeconfig:
-        os.environ["KUBECONFIG"] = args.kubeconfig
-    os.environ.setdefault("KUBATCH_METRICS_PORT", str(args.metrics_port))
-    os.environ.setdefault("KUBATCH_METRICS_ADDR", args.metrics_addr)
     try:
         asyncio.run(run(args))
     except KeyboardInterrupt:

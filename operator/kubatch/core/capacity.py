@@ -1,20 +1,55 @@
-"""Per-compute-environment capacity ledger with assume/forget.
+"""Per-compute-environment capacity: the ledger of admitted work and the room left.
 
-Pure (in-memory state only). The ledger counts the resources of Starting + Running attempts
+Pure (in-memory state only). A ledger counts the resources of the Starting + Running attempts
 admitted to a CE; admission requires ``used + size <= limit`` in every dimension, where the
-limit is min(maxvCpus, node capacity) (see ``ComputeEnvironment.limit``).
+limit is min(maxvCpus, node capacity) (see ``ComputeEnvironment.limit``). ``Room`` is the
+scheduler's per-cycle copy of what is left.
 """
 
 from __future__ import annotations
 
 from kubatch.core.model import ComputeEnvironment
-from kubatch.core.resources import Resources
+from kubatch.core.resources import Resources, implicit
+
+
+class Room:
+    """What is left on one CE during one scheduling cycle (a copy; the scheduler spends it).
+
+    ``ext`` holds the extended resources the CE limits (``None``: it limits none of them).
+    """
+
+    __slots__ = ("ext", "gpu", "mcpu", "memory")
+
+    def __init__(self, mcpu: int, memory: int, gpu: int, ext: dict[str, int] | None) -> None:
+        self.mcpu = mcpu
+        self.memory = memory
+        self.gpu = gpu
+        self.ext = ext
+
+    def fits(self, size: Resources) -> bool:
+        """Pure: ``size`` fits in what is left."""
+        if size.mcpu > self.mcpu or size.memory > self.memory or size.gpu > self.gpu:
+            return False
+        ext = self.ext
+        if not size.extended or ext is None:
+            return True
+        return all(v <= ext[k] if k in ext else (v <= 0 or implicit(k)) for k, v in size.extended)
+
+    def take(self, size: Resources) -> None:
+        """Spend ``size`` (after ``fits``)."""
+        self.mcpu -= size.mcpu
+        self.memory -= size.memory
+        self.gpu -= size.gpu
+        if size.extended and self.ext is not None:
+            for k, v in size.extended:
+                if k in self.ext:
+                    self.ext[k] -= v
 
 
 class Ledger:
     """Mutable usage of one CE. ``assume`` adds an admission, ``forget`` removes it."""
 
-    __slots__ = ("ce", "gpu", "limit", "mcpu", "memory")
+    __slots__ = ("ce", "ext", "gpu", "limit", "mcpu", "memory")
 
     def __init__(self, ce: ComputeEnvironment) -> None:
         self.ce = ce
@@ -22,6 +57,7 @@ class Ledger:
         self.mcpu = 0
         self.memory = 0
         self.gpu = 0
+        self.ext: dict[str, int] = {}
 
     def update(self, ce: ComputeEnvironment) -> None:
         """A new spec or node capacity: usage stays, the limit changes."""
@@ -29,33 +65,34 @@ class Ledger:
         self.limit = ce.limit()
 
     def used(self) -> Resources:
-        return Resources(self.mcpu, self.memory, self.gpu)
+        return Resources(
+            self.mcpu,
+            self.memory,
+            self.gpu,
+            tuple(sorted((k, v) for k, v in self.ext.items() if v)),
+        )
 
-    def free(self) -> list[int]:
-        """A mutable copy ``[mcpu, memory, gpu]`` of the free room (may be negative when a
-        limit shrank below usage)."""
+    def room(self) -> Room:
+        """A copy of the room left (may be negative when a limit shrank below usage)."""
         lim = self.limit
-        return [lim.mcpu - self.mcpu, lim.memory - self.memory, lim.gpu - self.gpu]
+        ext = None
+        if self.ce.node_capacity is not None:
+            ext = {k: v - self.ext.get(k, 0) for k, v in lim.extended}
+        return Room(lim.mcpu - self.mcpu, lim.memory - self.memory, lim.gpu - self.gpu, ext)
 
     def fits(self, size: Resources) -> bool:
-        lim = self.limit
-        return (
-            self.mcpu + size.mcpu <= lim.mcpu
-            and self.memory + size.memory <= lim.memory
-            and self.gpu + size.gpu <= lim.gpu
-        )
+        return self.room().fits(size)
 
     def assume(self, size: Resources) -> None:
         self.mcpu += size.mcpu
         self.memory += size.memory
         self.gpu += size.gpu
+        for k, v in size.extended:
+            self.ext[k] = self.ext.get(k, 0) + v
 
     def forget(self, size: Resources) -> None:
         self.mcpu -= size.mcpu
         self.memory -= size.memory
         self.gpu -= size.gpu
-
-
-def fits_free(free: list[int], size: Resources) -> bool:
-    """Pure: ``size`` fits in a ``[mcpu, memory, gpu]`` free vector."""
-    return size.mcpu <= free[0] and size.memory <= free[1] and size.gpu <= free[2]
+        for k, v in size.extended:
+            self.ext[k] = self.ext.get(k, 0) - v

@@ -43,8 +43,8 @@ class Reason(StrEnum):
     RETRIES_EXHAUSTED = "RetriesExhausted"
     QUEUE_NOT_ALLOWED = "QueueNotAllowed"
     INVALID_SPEC = "InvalidSpec"
-    UNKNOWN_QUEUE = "UnknownQueue"
-    UNKNOWN_JOB_DEFINITION = "UnknownJobDefinition"
+    UNKNOWN_QUEUE = "JobQueueNotFound"
+    UNKNOWN_JOB_DEFINITION = "JobDefinitionNotFound"
     STATE_TIME_LIMIT = "StateTimeLimitExceeded"
     INTERRUPTED = "Interrupted"
     ARRAY_CHILD_FAILED = "ArrayChildFailed"
@@ -54,6 +54,8 @@ class Reason(StrEnum):
     PARALLELISM_LIMIT = "ParallelismLimit"
     WAITING_FOR_SHARE = "WaitingForFairShare"
     BLOCKED_BY_QUEUE_HEAD = "BlockedByQueueHead"
+    COMPUTE_ENVIRONMENT_DELETED = "ComputeEnvironmentDeleted"
+    COMPUTE_ENVIRONMENT_NOT_FOUND = "ComputeEnvironmentNotFound"
 
 
 # --- events: small frozen dataclasses, past tense -------------------------------------------
@@ -149,6 +151,37 @@ def next_phase(phase: Phase, event: Event) -> Phase:
         return TRANSITIONS[(phase, type(event))]
     except KeyError:
         raise IllegalTransition(phase, event) from None
+
+
+def advance(phase: Phase, target: Phase) -> Phase:
+    """Pure: move a non-terminal ``phase`` forward to ``target`` along the table's admission
+    path (Runnable -> Starting -> Running), one legal edge at a time; a ``target`` at or
+    behind ``phase`` leaves it as it is."""
+    path: tuple[tuple[Phase, Event], ...] = (
+        (Phase.RUNNABLE, Admitted()),
+        (Phase.STARTING, PodStarted()),
+    )
+    order = list(Phase)
+    for src, event in path:
+        if phase is src and order.index(target) > order.index(phase):
+            phase = next_phase(phase, event)
+    return phase
+
+
+def array_parent_phase(phase: Phase, *, starting: int, running: int, ran: bool) -> Phase:
+    """Pure: the phase of an array parent whose children are underway.
+
+    SEMANTICS §4: Runnable until a first child starts, then Starting, Running from the first
+    running child (``ran``: one ran before) until every child is terminal. Never moves back, and
+    leaves Submitted/Pending (dependencies) and terminal phases to their own events.
+    """
+    if phase not in (Phase.RUNNABLE, Phase.STARTING, Phase.RUNNING):
+        return phase
+    if running or ran:
+        return advance(phase, Phase.RUNNING)
+    if starting:
+        return advance(phase, Phase.STARTING)
+    return phase
 
 
 def can_transition(phase: Phase, event: Event) -> bool:

@@ -38,14 +38,24 @@ class TimeLimitAction(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class Shape:
+    """One node a compute environment has or can get: an instance type of a Managed CE, or a
+    current node of an Unmanaged one (``name`` says which), and what it can hold."""
+
+    name: str
+    capacity: Resources
+
+
+@dataclass(frozen=True, slots=True)
 class ComputeEnvironment:
     """What the scheduler needs of a CE.
 
     ``max_vcpus`` is ``spec.computeResources.maxvCpus``. ``node_capacity`` is what the pool's
     ready nodes can hold right now (sum of allocatable); ``None`` means "not a limit" (a
-    Managed pool that scales up to ``max_vcpus`` from the backlog). ``largest_node`` is the
-    biggest single node the pool has or can get (``None``: unknown, only ``max_vcpus`` is
-    checked for fail fast).
+    Managed pool that scales up to ``max_vcpus`` from the backlog). ``shapes`` are the nodes
+    the pool has or can get (``kubatch.core.fit`` judges whether a job can ever run from
+    them): ``None`` when unknown (only ``max_vcpus`` is checked); for an Unmanaged CE, empty
+    while it has no node yet (its jobs then wait rather than fail).
     """
 
     name: str
@@ -53,7 +63,8 @@ class ComputeEnvironment:
     enabled: bool = True
     capacity_type: str = "OnDemand"
     node_capacity: Resources | None = None
-    largest_node: Resources | None = None
+    shapes: tuple[Shape, ...] | None = None
+    managed: bool = True
 
     def limit(self) -> Resources:
         """Pure: the admission limit: min(maxvCpus, node capacity) per dimension."""
@@ -61,15 +72,7 @@ class ComputeEnvironment:
         if self.node_capacity is None:
             return Resources(mcpu, UNBOUNDED, UNBOUNDED)
         nc = self.node_capacity
-        return Resources(min(mcpu, nc.mcpu), nc.memory, nc.gpu)
-
-    def largest_placement(self) -> Resources:
-        """Pure: the biggest job this CE could ever run (fail-fast bound)."""
-        mcpu = self.max_vcpus * 1000
-        if self.largest_node is None:
-            return Resources(mcpu, UNBOUNDED, UNBOUNDED)
-        ln = self.largest_node
-        return Resources(min(mcpu, ln.mcpu), ln.memory, ln.gpu)
+        return Resources(min(mcpu, nc.mcpu), nc.memory, nc.gpu, nc.extended)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +137,8 @@ class JobSpec:
 
     ``created_at`` is the submission time (seconds, e.g. creationTimestamp); ties are broken
     by ``key``. ``token`` is a uid-ish value used in Kubernetes Job names.
+    ``max_failed_children``: an array stops (and fails) once more children than this have
+    finally failed; ``None`` lets every child run to its end (AWS).
     """
 
     namespace: str
@@ -145,6 +150,7 @@ class JobSpec:
     depends_on: tuple[Dependency, ...] = ()
     array_size: int | None = None
     parallelism: int | None = None
+    max_failed_children: int | None = None
     retry: RetryStrategy = field(default_factory=RetryStrategy)
     timeout_seconds: int | None = None
     share_identifier: str | None = None

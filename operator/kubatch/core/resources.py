@@ -76,47 +76,109 @@ def parse_count(value: str | int | float) -> int:
     return _ceil(parse_quantity(value))
 
 
+Extended = tuple[tuple[str, int], ...]
+"""Other resources a pod may ask for (``example.com/fpga``, ``ephemeral-storage``,
+``hugepages-2Mi``), as sorted ``(name, amount)`` pairs: hashable, cheap to compare, empty for
+almost every job."""
+
+#: Resources every node has unless it says otherwise: a node or instance type that does not
+#: list them does not limit them (``ephemeral-storage`` on simulated nodes, hugepages).
+IMPLICIT_PREFIXES = ("ephemeral-storage", "hugepages-")
+
+
+def implicit(name: str) -> bool:
+    """Pure: a resource that a capacity not naming it does not limit."""
+    return name.startswith(IMPLICIT_PREFIXES)
+
+
+def _merge(a: Extended, b: Extended, sign: int) -> Extended:
+    if not b:
+        return a
+    out = dict(a)
+    for k, v in b:
+        out[k] = out.get(k, 0) + sign * v
+    return tuple(sorted((k, v) for k, v in out.items() if v))
+
+
 @dataclass(frozen=True, slots=True)
 class Resources:
-    """An amount of capacity: milli-CPU, memory bytes, GPUs."""
+    """An amount of capacity: milli-CPU, memory bytes, GPUs, and any extended resources."""
 
     mcpu: int = 0
     memory: int = 0
     gpu: int = 0
+    extended: Extended = ()
 
     def __add__(self, other: Resources) -> Resources:
-        return Resources(self.mcpu + other.mcpu, self.memory + other.memory, self.gpu + other.gpu)
+        return Resources(
+            self.mcpu + other.mcpu,
+            self.memory + other.memory,
+            self.gpu + other.gpu,
+            _merge(self.extended, other.extended, 1),
+        )
 
     def __sub__(self, other: Resources) -> Resources:
-        return Resources(self.mcpu - other.mcpu, self.memory - other.memory, self.gpu - other.gpu)
+        return Resources(
+            self.mcpu - other.mcpu,
+            self.memory - other.memory,
+            self.gpu - other.gpu,
+            _merge(self.extended, other.extended, -1),
+        )
 
     def fits_in(self, other: Resources) -> bool:
-        """Pure: every dimension of ``self`` is ≤ that of ``other``."""
-        return self.mcpu <= other.mcpu and self.memory <= other.memory and self.gpu <= other.gpu
+        """Pure: every dimension of ``self`` is ≤ that of ``other`` (an extended resource
+        ``other`` does not list is 0 there, unless it is implicit)."""
+        if not (self.mcpu <= other.mcpu and self.memory <= other.memory and self.gpu <= other.gpu):
+            return False
+        if not self.extended:
+            return True
+        have = dict(other.extended)
+        return all(v <= have[k] if k in have else (v <= 0 or implicit(k)) for k, v in self.extended)
+
+    def amount(self, name: str) -> int:
+        """Pure: the amount of one extended resource (0 when absent)."""
+        for k, v in self.extended:
+            if k == name:
+                return v
+        return 0
 
     @property
     def vcpus(self) -> float:
         return self.mcpu / 1000
 
     def human(self) -> str:
-        """Pure: e.g. ``"2 vCPU, 4Gi memory, 1 GPU"``."""
-        mem = self.memory
-        unit = "B"
-        for u, m in (("Gi", 2**30), ("Mi", 2**20), ("Ki", 2**10)):
-            if (mem >= m and mem % m == 0) or mem >= 16 * m:
-                mem, unit = mem // m, u
-                break
-        vcpu = f"{self.mcpu / 1000:g}"
-        return f"{vcpu} vCPU, {mem}{unit} memory, {self.gpu} GPU"
+        """Pure: e.g. ``"2 vCPU, 4Gi memory, 1 GPU"`` (plus any extended resources)."""
+        text = f"{self.mcpu / 1000:g} vCPU, {human_bytes(self.memory)} memory, {self.gpu} GPU"
+        for k, v in self.extended:
+            text += f", {k} {v}"
+        return text
 
     @staticmethod
     def from_requests(requests: Mapping[str, str | int | float]) -> Resources:
         """Pure: one container's ``resources.requests``."""
+        extended = tuple(
+            sorted(
+                (name, parse_count(value))
+                for name, value in requests.items()
+                if name not in ("cpu", "memory", GPU_RESOURCE)
+            )
+        )
         return Resources(
             parse_cpu(requests["cpu"]) if "cpu" in requests else 0,
             parse_memory(requests["memory"]) if "memory" in requests else 0,
             parse_count(requests[GPU_RESOURCE]) if GPU_RESOURCE in requests else 0,
+            tuple((k, v) for k, v in extended if v),
         )
+
+
+def human_bytes(mem: int) -> str:
+    """Pure: ``4Gi``, ``512Mi``, ``100B``: the largest binary unit that reads well."""
+    unit = "B"
+    for u, m in (("Gi", 2**30), ("Mi", 2**20), ("Ki", 2**10)):
+        if (mem >= m and mem % m == 0) or mem >= 16 * m:
+            mem, unit = mem // m, u
+            break
+    return f"{mem}{unit}"
 
 
 ZERO = Resources()

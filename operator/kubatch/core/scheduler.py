@@ -10,16 +10,8 @@ to the first Enabled CE in its queue's order (from its fallback floor) that has 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
-from kubatch.core.cache import (
-    PHASES,
-    JobState,
-    QueueState,
-    Snapshot,
-    no_fit_message,
-)
-from kubatch.core.capacity import fits_free
 from kubatch.core.decisions import (
     Admit,
     Decision,
@@ -29,15 +21,19 @@ from kubatch.core.decisions import (
     Terminate,
     UpdateArraySummary,
 )
-from kubatch.core.lifecycle import Phase, Reason
+from kubatch.core.fit import Fit, ce_fit, queue_fit
+from kubatch.core.lifecycle import Phase, Reason, array_parent_phase
 from kubatch.core.model import TimeLimitAction
 from kubatch.core.naming import job_name_for_attempt
 from kubatch.core.resources import Resources
+from kubatch.core.snapshot import JobView, QueueView, Snapshot
+from kubatch.core.state import PHASES, RUNNABLE, RUNNING, STARTING
 
 _MESSAGES = {
     Reason.INSUFFICIENT_CAPACITY: "waiting for capacity in the queue's compute environments",
     Reason.QUEUE_DISABLED: "the job queue is disabled",
     Reason.COMPUTE_ENVIRONMENT_DISABLED: "no Enabled compute environment in the queue's order",
+    Reason.COMPUTE_ENVIRONMENT_NOT_FOUND: "the queue's compute environments do not exist (yet)",
     Reason.PARALLELISM_LIMIT: "array parallelism reached",
     Reason.WAITING_FOR_SHARE: "waiting for its fair share",
     Reason.BLOCKED_BY_QUEUE_HEAD: "StrictFIFO: waiting behind the queue head",
@@ -54,7 +50,9 @@ class _Cycle:
         "arrays",
         "blocked",
         "budget",
+        "ce_fits",
         "decisions",
+        "fits",
         "floors",
         "snap",
         "waiting",
@@ -69,6 +67,8 @@ class _Cycle:
         self.budget = snap.config.max_admissions_per_cycle
         self.floors: dict[str, int] = {}  # fallbacks decided this cycle
         self.waiting: dict[str, tuple[Phase, Reason, int | None]] = {}
+        self.fits: dict[tuple[str, Resources], str | None] = {}  # (queue, size) -> no-fit msg
+        self.ce_fits: dict[tuple[str, Resources], bool] = {}  # (CE, size) -> can ever run
 
 
 def schedule(snapshot: Snapshot, now: float) -> list[Decision]:
@@ -85,7 +85,7 @@ def schedule(snapshot: Snapshot, now: float) -> list[Decision]:
         if limit.reason is not None and (job.reason is None or job.reason != limit.reason):
             continue
         msg = f"{phase} for more than {limit.max_time_seconds}s"
-        qs = _queue(snapshot, job)
+        qs = snapshot.queue(job.spec.queue)
         if (
             limit.action is TimeLimitAction.FALLBACK
             and qs is not None
@@ -126,10 +126,12 @@ def schedule(snapshot: Snapshot, now: float) -> list[Decision]:
         job = snapshot.jobs[key]
         assert job.array is not None
         counts = list(job.array.counts)
-        counts[PHASES.index(Phase.RUNNABLE)] -= n
-        counts[PHASES.index(Phase.STARTING)] += n
+        counts[RUNNABLE] -= n
+        counts[STARTING] += n
         summary = tuple((PHASES[c], k) for c, k in enumerate(counts) if k)
-        phase = Phase.RUNNING if job.array.counts[PHASES.index(Phase.RUNNING)] else (Phase.STARTING)
+        phase = array_parent_phase(
+            job.phase, starting=counts[STARTING], running=counts[RUNNING], ran=job.array.ran
+        )
         if (phase, summary) != job.last_summary:
             summaries[key] = UpdateArraySummary(key, phase, summary)
         else:
@@ -142,7 +144,7 @@ def schedule(snapshot: Snapshot, now: float) -> list[Decision]:
         if key in cyc.admitted or key in cyc.waiting:
             continue
         job = snapshot.jobs.get(key)
-        if job is None or job.phase not in (Phase.PENDING, Phase.RUNNABLE):
+        if job is None or job.phase not in (Phase.SUBMITTED, Phase.PENDING, Phase.RUNNABLE):
             continue
         reason = job.reason or Reason.INSUFFICIENT_CAPACITY
         if job.phase is Phase.RUNNABLE and job.queued:
@@ -170,7 +172,7 @@ def schedule(snapshot: Snapshot, now: float) -> list[Decision]:
     return out
 
 
-def _refresh(cyc: _Cycle, job: JobState, reason: Reason, pos: int) -> None:
+def _refresh(cyc: _Cycle, job: JobView, reason: Reason, pos: int) -> None:
     """A job the walk only counts: queue its status if it is worth a write."""
     last = job.last_status
     if (
@@ -190,27 +192,20 @@ def _moved_enough(old: int | None, new: int | None) -> bool:
     return new < 100 or abs(new - old) * 10 >= old
 
 
-def _queue(snap: Snapshot, job: JobState) -> QueueState | None:
-    for q in snap.queues:
-        if q.spec.name == job.spec.queue:
-            return q
-    return None
-
-
-def _walk_disabled(cyc: _Cycle, qs: QueueState) -> None:
+def _walk_disabled(cyc: _Cycle, qs: QueueView) -> None:
     if not cyc.snap.full_refresh:
         return  # fresh jobs are handled by the caller
-    pos = 0
+    pos = 1  # 1-based: 1 = next to start
     depth = cyc.snap.config.position_refresh_depth
     for lst in [qs.fifo, *qs.shares.values()]:
         for job in lst:
-            if pos >= depth:
+            if pos > depth:
                 return
             _refresh(cyc, job, Reason.QUEUE_DISABLED, pos)
             pos += 1
 
 
-def _try_admit(cyc: _Cycle, qs: QueueState, job: JobState) -> Reason | None:
+def _try_admit(cyc: _Cycle, qs: QueueView, job: JobView) -> Reason | None:
     """Admit ``job`` (or as many ready children as allowed); ``None`` when admitted."""
     snap = cyc.snap
     size = job.spec.size
@@ -224,14 +219,14 @@ def _try_admit(cyc: _Cycle, qs: QueueState, job: JobState) -> Reason | None:
         if ce is None or not ce.enabled:
             continue
         any_enabled = True
-        if name in cyc.blocked:
+        if name in cyc.blocked or not _can_run(cyc, name, size):
             continue
-        if fits_free(snap.free[name], size):
+        if snap.rooms[name].fits(size):
             target = name
             break
     if target is None:
         if not any_enabled:
-            return Reason.COMPUTE_ENVIRONMENT_DISABLED
+            return _no_ce_reason(snap, order[floor:])
         return Reason.INSUFFICIENT_CAPACITY
     arr = job.array
     if arr is None:
@@ -244,10 +239,13 @@ def _try_admit(cyc: _Cycle, qs: QueueState, job: JobState) -> Reason | None:
     targets = [
         n
         for n in order[order.index(target) :]
-        if (ce := snap.ces.get(n)) is not None and ce.enabled and n not in cyc.blocked
+        if (ce := snap.ces.get(n)) is not None
+        and ce.enabled
+        and n not in cyc.blocked
+        and _can_run(cyc, n, size)
     ]
     for idx in heapq.nsmallest(min(room, len(arr.ready), cyc.budget), arr.ready):
-        while targets and not fits_free(snap.free[targets[0]], size):
+        while targets and not snap.rooms[targets[0]].fits(size):
             targets.pop(0)  # this CE is full: the next children go to the next CE in order
         if not targets:
             break
@@ -259,14 +257,11 @@ def _try_admit(cyc: _Cycle, qs: QueueState, job: JobState) -> Reason | None:
 
 
 def _admit(
-    cyc: _Cycle, qs: QueueState, job: JobState, index: int | None, attempt: int, ce_name: str
+    cyc: _Cycle, qs: QueueView, job: JobView, index: int | None, attempt: int, ce_name: str
 ) -> None:
     snap = cyc.snap
-    free = snap.free[ce_name]
     size = job.spec.size
-    free[0] -= size.mcpu
-    free[1] -= size.memory
-    free[2] -= size.gpu
+    snap.rooms[ce_name].take(size)
     cyc.budget -= 1
     spec = job.spec
     cyc.decisions.append(
@@ -288,7 +283,7 @@ def _admit(
         cyc.arrays[job.key] = cyc.arrays.get(job.key, 0) + 1
 
 
-def _saturated(cyc: _Cycle, qs: QueueState) -> bool:
+def _saturated(cyc: _Cycle, qs: QueueView) -> bool:
     """No Enabled, unblocked CE of the queue has room for the queue's smallest job."""
     m = qs.min_size
     if m is None:
@@ -298,29 +293,35 @@ def _saturated(cyc: _Cycle, qs: QueueState) -> bool:
         ce = snap.ces.get(name)
         if ce is None or not ce.enabled or name in cyc.blocked:
             continue
-        if fits_free(snap.free[name], m):
+        if snap.rooms[name].fits(m):
             return False
     return True
 
 
-def _never_fits(cyc: _Cycle, qs: QueueState, size: Resources) -> str | None:
-    best: tuple[str, Resources] | None = None
-    for name in qs.spec.compute_environments:
-        ce = cyc.snap.ces.get(name)
-        if ce is None:
-            return None
-        lp = ce.largest_placement()
-        if size.fits_in(lp):
-            return None
-        if best is None or lp.mcpu > best[1].mcpu:
-            best = (name, lp)
-    return None if best is None else no_fit_message(size, best)
+def _can_run(cyc: _Cycle, ce_name: str, size: Resources) -> bool:
+    """Whether a job of ``size`` can ever run on ``ce_name`` (memoised per cycle)."""
+    key = (ce_name, size)
+    ok = cyc.ce_fits.get(key)
+    if ok is None:
+        ok = cyc.ce_fits[key] = ce_fit(size, cyc.snap.ces.get(ce_name)).fit is not Fit.NO
+    return ok
 
 
-def _visit(cyc: _Cycle, qs: QueueState, job: JobState, pos: int) -> tuple[bool, bool]:
+def _never_fits(cyc: _Cycle, qs: QueueView, size: Resources) -> str | None:
+    """Why no CE of the queue can ever hold ``size`` (``None``: some can, or cannot tell
+    yet); memoised per cycle: sizes repeat."""
+    key = (qs.spec.name, size)
+    if key not in cyc.fits:
+        ces = cyc.snap.ces
+        verdict = queue_fit(size, [(n, ces.get(n)) for n in qs.spec.compute_environments])
+        cyc.fits[key] = verdict.message if verdict.fit is Fit.NO else None
+    return cyc.fits[key]
+
+
+def _visit(cyc: _Cycle, qs: QueueView, job: JobView, pos: int) -> tuple[bool, bool]:
     """Try one job. Returns (admitted, counts as waiting)."""
     msg = _never_fits(cyc, qs, job.spec.size)
-    if msg is not None:
+    if msg is not None and (job.array is None or not job.array.active):
         cyc.decisions.append(Fail(job.key, Reason.NO_COMPUTE_ENVIRONMENT_CAN_FIT, msg))
         cyc.admitted.add(job.key)
         return False, False
@@ -338,11 +339,11 @@ def _visit(cyc: _Cycle, qs: QueueState, job: JobState, pos: int) -> tuple[bool, 
     return False, True
 
 
-def _walk_fifo(cyc: _Cycle, qs: QueueState) -> None:
+def _walk_fifo(cyc: _Cycle, qs: QueueView) -> None:
     snap = cyc.snap
     scan_left = snap.config.max_scan_per_queue
-    pos = 0
-    it: Iterator[JobState] = iter(qs.fifo)
+    pos = 1  # 1-based: 1 = next to start
+    it: Iterator[JobView] = iter(qs.fifo)
     strict = qs.spec.strict_fifo
     for job in it:
         if cyc.budget <= 0 or _saturated(cyc, qs):
@@ -371,29 +372,36 @@ def _walk_fifo(cyc: _Cycle, qs: QueueState) -> None:
         reason = Reason.BLOCKED_BY_QUEUE_HEAD if strict else Reason.INSUFFICIENT_CAPACITY
         depth = snap.config.position_refresh_depth
         for job in it:
-            if pos >= depth:
+            if pos > depth:
                 break
             _refresh(cyc, job, _rest_reason(job, reason), pos)
             pos += 1
 
 
-def _idle_reason(cyc: _Cycle, qs: QueueState, job: JobState) -> Reason:
+def _idle_reason(cyc: _Cycle, qs: QueueView, job: JobView) -> Reason:
     """Why a job the walk did not try waits: no Enabled CE, or no room."""
-    order = qs.spec.compute_environments
-    for name in order[cyc.floors.get(job.key, job.ce_floor) :]:
+    names = qs.spec.compute_environments[cyc.floors.get(job.key, job.ce_floor) :]
+    for name in names:
         ce = cyc.snap.ces.get(name)
         if ce is not None and ce.enabled:
             return Reason.INSUFFICIENT_CAPACITY
+    return _no_ce_reason(cyc.snap, names)
+
+
+def _no_ce_reason(snap: Snapshot, names: Sequence[str]) -> Reason:
+    """Why no CE of ``names`` is usable: none exists, or none is Enabled."""
+    if all(snap.ces.get(n) is None for n in names):
+        return Reason.COMPUTE_ENVIRONMENT_NOT_FOUND
     return Reason.COMPUTE_ENVIRONMENT_DISABLED
 
 
-def _rest_reason(job: JobState, default: Reason) -> Reason:
+def _rest_reason(job: JobView, default: Reason) -> Reason:
     if job.array is not None and job.array.active and job.phase is not Phase.RUNNABLE:
         return Reason.PARALLELISM_LIMIT
     return default
 
 
-def _walk_fair_share(cyc: _Cycle, qs: QueueState, now: float) -> None:
+def _walk_fair_share(cyc: _Cycle, qs: QueueView, now: float) -> None:
     """Fair share: repeatedly serve the share with the lowest usage x weightFactor; within
     a share by schedulingPriority (desc) then submission time. ``computeReservation`` keeps
     room for shares that are not active yet."""
@@ -409,7 +417,7 @@ def _walk_fair_share(cyc: _Cycle, qs: QueueState, now: float) -> None:
     used = sum(running.values())
     cr = fs.compute_reservation / 100
     heap: list[tuple[float, str]] = []
-    iters: dict[str, Iterator[JobState]] = {}
+    iters: dict[str, Iterator[JobView]] = {}
     usage: dict[str, float] = {}
     for ident, lst in qs.shares.items():
         if lst.live:
@@ -417,7 +425,7 @@ def _walk_fair_share(cyc: _Cycle, qs: QueueState, now: float) -> None:
             iters[ident] = iter(lst)
             heapq.heappush(heap, (usage[ident] * fs.weight(ident), ident))
     scan_left = snap.config.max_scan_per_queue
-    pos = 0
+    pos = 1  # 1-based: 1 = next to start
     while heap:
         if cyc.budget <= 0 or _saturated(cyc, qs) or scan_left <= 0:
             break
@@ -449,7 +457,7 @@ def _walk_fair_share(cyc: _Cycle, qs: QueueState, now: float) -> None:
         depth = snap.config.position_refresh_depth
         for it in iters.values():
             for job in it:
-                if pos >= depth:
+                if pos > depth:
                     return
                 _refresh(cyc, job, Reason.WAITING_FOR_SHARE, pos)
                 pos += 1

@@ -1,8 +1,11 @@
 """Pure builder: an admitted attempt -> the ``batch/v1`` Job manifest that runs it.
 
 One Kubernetes Job per attempt (per child attempt for arrays): ``backoffLimit: 0`` because
-retries are kubatch's decision (evaluateOnExit), ``activeDeadlineSeconds`` from the attempt
-timeout, the compute environment's nodeSelector and tolerations, the AWS_BATCH_* and
+retries are kubatch's decision (evaluateOnExit); the attempt timeout counts from the attempt's
+start (the operator stops it; the pod's own ``activeDeadlineSeconds``, which counts from the
+pod's start on its node, is the timeout plus a grace as a backstop — never a Job-level
+deadline, which would count the time spent waiting for a node); the compute environment's
+nodeSelector, tolerations and node affinity to its instance types; the AWS_BATCH_* and
 KUBATCH_* environment, labels linking it back, and an ownerReference to the BatchJob so that
 deleting the BatchJob garbage-collects its Jobs and pods.
 """
@@ -32,6 +35,8 @@ class Placement:
     capacity_type: str
     node_selector: Mapping[str, str] = field(default_factory=dict)
     tolerations: Sequence[Mapping[str, Any]] = ()
+    instance_types: Sequence[str] = ()
+    """Instance type names the pod may land on (empty: any)."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,21 @@ def attempt_labels(ref: AttemptRef, placement: Placement) -> dict[str, str]:
     return out
 
 
+def with_instance_types(affinity: Any, instance_types: Sequence[str]) -> JsonDict:
+    """Pure: ``affinity`` plus a required node affinity to the instance types (added to every
+    term the template already requires: all must hold)."""
+    out: JsonDict = copy.deepcopy(dict(affinity)) if isinstance(affinity, Mapping) else {}
+    req = {"key": L.INSTANCE_TYPE, "operator": "In", "values": sorted(set(instance_types))}
+    node = out.setdefault("nodeAffinity", {})
+    required = node.setdefault("requiredDuringSchedulingIgnoredDuringExecution", {})
+    terms = required.setdefault("nodeSelectorTerms", [])
+    if not terms:
+        terms.append({"matchExpressions": [req]})
+    for term in terms:
+        term.setdefault("matchExpressions", []).append(req)
+    return out
+
+
 def _with_env(container: JsonDict, env: list[JsonDict]) -> JsonDict:
     names = {e["name"] for e in env}
     own = [e for e in container.get("env") or [] if e.get("name") not in names]
@@ -95,6 +115,7 @@ def build_job(
     placement: Placement,
     pod_template: Mapping[str, Any],
     timeout_seconds: int | None = None,
+    deadline_grace: int = 60,
 ) -> JsonDict:
     """Pure: the Job manifest for one attempt.
 
@@ -122,14 +143,16 @@ def build_job(
             tolerations.append(dict(t))
     if tolerations:
         spec["tolerations"] = tolerations
+    if placement.instance_types:
+        spec["affinity"] = with_instance_types(spec.get("affinity"), placement.instance_types)
+    if timeout_seconds:
+        spec["activeDeadlineSeconds"] = int(timeout_seconds) + max(0, deadline_grace)
     job_spec: JsonDict = {
         "backoffLimit": 0,
         "completions": 1,
         "parallelism": 1,
         "template": template,
     }
-    if timeout_seconds:
-        job_spec["activeDeadlineSeconds"] = int(timeout_seconds)
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",

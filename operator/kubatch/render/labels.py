@@ -19,6 +19,8 @@ MANAGER: Final = "kubatch"
 
 # Node labels (simulated pools and real node pools alike).
 INSTANCE_TYPE: Final = "node.kubernetes.io/instance-type"
+KARPENTER_CAPACITY_TYPE: Final = "karpenter.sh/capacity-type"  # spot | on-demand
+EKS_CAPACITY_TYPE: Final = "eks.amazonaws.com/capacityType"  # SPOT | ON_DEMAND
 PRICE_PER_HOUR: Final = f"{PREFIX}/price-per-hour"
 
 # Capacity-type label values on nodes.

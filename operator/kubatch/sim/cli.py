@@ -20,7 +20,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from kubatch.sim.catalogue import load_catalogue
+from kubatch.adapters.catalogue import load_catalogue
 from kubatch.sim.engine import SimConfig, Simulator, reclaim_from_cluster
 from kubatch.sim.kube import Kube, load_kubeconfig
 

@@ -25,8 +25,8 @@ from typing import Any
 
 import yaml
 
+from kubatch.core.catalogue import BUILTIN, Catalogue
 from kubatch.sim import nodes as N
-from kubatch.sim.catalogue import BUILTIN, Catalogue
 from kubatch.sim.kube import Kube, KubeConfig, KubeError, WatchExpired, load_kubeconfig
 from kubatch.sim.pods import (
     Behaviour,

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from kubatch.sim.catalogue import InstanceType
+from kubatch.core.catalogue import InstanceType
 from kubatch.sim.pods import parse_quantity, parse_rfc3339, rfc3339
 
 LABEL_INSTANCE_TYPE = "node.kubernetes.io/instance-type"

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from kubatch.sim.catalogue import Catalogue, InstanceType
+from kubatch.core.catalogue import Catalogue, InstanceType
 from kubatch.sim.pods import Requests
 
 

@@ -27,11 +27,9 @@ def test_corpus_is_large_and_mixed() -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
 def test_corpus_case(case: Case) -> None:
-    ces, queues, defs = example_lookups()
+    _, queues, defs = example_lookups()
     if case.level == "validation":
-        problems = check_manifest(
-            case.body, compute_environments=ces, queues=queues, definitions=defs
-        )
+        problems = check_manifest(case.body, queues=queues, definitions=defs)
         matching = [p for p in problems if p.field == case.field]
         assert matching, f"expected a problem on {case.field}, got {problems}"
         assert any(case.fragment in p.message for p in matching), matching
@@ -48,9 +46,9 @@ def test_corpus_case(case: Case) -> None:
 def test_examples_are_valid(doc_kind: str) -> None:
     from tests.manifests.corpus import example_documents
 
-    ces, queues, defs = example_lookups()
+    _, queues, defs = example_lookups()
     docs = [d for d in example_documents() if d["kind"] == doc_kind]
     assert docs
     for doc in docs:
-        problems = check_manifest(doc, compute_environments=ces, queues=queues, definitions=defs)
+        problems = check_manifest(doc, queues=queues, definitions=defs)
         assert problems == [], (doc["metadata"]["name"], problems)

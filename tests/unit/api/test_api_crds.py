@@ -65,8 +65,8 @@ def test_pod_template_shell() -> None:
     containers = pod["properties"]["containers"]
     assert containers["minItems"] == 1
     item = containers["items"]
-    assert {"name", "image", "resources"} <= set(item["required"])
-    assert item["properties"]["resources"]["required"] == ["requests"]
+    # resources are optional: as on AWS, vCPU and memory may come from the job's overrides
+    assert set(item["required"]) == {"name", "image"}
     requests = item["properties"]["resources"]["properties"]["requests"]
     assert requests["additionalProperties"] == {"x-kubernetes-int-or-string": True}
 

@@ -168,17 +168,28 @@ def test_array_per_child_attempts_summary_and_parent_phase() -> None:
     assert (s.phase, dict(s.summary)) == (Phase.SUCCEEDED, {Phase.SUCCEEDED: 3})
 
 
-def test_array_fails_when_a_child_finally_fails() -> None:
+def test_array_child_failure_never_stops_its_siblings() -> None:
+    """SEMANTICS §4 (as AWS): a child's final failure never stops its siblings; the parent
+    fails only after its last child ended, naming the failed index. (Until this change the
+    array stopped at the first final failure and abandoned its waiting children.)"""
     c = cache()
     c.upsert_job(make_job("arr", array=4, parallelism=2), 0)
     cycle(c)
     c.attempt_finished("ns/arr", 0, 1, 1, exit_code=2)
     ds = cycle(c, 1)
-    assert admitted(ds) == []  # no new children after a final failure
-    assert c.phase_of("ns/arr") is not Phase.FAILED  # child 1 still runs
+    assert admitted(ds) == ["ns/arr:2"]  # the freed slot runs the next child
+    assert c.phase_of("ns/arr") is Phase.RUNNING
     c.attempt_finished("ns/arr", 1, 1, 2, exit_code=0)
-    [f] = of_type(cycle(c, 2), Fail)
+    assert admitted(cycle(c, 2)) == ["ns/arr:3"]
+    assert c.phase_of("ns/arr") is Phase.RUNNING
+    c.attempt_finished("ns/arr", 2, 1, 3, exit_code=0)
+    c.attempt_finished("ns/arr", 3, 1, 3, exit_code=0)
+    ds = cycle(c, 3)
+    [f] = of_type(ds, Fail)
     assert f.reason is Reason.ARRAY_CHILD_FAILED
+    assert f.message == "1 of 4 children failed: 0"
+    [s] = of_type(ds, UpdateArraySummary)
+    assert (s.phase, dict(s.summary)) == (Phase.FAILED, {Phase.SUCCEEDED: 3, Phase.FAILED: 1})
 
 
 def test_array_summary_is_bounded() -> None:
@@ -200,6 +211,7 @@ def test_aws_n_to_n_example() -> None:
 
 
 def test_n_to_n_child_failure_fails_matching_dependent_child() -> None:
+    """B:i fails (DependencyFailed) when A:i fails; B's other children still run."""
     c = cache()
     c.upsert_job(make_job("A", array=2), 0)
     c.upsert_job(make_job("B", array=2, deps=(dep("A", typ=DependencyType.N_TO_N),)), 0)
@@ -207,9 +219,13 @@ def test_n_to_n_child_failure_fails_matching_dependent_child() -> None:
     c.attempt_finished("ns/A", 0, 1, 1, exit_code=1)
     c.attempt_finished("ns/A", 1, 1, 1, exit_code=0)
     ds = cycle(c, 1)
-    assert admitted(ds) == []
+    assert admitted(ds) == ["ns/B:1"]
     fails = {d.job_key: d.reason for d in of_type(ds, Fail)}
-    assert fails == {"ns/A": Reason.ARRAY_CHILD_FAILED, "ns/B": Reason.DEPENDENCY_FAILED}
+    assert fails == {"ns/A": Reason.ARRAY_CHILD_FAILED}
+    c.attempt_finished("ns/B", 1, 1, 2, exit_code=0)
+    [f] = of_type(cycle(c, 2), Fail)
+    assert (f.job_key, f.reason) == ("ns/B", Reason.ARRAY_CHILD_FAILED)
+    assert f.message == "1 of 2 children failed: 0"
 
 
 def test_n_to_n_size_mismatch_is_invalid() -> None:

@@ -7,8 +7,9 @@ from dataclasses import dataclass, field, replace
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kubatch.core.cache import Cache, _satisfies
+from kubatch.core.cache import Cache
 from kubatch.core.decisions import Admit, Decision, Fail, Succeed, UpdateArraySummary
+from kubatch.core.graph import satisfies as _satisfies
 from kubatch.core.lifecycle import Phase, Reason
 from kubatch.core.model import (
     ComputeEnvironment,
@@ -231,9 +232,13 @@ def test_invariants_hold_over_random_runs(
     now = 0.0
     for pick, outcome in [*events, (0, 0)]:
         now += 1
-        decisions = schedule(cache.snapshot(now), now)
+        snap = cache.snapshot(now)
+        before = fingerprint(cache)
+        decisions = schedule(snap, now)
+        assert fingerprint(cache) == before, "schedule() changed the cache it read"
         cache.assume_all(decisions, now)
         check_cycle(cache, decisions, model, qmap, cycles)
+        check_arrays(cache, decisions)
         admits = [d for d in decisions if isinstance(d, Admit)]
         if outcome == 6 and admits:  # the API write of the last admission failed
             cache.forget(admits[-1], now)
@@ -260,6 +265,46 @@ def test_invariants_hold_over_random_runs(
                 cache.attempt_finished(
                     key, index, attempt, now, exit_code=outcome % 3, interrupted=outcome == 3
                 )
+
+
+def fingerprint(cache: Cache) -> object:
+    """Everything of the cache a scheduling cycle could change."""
+    jobs = []
+    for key, j in sorted(cache.jobs.items()):
+        arr = j.array
+        jobs.append(
+            (
+                key, j.phase, j.reason, j.attempt, j.ce, j.ce_floor, j.queued, j.position,
+                j.last_status, j.last_summary, j.failures, j.interruptions,
+                None if arr is None else (
+                    bytes(arr.child_phase), tuple(arr.child_attempt), sorted(arr.ready),
+                    sorted(arr.active.items()), tuple(arr.counts), tuple(arr.failed),
+                ),
+            )
+        )  # fmt: skip
+    queues = [
+        (q.spec.name, [j.key for lst in q.lists() for j in lst], q.min_size,
+         sorted(q.running_by_share.items()), sorted(q.usage.items()))
+        for q in cache.queues.values()
+    ]  # fmt: skip
+    ledgers = sorted((n, led.mcpu, led.memory, led.gpu) for n, led in cache.ledgers.items())
+    return jobs, queues, ledgers
+
+
+def check_arrays(cache: Cache, decisions: list[Decision]) -> None:
+    """Summaries add up to the size; a finished parent shows no waiting or running child."""
+    for d in decisions:
+        if isinstance(d, UpdateArraySummary):
+            job = cache.jobs[d.job_key]
+            assert job.array is not None
+            assert sum(n for _, n in d.summary) == job.array.size, d
+            if d.phase.terminal:
+                assert {p for p, _ in d.summary} <= {Phase.SUCCEEDED, Phase.FAILED}, d
+    for job in cache.jobs.values():
+        if job.array is not None:
+            assert sum(job.array.counts) == job.array.size
+            if job.phase.terminal:
+                assert job.array.terminal == job.array.size, (job.key, job.array.summary())
 
 
 def _where(cache: Cache, key: str, index: int | None) -> tuple[str, Resources]:

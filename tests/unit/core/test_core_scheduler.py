@@ -27,6 +27,7 @@ from kubatch.core.decisions import (
 from kubatch.core.lifecycle import Phase, Reason
 from kubatch.core.model import (
     FairSharePolicy,
+    Shape,
     Share,
     StateTimeLimit,
     TimeLimitAction,
@@ -49,7 +50,7 @@ def test_fifo_by_submission_time_and_capacity_bound() -> None:
     assert (w.phase, w.reason, w.queue_position) == (
         Phase.RUNNABLE,
         Reason.INSUFFICIENT_CAPACITY,
-        0,
+        1,  # 1-based: the next job to start (SEMANTICS §4)
     )
 
 
@@ -60,7 +61,7 @@ def test_no_head_of_line_blocking() -> None:
     c.upsert_job(make_job("small2", vcpus=2), 0)
     ds = cycle(c)
     assert admitted(ds) == ["ns/small1", "ns/small2"]
-    assert waiting(ds)["ns/big"].queue_position == 0
+    assert waiting(ds)["ns/big"].queue_position == 1
 
 
 def test_strict_fifo_blocks_behind_the_head() -> None:
@@ -72,7 +73,7 @@ def test_strict_fifo_blocks_behind_the_head() -> None:
     assert admitted(ds) == ["ns/small1"]
     w = waiting(ds)
     assert w["ns/small2"].reason is Reason.BLOCKED_BY_QUEUE_HEAD
-    assert w["ns/small2"].queue_position == 1
+    assert w["ns/small2"].queue_position == 2
 
 
 def test_higher_priority_queue_first() -> None:
@@ -118,7 +119,10 @@ def test_disabled_queue_or_ce_admits_nothing(
 
 
 def test_fail_fast_names_largest_placement() -> None:
-    ces = (make_ce("small", 2), make_ce("gpu", 8, largest_node=Resources(4000, 16 * GI, 1)))
+    ces = (
+        make_ce("small", 2),
+        make_ce("gpu", 8, shapes=(Shape("p", Resources(4000, 16 * GI, 1)),)),
+    )
     c = make_cache(ces, (make_queue(ces=("small", "gpu")),))
     c.upsert_job(make_job("huge", vcpus=6), 0)
     ds = cycle(c)
@@ -334,7 +338,7 @@ def test_every_runnable_job_gets_a_position_on_refresh() -> None:
     cycle(c, 1)
     ds = cycle(c, 100)  # refresh
     w = waiting(ds)
-    assert [w[f"ns/j{i}"].queue_position for i in (2, 3, 4)] == [0, 1, 2]
+    assert [w[f"ns/j{i}"].queue_position for i in (2, 3, 4)] == [1, 2, 3]
 
 
 def test_restore_after_restart_keeps_capacity_and_attempts() -> None:
@@ -406,4 +410,4 @@ def test_position_refresh_depth_bounds_the_walk() -> None:
     c.remove_job("ns/j0")
     again = waiting(cycle(c, 100))
     assert set(again) <= {"ns/j1", "ns/j2", "ns/j3"}
-    assert again["ns/j1"].queue_position == 0
+    assert again["ns/j1"].queue_position == 1

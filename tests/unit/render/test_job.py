@@ -54,7 +54,10 @@ def test_job_shape() -> None:
     assert job["metadata"]["name"] == "align-abc-2"
     assert job["metadata"]["namespace"] == "ns"
     assert job["spec"]["backoffLimit"] == 0
-    assert job["spec"]["activeDeadlineSeconds"] == 600
+    # the attempt timeout counts from the attempt's start: no Job-level deadline (it would
+    # count the wait for a node); the pod's own deadline is a backstop with a grace
+    assert "activeDeadlineSeconds" not in job["spec"]
+    assert job["spec"]["template"]["spec"]["activeDeadlineSeconds"] == 600 + 60
     owner = job["metadata"]["ownerReferences"][0]
     assert (owner["kind"], owner["name"], owner["uid"], owner["controller"]) == (
         "BatchJob",
@@ -119,5 +122,6 @@ def test_no_timeout_means_no_deadline_and_no_selector_when_unset() -> None:
         name="n", ref=ref(), placement=Placement("ce", "OnDemand"), pod_template=TEMPLATE
     )
     assert "activeDeadlineSeconds" not in job["spec"]
+    assert "activeDeadlineSeconds" not in job["spec"]["template"]["spec"]
     assert "nodeSelector" not in job["spec"]["template"]["spec"]
     assert job["metadata"]["labels"][L.CAPACITY_TYPE] == "on-demand"

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kubatch.sim.catalogue import BUILTIN, Catalogue, parse_catalogue
+from kubatch.core.catalogue import BUILTIN, Catalogue, parse_catalogue
 from kubatch.sim.pods import Requests
 from kubatch.sim.scaling import (
     AllocationStrategy,

@@ -1,21 +1,28 @@
-"""The instance catalogue of the simulated node pools.
+"""The instance catalogue: what each instance type offers and costs.
 
-Pure: a built-in table of instance types (vCPUs, memory, GPUs, on-demand and spot price per
-hour, relative depth of the spot capacity pool) that a YAML file may extend or override.
-Prices are realistic us-east-1 figures, rounded; they only need to be plausible relative to each
-other so that allocation strategies and ``bidPercentage`` behave as on AWS.
+Pure: a built-in table of instance types (vCPUs, memory, GPUs, other extended resources,
+on-demand and spot price per hour, relative depth of the spot capacity pool) that the user may
+extend or override (a YAML document: chart value, ConfigMap or file; parsed by
+``parse_catalogue`` once the caller has read it). One catalogue serves the operator (fit of
+Managed compute environments, cost) and the simulator (which nodes to create). Prices are
+realistic us-east-1 figures, rounded; they only need to be plausible relative to each other so
+that allocation strategies, ``bidPercentage`` and cost estimates behave as on AWS.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
-import yaml
+from kubatch.core.resources import Extended, Resources, parse_count
 
 GIB = 1024**3
+MIB = 1024**2
+
+
+class CatalogueError(ValueError):
+    """A catalogue document that cannot be used (names the entry and the field)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +39,13 @@ class InstanceType:
     """Relative depth of the spot pool (0..1): higher = fewer interruptions, preferred by the
     ``SpotCapacityOptimized`` strategies."""
     max_pods: int = 110
+    extended: Extended = ()
+    """Other resources one node of this type offers (e.g. ``(("example.com/fpga", 1),)``)."""
+
+    @property
+    def resources(self) -> Resources:
+        """What one empty node of this type can hold."""
+        return Resources(self.vcpus * 1000, self.memory_mib * MIB, self.gpus, self.extended)
 
     @property
     def family(self) -> str:
@@ -87,7 +101,7 @@ class Catalogue:
     def __getitem__(self, name: str) -> InstanceType:
         return self._types[name]
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[InstanceType]:
         return iter(self._types.values())
 
     def __len__(self) -> int:
@@ -119,10 +133,18 @@ def _parse_entry(raw: Mapping[str, Any], base: InstanceType | None) -> InstanceT
     if base is None:
         missing = [k for k in ("vcpus", "onDemandPrice") if k not in raw]
         if missing or ("memoryMiB" not in raw and "memoryGiB" not in raw):
-            raise ValueError(
+            raise CatalogueError(
                 f"instance type {name}: needs vcpus, memoryMiB/memoryGiB, onDemandPrice"
             )
         base = InstanceType(name, 1, 1, 0.0, 0.0)
+    try:
+        return _apply(raw, base)
+    except (TypeError, ValueError) as err:
+        raise CatalogueError(f"instance type {name}: {err}") from None
+
+
+def _apply(raw: Mapping[str, Any], base: InstanceType) -> InstanceType:
+    name = base.name
     mem = base.memory_mib
     if "memoryMiB" in raw:
         mem = int(raw["memoryMiB"])
@@ -139,31 +161,40 @@ def _parse_entry(raw: Mapping[str, Any], base: InstanceType | None) -> InstanceT
         gpus=int(raw.get("gpus", base.gpus)),
         spot_capacity=float(raw.get("spotCapacity", base.spot_capacity)),
         max_pods=int(raw.get("maxPods", base.max_pods)),
+        extended=_extended(raw.get("extendedResources"), base.extended),
     )
+
+
+def _extended(raw: Any, base: Extended) -> Extended:
+    if raw is None:
+        return base
+    if not isinstance(raw, Mapping):
+        raise CatalogueError("extendedResources must map resource names to quantities")
+    return tuple(sorted((str(k), parse_count(v)) for k, v in raw.items()))
 
 
 def parse_catalogue(doc: Any, base: Iterable[InstanceType] = BUILTIN) -> Catalogue:
     """Build a catalogue from a parsed YAML document. Pure.
 
     The document is ``{replace: bool, instanceTypes: [{name, vcpus, memoryGiB|memoryMiB,
-    onDemandPrice, spotPrice, gpus, spotCapacity, maxPods}]}`` or just the list. Entries override
-    built-in types field by field (an entry with only ``name`` and ``spotPrice`` re-prices it);
-    ``replace: true`` drops the built-in table.
+    onDemandPrice, spotPrice, gpus, extendedResources, spotCapacity, maxPods}]}`` or just the
+    list. Entries override built-in types field by field (an entry with only ``name`` and
+    ``spotPrice`` re-prices it); ``replace: true`` drops the built-in table. Raises
+    :class:`CatalogueError` naming the bad entry.
     """
+    if doc is None:
+        return Catalogue(base)
     if isinstance(doc, list):
         doc = {"instanceTypes": doc}
     if not isinstance(doc, dict):
-        raise ValueError("catalogue: expected a mapping or a list of instance types")
+        raise CatalogueError("catalogue: expected a mapping or a list of instance types")
     types = {} if doc.get("replace") else {t.name: t for t in base}
     for raw in doc.get("instanceTypes") or []:
         if not isinstance(raw, dict) or "name" not in raw:
-            raise ValueError(f"catalogue: bad entry {raw!r}")
+            raise CatalogueError(f"catalogue: bad entry {raw!r}")
         types[str(raw["name"])] = _parse_entry(raw, types.get(str(raw["name"])))
     return Catalogue(types.values())
 
 
-def load_catalogue(path: Path | None) -> Catalogue:
-    """The built-in catalogue, overridden by the YAML file at ``path`` if given."""
-    if path is None:
-        return Catalogue(BUILTIN)
-    return parse_catalogue(yaml.safe_load(path.read_text()))
+DEFAULT = Catalogue(BUILTIN)
+"""The built-in catalogue."""

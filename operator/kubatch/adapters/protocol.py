@@ -1,0 +1,57 @@
+"""What the controller needs of the Kubernetes API: a small protocol.
+
+``kubatch.adapters.kube.Kube`` (raw JSON over aiohttp) implements it against a real API
+server; ``kubatch.adapters.fake.FakeKube`` implements it in memory for component tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from kubatch.adapters.kube import Resource
+
+JsonDict = dict[str, Any]
+OnEvent = Callable[[str, JsonDict], None]
+"""``on_event(type, object)`` with type ADDED, MODIFIED or DELETED."""
+
+
+class KubeApi(Protocol):
+    """The verbs kubatch uses. Errors are ``kubatch.adapters.kube.ApiError`` (HTTP status),
+    ``OSError`` or ``TimeoutError`` (the connection)."""
+
+    async def list(
+        self, res: Resource, *, namespace: str | None = None, labels: str | None = None
+    ) -> list[JsonDict]: ...
+
+    async def get(self, res: Resource, name: str, namespace: str | None = None) -> JsonDict: ...
+
+    async def create(
+        self, res: Resource, body: JsonDict, namespace: str | None = None
+    ) -> JsonDict: ...
+
+    async def patch(
+        self,
+        res: Resource,
+        name: str,
+        patch: JsonDict,
+        namespace: str | None = None,
+        *,
+        status: bool = False,
+    ) -> JsonDict: ...
+
+    async def delete(
+        self, res: Resource, name: str, namespace: str | None = None, *, background: bool = True
+    ) -> None: ...
+
+    async def watch(
+        self,
+        res: Resource,
+        on_event: OnEvent,
+        *,
+        namespace: str | None = None,
+        labels: str | None = None,
+        timeout_seconds: int = 300,
+    ) -> None: ...
+
+    async def close(self) -> None: ...

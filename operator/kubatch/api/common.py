@@ -1,0 +1,218 @@
+"""The building blocks of the API models: base classes, enums, and the small Kubernetes
+pieces (metadata, conditions, tolerations, label selectors) the four kinds share.
+
+Pure: no I/O. ``kubatch.api.models`` re-exports everything here.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic.alias_generators import to_camel
+
+from kubatch.core.model import Condition as DependencyCondition
+from kubatch.core.model import TimeLimitAction
+from kubatch.core.retry import RetryAction
+
+__all__ = ["DependencyCondition", "RetryAction", "TimeLimitAction"]
+
+GROUP = "kubatch.io"
+VERSION = "v1alpha1"
+API_VERSION: Literal["kubatch.io/v1alpha1"] = "kubatch.io/v1alpha1"
+CATEGORY = "batch"
+
+PRESERVE = "x-kubernetes-preserve-unknown-fields"
+CEL = "x-kubernetes-validations"
+
+#: A Kubernetes resource quantity (``500m``, ``2Gi``, ``4``). Floats are not accepted: write
+#: ``"0.5"`` or ``500m``, as the API server's int-or-string type requires.
+Quantity = Annotated[int | str, WithJsonSchema({"x-kubernetes-int-or-string": True})]
+
+
+def _cel(*rules: tuple[str, str]) -> dict[str, Any]:
+    return {CEL: [{"rule": rule, "message": message} for rule, message in rules]}
+
+
+class _Model(BaseModel):
+    """Base of every spec model: camelCase on the wire, unknown fields are errors."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+        extra="forbid",
+        use_attribute_docstrings=True,
+    )
+
+
+class _Status(_Model):
+    """Base of status models: tolerant of fields written by newer operators."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class _Shell(_Model):
+    """A validated shell over an open Kubernetes object: unknown fields are kept as they are."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={PRESERVE: True})
+
+
+# --------------------------------------------------------------------------- enums
+
+
+class State(StrEnum):
+    """``spec.state`` of a ComputeEnvironment or JobQueue."""
+
+    ENABLED = "Enabled"
+    DISABLED = "Disabled"
+
+
+class ComputeEnvironmentType(StrEnum):
+    MANAGED = "Managed"
+    UNMANAGED = "Unmanaged"
+
+
+class CapacityType(StrEnum):
+    ON_DEMAND = "OnDemand"
+    SPOT = "Spot"
+
+
+class AllocationStrategy(StrEnum):
+    BEST_FIT = "BestFit"
+    BEST_FIT_PROGRESSIVE = "BestFitProgressive"
+    SPOT_CAPACITY_OPTIMIZED = "SpotCapacityOptimized"
+    SPOT_PRICE_CAPACITY_OPTIMIZED = "SpotPriceCapacityOptimized"
+
+    @property
+    def spot_only(self) -> bool:
+        return self in (
+            AllocationStrategy.SPOT_CAPACITY_OPTIMIZED,
+            AllocationStrategy.SPOT_PRICE_CAPACITY_OPTIMIZED,
+        )
+
+
+class QueueOrdering(StrEnum):
+    """Order of a queue without a scheduling policy."""
+
+    FIFO = "FIFO"
+    STRICT_FIFO = "StrictFIFO"
+
+
+class WaitingState(StrEnum):
+    """Phases a ``jobStateTimeLimitActions`` entry may watch (the waiting ones)."""
+
+    PENDING = "Pending"
+    RUNNABLE = "Runnable"
+    STARTING = "Starting"
+
+
+class DependencyType(StrEnum):
+    N_TO_N = "N_TO_N"
+    SEQUENTIAL = "SEQUENTIAL"
+
+
+class ConditionStatus(StrEnum):
+    TRUE = "True"
+    FALSE = "False"
+    UNKNOWN = "Unknown"
+
+
+class TolerationOperator(StrEnum):
+    EQUAL = "Equal"
+    EXISTS = "Exists"
+
+
+class TaintEffect(StrEnum):
+    NO_SCHEDULE = "NoSchedule"
+    PREFER_NO_SCHEDULE = "PreferNoSchedule"
+    NO_EXECUTE = "NoExecute"
+
+
+class SelectorOperator(StrEnum):
+    IN = "In"
+    NOT_IN = "NotIn"
+    EXISTS = "Exists"
+    DOES_NOT_EXIST = "DoesNotExist"
+
+
+# --------------------------------------------------------------------------- shared pieces
+
+
+class ObjectMeta(BaseModel):
+    """The part of Kubernetes ``metadata`` that kubatch reads; everything else is kept."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+        extra="allow",
+    )
+
+    name: str = ""
+    namespace: str | None = None
+    uid: str | None = None
+    generation: int | None = None
+    resource_version: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    creation_timestamp: datetime | None = None
+    deletion_timestamp: datetime | None = None
+
+
+class Condition(_Status):
+    """A condition following the Kubernetes API conventions."""
+
+    type: str
+    """Condition type, e.g. ``Ready``."""
+    status: ConditionStatus
+    """``True``, ``False`` or ``Unknown``."""
+    observed_generation: int | None = None
+    """``metadata.generation`` the condition was computed from."""
+    last_transition_time: datetime | None = None
+    """When ``status`` last changed."""
+    reason: str | None = None
+    """Machine-readable CamelCase reason, e.g. ``InvalidSpec``."""
+    message: str | None = None
+    """Human-readable details."""
+
+
+class Toleration(_Model):
+    """A Kubernetes toleration, added to the pods of jobs placed on this environment."""
+
+    key: str | None = None
+    operator: TolerationOperator = TolerationOperator.EQUAL
+    value: str | None = None
+    effect: TaintEffect | None = None
+    toleration_seconds: int | None = None
+
+
+class LabelSelectorRequirement(_Model):
+    key: str
+    operator: SelectorOperator
+    values: list[str] | None = None
+
+
+class LabelSelector(_Model):
+    """A Kubernetes label selector; an empty selector matches everything."""
+
+    match_labels: dict[str, str] | None = None
+    match_expressions: list[LabelSelectorRequirement] | None = None
+
+
+class EnvVar(_Model):
+    """A plain ``name``/``value`` environment variable."""
+
+    name: str = Field(min_length=1)
+    value: str | None = None
+
+
+class ResourceRequirements(_Model):
+    """Kubernetes container resources."""
+
+    requests: dict[str, Quantity] | None = None
+    limits: dict[str, Quantity] | None = None

@@ -1,0 +1,351 @@
+"""Attempts: what kubatch's Kubernetes Jobs and pods say about the attempts they run.
+
+Fed by the watches of kubatch's own Jobs and pods (server-side label selector): an attempt
+starts when its pod runs, ends when its pod ends — or when the pod vanishes (its node gone,
+a terminate), its Job decides without a pod, or its timeout (counted from the attempt's
+start, as AWS) runs out. Everything is kept per BatchJob and forgotten with it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubatch.adapters.kube import JOBS, ApiError
+from kubatch.adapters.protocol import KubeApi
+from kubatch.controller import convert
+from kubatch.controller.records import JobBook, JobRecord
+from kubatch.controller.registry import Registry
+from kubatch.controller.settings import Timings
+from kubatch.core.cache import Cache
+from kubatch.core.cost import estimate_cost
+from kubatch.core.lifecycle import Phase
+from kubatch.core.naming import job_name_for_attempt
+from kubatch.metrics import Metrics
+
+log = logging.getLogger("kubatch.attempts")
+Ident = tuple[int | None, int]
+"""(array index or None, attempt number) within one BatchJob."""
+
+
+@dataclass(slots=True)
+class AttemptLog:
+    """What is known of one BatchJob's attempts beyond the cache."""
+
+    started: set[Ident] = field(default_factory=set)
+    finished: set[Ident] = field(default_factory=set)
+    nodes: dict[Ident, str] = field(default_factory=dict)
+    deadlines: dict[Ident, tuple[float, convert.AttemptLabels]] = field(default_factory=dict)
+
+
+class Attempts:
+    """Feeds attempt starts and ends to the cache; stages the attempt records of plain jobs."""
+
+    def __init__(
+        self,
+        cache: Cache,
+        jobs: JobBook,
+        registry: Registry,
+        *,
+        kube: KubeApi,
+        metrics: Metrics | None,
+        clock: Callable[[], float],
+        poke: Callable[[], None],
+        timings: Timings,
+    ) -> None:
+        self.cache = cache
+        self.jobs = jobs
+        self.registry = registry
+        self.kube = kube
+        self.metrics = metrics
+        self.clock = clock
+        self.poke = poke
+        self.timings = timings
+        self.logs: dict[str, AttemptLog] = {}
+        self.vanished: list[tuple[str, convert.AttemptLabels, str, str | None]] = []
+        self.verdicts: list[tuple[float, str, convert.AttemptLabels, bool]] = []
+
+    def forget(self, key: str) -> None:
+        """The BatchJob was deleted: drop what was known of its attempts."""
+        self.logs.pop(key, None)
+        self.vanished = [v for v in self.vanished if v[0] != key]
+        self.verdicts = [v for v in self.verdicts if v[1] != key]
+
+    def log_of(self, key: str) -> AttemptLog:
+        entry = self.logs.get(key)
+        if entry is None:
+            entry = self.logs[key] = AttemptLog()
+        return entry
+
+    def recorded_end(self, key: str, index: int | None, number: int) -> None:
+        """After a restart: this attempt's end is already in the job's status."""
+        self.log_of(key).finished.add((index, number))
+
+    def _attempt_of(self, obj: Mapping[str, Any]) -> tuple[JobRecord, convert.AttemptLabels] | None:
+        labels = convert.attempt_labels(obj)
+        if labels is None:
+            return None
+        rec = self.jobs.get(labels.key)
+        if rec is None or (labels.uid and rec.uid and labels.uid != rec.uid):
+            return None
+        return rec, labels
+
+    # ------------------------------------------------------------------ watch events
+
+    def on_pod(self, body: Mapping[str, Any], deleted: bool = False) -> None:
+        found = self._attempt_of(body)
+        if found is None:
+            return
+        rec, lab = found
+        ident = (lab.index, lab.attempt)
+        alog = self.log_of(rec.key)
+        if ident in alog.finished or not self.cache.is_active(rec.key, lab.index, lab.attempt):
+            return
+        status = body.get("status") or {}
+        phase = status.get("phase")
+        node = (body.get("spec") or {}).get("nodeName")
+        if node:
+            alog.nodes[ident] = node
+        now = self.clock()
+        pod_name = str((body.get("metadata") or {}).get("name", ""))
+        if phase in ("Running", "Succeeded", "Failed") and ident not in alog.started:
+            alog.started.add(ident)
+            started = convert.pod_started_at(body) or now
+            self.cache.attempt_started(rec.key, lab.index, lab.attempt, now)
+            if rec.timeout_seconds:
+                alog.deadlines[ident] = (started + rec.timeout_seconds, lab)
+            if lab.index is None:
+                self._started(rec, lab.attempt, pod_name, node, started)
+            self.poke()
+        if phase in ("Succeeded", "Failed"):
+            out = convert.pod_outcome(body)
+            self.finish(rec, lab, out, pod_name, node, timed_out=out.reason == "DeadlineExceeded")
+        elif deleted:
+            # The pod vanished without a final status: stopped by a terminate or its timeout,
+            # or its node went away. ``settle`` looks at the Job to tell.
+            self.vanished.append((rec.key, lab, pod_name, node))
+            self.poke()
+
+    def _started(
+        self, rec: JobRecord, attempt: int, pod: str, node: str | None, started: float
+    ) -> None:
+        a = rec.attempt(attempt)
+        if a is not None:
+            a.update({k: v for k, v in (("podName", pod), ("nodeName", node),
+                      ("startedAt", convert.rfc3339(started))) if v})  # fmt: skip
+        fields: dict[str, Any] = {
+            "phase": str(Phase.RUNNING),
+            "reason": "Running",
+            "message": f"running on node {node}",
+            "queuePosition": None,
+            "attempts": rec.attempts,
+        }
+        if rec.started_at is None:
+            rec.started_at = started
+            fields["startedAt"] = convert.rfc3339(started)
+        rec.phase = Phase.RUNNING
+        self.jobs.stage(rec, fields)
+
+    def on_k8s_job(self, body: Mapping[str, Any], deleted: bool = False) -> None:
+        found = self._attempt_of(body)
+        if found is None:
+            return
+        rec, lab = found
+        if convert.job_deadline_exceeded(body):  # a Job made by an older kubatch
+            self._timed_out(rec, lab, self.log_of(rec.key).nodes.get((lab.index, lab.attempt)))
+            return
+        active = self.cache.is_active(rec.key, lab.index, lab.attempt)
+        if deleted and active:
+            # The attempt's Job is gone (stopped by kubatch, or deleted by someone): its pod
+            # goes with it, whether or not one ever ran.
+            self.vanished.append((rec.key, lab, "", None))
+            self.poke()
+            return
+        done = convert.job_finished(body)
+        if done is not None and active:
+            # Normally the pod's own final status arrives first and decides. If the pod is
+            # gone (deleted with its node while the operator was down), the Job's verdict
+            # decides after a grace period (``settle``).
+            self.verdicts.append((self.clock(), rec.key, lab, done))
+            self.poke()
+
+    # ------------------------------------------------------------------ an attempt ends
+
+    def finish(
+        self,
+        rec: JobRecord,
+        lab: convert.AttemptLabels,
+        out: convert.PodOutcome,
+        pod_name: str | None,
+        node: str | None,
+        *,
+        timed_out: bool,
+    ) -> None:
+        ident = (lab.index, lab.attempt)
+        alog = self.log_of(rec.key)
+        if ident in alog.finished or not self.cache.is_active(rec.key, lab.index, lab.attempt):
+            return
+        alog.finished.add(ident)
+        alog.started.discard(ident)
+        alog.deadlines.pop(ident, None)
+        alog.nodes.pop(ident, None)
+        now = self.clock()
+        cost = self._cost(rec, lab, out, node, now)
+        self.cache.attempt_finished(
+            rec.key,
+            lab.index,
+            lab.attempt,
+            now,
+            exit_code=out.exit_code,
+            reason=out.reason,
+            status_reason=out.status_reason,
+            interrupted=out.interrupted,
+            timed_out=timed_out,
+        )
+        rec.cost += cost
+        if lab.index is None:
+            a = rec.attempt(lab.attempt)
+            if a is not None:
+                fields: dict[str, Any] = {
+                    "stoppedAt": convert.rfc3339(out.stopped_at or now),
+                    "exitCode": out.exit_code,
+                    "reason": out.reason,
+                    "statusReason": out.status_reason,
+                    "interrupted": out.interrupted,
+                    "podName": pod_name,
+                    "nodeName": node,
+                    "cost": round(cost, 6),
+                }
+                a.update({k: v for k, v in fields.items() if v not in (None, "")})
+            # Not staged on its own: the verdict (Retry, Fail or Succeed) the cache has just
+            # queued comes out of the next cycle and carries the attempt's end in its patch.
+            rec.pending["attempts"] = rec.attempts
+            rec.pending["cost"] = round(rec.cost, 6)
+        self.poke()
+
+    def _cost(
+        self,
+        rec: JobRecord,
+        lab: convert.AttemptLabels,
+        out: convert.PodOutcome,
+        node: str | None,
+        now: float,
+    ) -> float:
+        """The attempt's estimated dollars (also counted in the metrics)."""
+        reg = self.registry
+        info = reg.nodes.get(node or "")
+        ce = reg.ces.get(lab.compute_environment)
+        ctype = convert.capacity_type(ce) if ce is not None else "OnDemand"
+        cost = 0.0
+        if info is not None and out.started_at:
+            job = self.cache.job(rec.key)
+            vcpus = job.spec.size.vcpus if job is not None else 1.0
+            run = (out.stopped_at or now) - out.started_at
+            cost = estimate_cost(reg.node_price(info), run, vcpus, info.allocatable.vcpus)
+        if self.metrics is not None:
+            if out.interrupted:
+                self.metrics.observe_interruption(rec.queue, ctype, cost)
+            else:
+                self.metrics.observe_cost(rec.queue, ctype, cost)
+        return cost
+
+    def _timed_out(self, rec: JobRecord, lab: convert.AttemptLabels, node: str | None) -> None:
+        out = convert.PodOutcome(
+            exit_code=None,
+            reason="DeadlineExceeded",
+            status_reason=f"attempt exceeded its timeout of {rec.timeout_seconds}s",
+            interrupted=False,
+            started_at=None,
+            stopped_at=self.clock(),
+        )
+        self.finish(rec, lab, out, None, node, timed_out=True)
+
+    # ------------------------------------------------------------------ settled by the loop
+
+    async def settle(self) -> None:
+        """Each cycle: Job verdicts past their grace, timeouts, vanished pods."""
+        self._settle_verdicts()
+        await self._enforce_deadlines()
+        await self._settle_vanished()
+
+    def _settle_verdicts(self) -> None:
+        if not self.verdicts:
+            return
+        now = self.clock()
+        keep = []
+        for seen, key, lab, ok in self.verdicts:
+            rec = self.jobs.get(key)
+            if rec is None or not self.cache.is_active(key, lab.index, lab.attempt):
+                continue
+            if now - seen < self.timings.verdict_grace:
+                keep.append((seen, key, lab, ok))
+                continue
+            out = convert.PodOutcome(
+                exit_code=0 if ok else None,
+                reason="Completed" if ok else "Failed",
+                status_reason=None if ok else "the attempt's pod is gone; its Job failed",
+                interrupted=False,
+                started_at=None,
+                stopped_at=now,
+            )
+            self.finish(rec, lab, out, None, None, timed_out=False)
+        self.verdicts = keep
+        if keep:
+            self.poke()
+
+    async def _enforce_deadlines(self) -> None:
+        """An attempt's timeout counts from its start (its pod running), as on AWS: when it
+        runs out, kubatch stops the attempt (the pod's own, longer deadline is a backstop)."""
+        now = self.clock()
+        late = [
+            (key, ident, lab)
+            for key, alog in self.logs.items()
+            for ident, (expires, lab) in alog.deadlines.items()
+            if now >= expires
+        ]
+        for key, ident, lab in late:
+            alog = self.logs[key]
+            alog.deadlines.pop(ident, None)
+            rec = self.jobs.get(key)
+            if rec is None or not self.cache.is_active(key, lab.index, lab.attempt):
+                continue
+            name = job_name_for_attempt(rec.name, rec.uid, lab.index, lab.attempt)
+            log.info("attempt %s of %s reached its timeout: stopping Job %s", lab.attempt,
+                     key, name)  # fmt: skip
+            with contextlib.suppress(ApiError, OSError, TimeoutError):
+                await self.kube.delete(JOBS, name, namespace=rec.namespace)
+            self._timed_out(rec, lab, alog.nodes.get(ident))
+
+    async def _settle_vanished(self) -> None:
+        if not self.vanished:
+            return
+        batch, self.vanished = self.vanished, []
+        for key, lab, pod_name, node in batch:
+            rec = self.jobs.get(key)
+            if rec is None:
+                continue
+            name = job_name_for_attempt(rec.name, rec.uid, lab.index, lab.attempt)
+            try:
+                job = await self.kube.get(JOBS, name, namespace=rec.namespace)
+            except ApiError:
+                job = {}
+            except (OSError, TimeoutError):
+                self.vanished.append((key, lab, pod_name, node))
+                continue
+            if convert.job_deadline_exceeded(job):
+                self._timed_out(rec, lab, node)
+                continue
+            gone = node is not None and node not in self.registry.nodes
+            what = f"pod {pod_name}" if pod_name else f"Kubernetes Job {name}"
+            out = convert.PodOutcome(
+                exit_code=None,
+                reason="PodDeleted",
+                status_reason=f"{what} was deleted" + (f" with its node {node}" if gone else ""),
+                interrupted=True,
+                started_at=None,
+                stopped_at=self.clock(),
+            )
+            self.finish(rec, lab, out, pod_name, node, timed_out=False)

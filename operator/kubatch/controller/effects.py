@@ -1,0 +1,419 @@
+"""Effects: the loop's writes — the only code that changes the cluster.
+
+For each cycle's decisions: stage the status they imply (in decision order), create the
+Kubernetes Job of each admitted attempt (``forget`` in the cache when the create fails; an
+existing Job after a restart is the same attempt), delete the Job of a terminated attempt,
+then write every job's staged status as ONE merge patch (``status.patch_for``), post the
+Events a user must notice, and now and then publish queue and compute-environment status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import logging
+import math
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from kubatch.adapters.kube import (
+    BATCHJOBS,
+    COMPUTEENVIRONMENTS,
+    EVENTS,
+    JOBDEFINITIONS,
+    JOBQUEUES,
+    JOBS,
+    PODS,
+    ApiError,
+    Resource,
+)
+from kubatch.adapters.protocol import KubeApi
+from kubatch.api import models as api
+from kubatch.controller import convert
+from kubatch.controller import status as st
+from kubatch.controller.attempts import Attempts
+from kubatch.controller.records import EventLog, EventNote, JobBook, JobRecord
+from kubatch.controller.registry import Registry
+from kubatch.controller.settings import Settings
+from kubatch.core.cache import Cache
+from kubatch.core.decisions import (
+    Admit,
+    Decision,
+    Fail,
+    Retry,
+    SetWaiting,
+    Succeed,
+    Terminate,
+    UpdateArraySummary,
+)
+from kubatch.core.lifecycle import Phase
+from kubatch.core.naming import split_key
+from kubatch.metrics import Metrics
+from kubatch.render.job import AttemptRef, Placement, build_job
+
+log = logging.getLogger("kubatch.effects")
+JsonDict = dict[str, Any]
+EVENTS_PER_CYCLE = 200
+OBJECT_KINDS: dict[str, Resource] = {
+    "JobQueue": JOBQUEUES,
+    "ComputeEnvironment": COMPUTEENVIRONMENTS,
+    "JobDefinition": JOBDEFINITIONS,
+}
+
+
+async def bounded(coros: Iterable[Awaitable[None]], limit: int) -> None:
+    """Run ``coros`` with at most ``limit`` in flight."""
+    sem = asyncio.Semaphore(limit)
+
+    async def one(c: Awaitable[None]) -> None:
+        async with sem:
+            await c
+
+    await asyncio.gather(*(one(c) for c in coros))
+
+
+class Effects:
+    """Carries out decisions and writes status."""
+
+    def __init__(
+        self,
+        cache: Cache,
+        jobs: JobBook,
+        registry: Registry,
+        events: EventLog,
+        attempts: Attempts,
+        *,
+        kube: KubeApi,
+        settings: Settings,
+        metrics: Metrics | None,
+        clock: Callable[[], float],
+        poke: Callable[[], None],
+    ) -> None:
+        self.cache = cache
+        self.jobs = jobs
+        self.registry = registry
+        self.events = events
+        self.attempts = attempts
+        self.kube = kube
+        self.settings = settings
+        self.metrics = metrics
+        self.clock = clock
+        self.poke = poke
+        self._written_objects: dict[tuple[str, str], JsonDict] = {}
+
+    # ------------------------------------------------------------------ decisions
+
+    async def apply(self, decisions: list[Decision], now: float) -> None:
+        """Stage the status of every decision (in order: a Retry of attempt n then the
+        Admit of n+1 in one cycle leaves the job Starting), then create and delete Jobs."""
+        for d in decisions:
+            if not isinstance(d, Admit | Terminate):
+                self._stage(d, now)
+        admits = [self._admit(d, now) for d in decisions if isinstance(d, Admit)]
+        stops = [self._terminate(d) for d in decisions if isinstance(d, Terminate)]
+        if admits or stops:
+            await bounded([*admits, *stops], self.settings.write_concurrency)
+
+    def placement(self, ce_name: str) -> Placement:
+        ce = self.registry.ces.get(ce_name)
+        if ce is None:
+            return Placement(ce_name, "OnDemand")
+        cr = ce.spec.compute_resources
+        return Placement(
+            compute_environment=ce_name,
+            capacity_type=convert.capacity_type(ce),
+            node_selector=convert.ce_node_selector(ce),
+            tolerations=convert.ce_tolerations(ce),
+            instance_types=convert.instance_type_names(
+                self.registry.catalogue, cr.instance_types if cr is not None else []
+            ),
+        )
+
+    async def _admit(self, d: Admit, now: float) -> None:
+        rec = self.jobs.get(d.job_key)
+        if rec is None:
+            self.cache.forget(d, now)
+            return
+        ns, name, _ = split_key(d.job_key)
+        placement = self.placement(d.compute_environment)
+        manifest = build_job(
+            name=d.k8s_job_name,
+            ref=AttemptRef(ns, name, rec.uid, rec.queue, d.attempt, d.index, rec.array_size),
+            placement=placement,
+            pod_template=rec.template,
+            timeout_seconds=d.timeout_seconds,
+            deadline_grace=int(self.settings.timings.deadline_grace),
+        )
+        existed = False
+        try:
+            await self.kube.create(JOBS, manifest, namespace=ns)
+        except ApiError as exc:
+            if exc.conflict:
+                existed = True  # created before a restart: the same attempt, not a second Job
+            else:
+                self.cache.forget(d, self.clock())
+                if exc.not_found or exc.status in (400, 403, 422):
+                    log.warning("cannot create Job %s/%s: %s", ns, d.k8s_job_name, exc)
+                    if exc.status != 404:
+                        self.events.warn(rec.ref(), "JobCreateFailed", str(exc)[:500])
+                else:
+                    self.poke()
+                return
+        except (OSError, TimeoutError) as exc:
+            self.cache.forget(d, self.clock())
+            log.warning("creating Job %s/%s failed (%s); will retry", ns, d.k8s_job_name, exc)
+            self.poke()
+            return
+        if self.metrics is not None:
+            wait = None
+            if d.attempt == 1 and rec.admitted_at is None and rec.created_at:
+                wait = now - rec.created_at
+            self.metrics.observe_admission(rec.queue, wait, placement.capacity_type)
+        if rec.admitted_at is None:
+            rec.admitted_at = now
+        if d.index is None:
+            if rec.attempt(d.attempt) is None:
+                rec.attempts.append(
+                    {
+                        "number": d.attempt,
+                        "jobName": d.k8s_job_name,
+                        "computeEnvironment": d.compute_environment,
+                        "capacityType": placement.capacity_type,
+                    }
+                )
+            rec.phase = Phase.STARTING
+            self.jobs.stage(rec, st.admitted_fields(d, placement.capacity_type, rec.attempts))
+        if existed:
+            await self._replay_existing(ns, d.k8s_job_name)
+
+    async def _replay_existing(self, ns: str, job_name: str) -> None:
+        """A Job of this attempt already existed: feed what its pods already did."""
+        try:
+            pods = await self.kube.list(PODS, namespace=ns, labels=f"job-name={job_name}")
+            job = await self.kube.get(JOBS, job_name, namespace=ns)
+        except (ApiError, OSError, TimeoutError):
+            return
+        for pod in pods:
+            self.attempts.on_pod(pod)
+        self.attempts.on_k8s_job(job)
+
+    async def _terminate(self, d: Terminate) -> None:
+        ns, _, _ = split_key(d.job_key)
+        try:
+            await self.kube.delete(JOBS, d.k8s_job_name, namespace=ns)
+        except (ApiError, OSError, TimeoutError) as exc:
+            log.warning("deleting Job %s/%s failed: %s", ns, d.k8s_job_name, exc)
+
+    # ------------------------------------------------------------------ status of jobs
+
+    def _stage(self, d: Decision, now: float) -> None:
+        rec = self.jobs.get(d.job_key)
+        if rec is None:
+            return
+        fields: JsonDict | None = None
+        if isinstance(d, SetWaiting):
+            if rec.finished:
+                return
+            rec.phase = d.phase
+            fields = st.waiting_fields(d)
+        elif isinstance(d, Retry):
+            if d.index is not None:
+                return
+            rec.phase = Phase.RUNNABLE
+            fields = st.retry_fields(d, rec.attempts)
+            kind = "Interrupted" if d.interrupted else "Retrying"
+            if d.interrupted:
+                self.events.warn(rec.ref(), kind, d.message)
+            else:
+                self.events.note(rec.ref(), kind, d.message)
+                if self.metrics is not None:
+                    self.metrics.observe_retry(rec.queue)
+        elif isinstance(d, Fail | Succeed):
+            if rec.finished:
+                return
+            rec.finished = True
+            rec.phase = Phase.FAILED if isinstance(d, Fail) else Phase.SUCCEEDED
+            fields = st.final_fields(d, convert.rfc3339(now), rec.attempts, rec.array_size)
+            if isinstance(d, Fail):
+                self.events.warn(rec.ref(), str(d.reason), d.message)
+            if self.metrics is not None:
+                run = now - rec.started_at if rec.started_at else None
+                reason = str(d.reason) if isinstance(d, Fail) else None
+                self.metrics.observe_completion(rec.queue, rec.phase, run, 0.0, reason=reason)
+        elif isinstance(d, UpdateArraySummary):
+            if rec.finished and not d.phase.terminal:
+                return
+            rec.phase = d.phase
+            first_start = d.phase in (Phase.RUNNING, Phase.STARTING) and rec.started_at is None
+            if first_start:
+                rec.started_at = now
+            fields = st.summary_fields(d, rec.array_size or 0, now if first_start else None)
+        if fields is not None:
+            self.jobs.stage(rec, fields)
+
+    async def flush(self) -> None:
+        """Write each job's staged status as one merge patch."""
+        keys = self.jobs.take_dirty()
+        if not keys:
+            return
+        now_iso = convert.rfc3339(self.clock())
+        work = []
+        for key in keys:
+            rec = self.jobs.get(key)
+            if rec is None or not rec.pending:
+                continue
+            out = st.patch_for(
+                rec.pending,
+                rec.written,
+                phase=rec.phase,
+                generation=rec.generation,
+                conditions=rec.conditions,
+                now_iso=now_iso,
+                attempt_count=len(rec.attempts),
+                notice=rec.notice,
+            )
+            if out is None:
+                if rec.pending.keys() <= st.SUBMISSION_FIELDS:
+                    self.jobs.dirty.add(key)  # rides with the job's first phase
+                else:
+                    rec.pending = {}
+                continue
+            patch, rec.conditions = out
+            rec.pending = {}
+            work.append(self._patch_job(rec, patch))
+        await bounded(work, self.settings.write_concurrency)
+
+    async def _patch_job(self, rec: JobRecord, patch: JsonDict) -> None:
+        log.debug("status patch %s: %s", rec.key, ",".join(sorted(patch)))
+        try:
+            await self.kube.patch(
+                BATCHJOBS, rec.name, {"status": patch}, namespace=rec.namespace, status=True
+            )
+        except ApiError as exc:
+            if exc.not_found:
+                return
+            if exc.status in (400, 422):  # a patch the API server will never take: a bug
+                log.error("status patch of %s rejected: %s (patch %s)", rec.key, exc, patch)
+                if self.metrics is not None:
+                    self.metrics.count_handler_error("status_patch")
+                return
+            log.warning("status patch of %s failed: %s", rec.key, exc)
+            self._requeue(rec, patch)
+            return
+        except (OSError, TimeoutError) as exc:
+            log.warning("status patch of %s failed: %s", rec.key, exc)
+            self._requeue(rec, patch)
+            return
+        # A copy: ``attempts`` is the record's own list, which later events mutate in place.
+        for k, v in copy.deepcopy(patch).items():
+            if v is None:
+                rec.written.pop(k, None)
+            else:
+                rec.written[k] = v
+
+    def _requeue(self, rec: JobRecord, patch: JsonDict) -> None:
+        rec.pending = {**patch, **rec.pending}
+        self.jobs.dirty.add(rec.key)
+        self.poke()
+
+    # ------------------------------------------------------------------ events
+
+    async def post_events(self) -> None:
+        if not self.events:
+            return
+        batch = self.events.take(EVENTS_PER_CYCLE)
+        if self.events:
+            self.poke()
+        await bounded([self._post_event(e) for e in batch], 8)
+
+    async def _post_event(self, e: EventNote) -> None:
+        meta = e.ref.get("metadata") or {}
+        ns = meta.get("namespace") or "default"
+        body = st.event_body(e, convert.rfc3339(self.clock()), self.settings.identity)
+        try:
+            await self.kube.create(EVENTS, body, namespace=ns)
+        except (ApiError, OSError, TimeoutError) as exc:
+            log.debug("event not posted: %s", exc)
+
+    # ------------------------------------------------------------------ queues and CEs
+
+    async def publish_objects(self, now: float) -> None:
+        """Queue and compute-environment status and gauges (written when changed), and the
+        validity conditions of definitions and invalid objects."""
+        now_iso = convert.rfc3339(now)
+        work: list[Awaitable[None]] = []
+        counts = self.queue_counts()
+        reg = self.registry
+        for name, q in reg.queues.items():
+            c = counts.get(name, Counter())
+            if self.metrics is not None:
+                self.metrics.set_queue_phase_counts(name, {Phase(k): v for k, v in c.items()})
+            prev = self._prev_conditions("JobQueue", name)
+            status = st.queue_status(q, c, now_iso, prev, reg.missing_ces(q))
+            work.append(self._patch_object("JobQueue", name, status))
+        backlog = self.cache.backlog()
+        for name, ce in reg.ces.items():
+            status = self._ce_status(name, ce, backlog.get(name, 0), now_iso)
+            work.append(self._patch_object("ComputeEnvironment", name, status))
+        for (kind, name), note in list(reg.notes.items()):
+            if kind == "JobDefinition" or note.problems:
+                if note.written and (kind, name) not in reg.dirty_notes:
+                    continue
+                note.conditions = st.note_conditions(note, now_iso)
+                note.written = True
+                body = {"conditions": note.conditions, "observedGeneration": note.generation}
+                work.append(self._patch_object(kind, name, body))
+        reg.dirty_notes.clear()
+        await bounded(work, 8)
+
+    def _ce_status(
+        self, name: str, ce: api.ComputeEnvironment, backlog: int, now_iso: str
+    ) -> JsonDict:
+        cr = ce.spec.compute_resources
+        max_v = cr.max_vcpus if cr else 0
+        min_v = cr.min_vcpus if cr else 0
+        allocated = self.cache.allocated(name).mcpu / 1000
+        pool = [n for n in self.registry.pool_nodes(ce) if n.usable]
+        capacity = sum(n.allocatable.mcpu for n in pool) / 1000
+        desired = max(min_v, min(max_v, math.ceil(allocated + backlog / 1000)))
+        if ce.spec.type != api.ComputeEnvironmentType.MANAGED:
+            desired = math.ceil(capacity)
+        if self.metrics is not None:
+            ctype, state = convert.capacity_type(ce), str(ce.spec.state)
+            self.metrics.set_ce(name, desired, allocated, capacity, max_v,
+                                capacity_type=ctype, state=state)  # fmt: skip
+        prev = self._prev_conditions("ComputeEnvironment", name)
+        return st.ce_status(ce, desired, allocated, capacity, len(pool), now_iso, prev)
+
+    def queue_counts(self) -> dict[str, Counter[str]]:
+        """Jobs per queue and phase, from what was last staged."""
+        out: dict[str, Counter[str]] = {q: Counter() for q in self.registry.queues}
+        for rec in self.jobs.records.values():
+            out.setdefault(rec.queue, Counter())[str(rec.phase)] += 1
+        return out
+
+    def _prev_conditions(self, kind: str, name: str) -> list[JsonDict]:
+        prev = self._written_objects.get((kind, name)) or {}
+        conds: list[JsonDict] = prev.get("conditions") or []
+        return conds
+
+    async def _patch_object(self, kind: str, name: str, status: JsonDict) -> None:
+        key = (kind, name)
+        prev = self._written_objects.get(key)
+        if prev is not None and st.same_object_status(status, prev):
+            return
+        ns, obj_name = (name.split("/", 1)) if kind == "JobDefinition" else (None, name)
+        try:
+            await self.kube.patch(
+                OBJECT_KINDS[kind], obj_name, {"status": status}, namespace=ns, status=True
+            )
+        except (ApiError, OSError, TimeoutError) as exc:
+            log.debug("status of %s %s not written: %s", kind, name, exc)
+            return
+        self._written_objects[key] = status
+
+    def forget_object(self, kind: str, name: str) -> None:
+        with contextlib.suppress(KeyError):
+            del self._written_objects[(kind, name)]

@@ -1,0 +1,49 @@
+"""The operator's settings: one object, built once from the command line, passed down.
+
+No module reads environment variables or global configuration on its own (crate-operator's
+lesson): ``kubatch operator`` parses its flags into a :class:`Settings` and every part of the
+controller gets what it needs from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from kubatch.core.catalogue import DEFAULT, Catalogue
+from kubatch.core.state import CacheConfig
+
+
+@dataclass(frozen=True, slots=True)
+class Timings:
+    """How the loop paces itself (seconds)."""
+
+    debounce: float = 0.03
+    """Wait after a wake-up so that a burst of events makes one cycle."""
+    idle: float = 1.0
+    """Longest sleep between cycles (time limits, deadlines and grace periods need ticks)."""
+    object_status: float = 2.0
+    """How often queue and compute-environment status is recomputed (written on change)."""
+    verdict_grace: float = 3.0
+    """A finished Job whose pod never reported decides the attempt after this long."""
+    deadline_grace: float = 60.0
+    """The pod's own ``activeDeadlineSeconds`` is the attempt timeout plus this (a backstop
+    for when the operator is down; the operator's timer, counted from the attempt's start,
+    normally stops the attempt)."""
+    pull_timeout: float = 600.0
+    """A container that cannot be pulled or created ends its attempt after this long."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the operator is told at start-up."""
+
+    namespaces: tuple[str, ...] = ()
+    """Watch BatchJobs/JobDefinitions only in these namespaces (empty: all)."""
+    catalogue: Catalogue = DEFAULT
+    """Instance types, sizes and prices (built in, extended by the user's file)."""
+    cache: CacheConfig = field(default_factory=CacheConfig)
+    timings: Timings = field(default_factory=Timings)
+    write_concurrency: int = 48
+    """API writes in flight at once."""
+    identity: str = "kubatch-operator"
+    """This replica's name (Events' reportingInstance, the leader lease's holder)."""

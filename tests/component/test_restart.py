@@ -1,0 +1,105 @@
+"""Restart replay: a new operator rebuilds everything from lists and never runs an attempt
+twice."""
+
+from __future__ import annotations
+
+from tests.component.conftest import Harness, basic, make_job
+
+
+async def test_restart_while_starting_creates_no_second_job(h: Harness) -> None:
+    basic(h)
+    h.apply(make_job("a"))
+    await h.cycle()
+    assert len(h.k8s_jobs()) == 1
+    await h.restart()
+    await h.cycle(3)
+    assert len(h.k8s_jobs()) == 1
+    assert h.status("a")["phase"] == "Starting"
+    h.start_pods()
+    await h.cycle()
+    h.finish_pod(h.job_name("a"))
+    await h.cycle()
+    assert h.status("a")["phase"] == "Succeeded"
+    assert h.writes("a")["create"] == 1
+
+
+async def test_restart_replays_an_end_that_happened_while_down(h: Harness) -> None:
+    basic(h)
+    h.apply(make_job("a"))
+    await h.cycle()
+    h.start_pods()
+    await h.cycle()
+    await h.stop()
+    h.finish_pod(h.job_name("a"), exit_code=0)  # while no operator runs
+    await h.restart()
+    await h.cycle()
+    st = h.status("a")
+    assert st["phase"] == "Succeeded"
+    assert len(st["attempts"]) == 1
+
+
+async def test_restart_retakes_capacity_of_running_jobs(h: Harness) -> None:
+    basic(h, vcpus=1)
+    h.apply(make_job("a"))
+    await h.cycle()
+    h.start_pods()
+    await h.cycle()
+    h.apply(make_job("b"))
+    await h.restart()
+    await h.cycle(2)
+    assert h.status("a")["phase"] == "Running"
+    assert h.status("b")["phase"] == "Runnable"  # the running job still holds the only vCPU
+    h.finish_pod(h.job_name("a"))
+    await h.cycle()
+    assert h.status("b")["phase"] == "Starting"
+
+
+async def test_restart_does_not_rerun_finished_jobs(h: Harness) -> None:
+    basic(h)
+    h.apply(make_job("a"))
+    await h.cycle()
+    h.start_pods()
+    await h.cycle()
+    h.finish_pod(h.job_name("a"), exit_code=1)
+    await h.cycle()
+    assert h.status("a")["phase"] == "Failed"
+    await h.restart()
+    await h.cycle(3)
+    assert h.status("a")["phase"] == "Failed"
+    assert len(h.k8s_jobs()) == 1
+
+
+async def test_restart_keeps_waiting_order_and_dependencies(h: Harness) -> None:
+    basic(h, vcpus=1)
+    for job in (make_job("first"), make_job("second"), make_job("after", dependsOn=[
+            {"jobName": "first"}])):  # fmt: skip
+        h.apply(job)
+        h.clock.now += 1  # submitted one second apart
+    await h.cycle()
+    await h.restart()
+    await h.cycle()
+    assert h.status("after")["reason"] == "WaitingForDependencies"
+    h.start_pods()
+    await h.cycle()
+    h.finish_pod(h.job_name("first"))
+    await h.cycle()
+    assert h.status("second")["phase"] == "Starting"  # FIFO kept across the restart
+    assert h.status("after")["phase"] == "Runnable"
+
+
+async def test_restart_restores_array_children_without_readmitting(h: Harness) -> None:
+    basic(h, vcpus=100)
+    h.apply(make_job("arr", arrayProperties={"size": 4}))
+    await h.cycle()
+    h.start_pods()
+    await h.cycle()
+    h.finish_pod(h.job_name("arr", index=0))
+    await h.cycle()
+    await h.restart()
+    await h.cycle(2)
+    assert len(h.k8s_jobs()) == 4  # no child admitted twice
+    for i in (1, 2, 3):
+        h.finish_pod(h.job_name("arr", index=i))
+    await h.cycle()
+    st = h.status("arr")
+    assert st["phase"] == "Succeeded", st
