@@ -170,13 +170,12 @@ def test_the_real_node_example_is_valid_and_never_pulls() -> None:
     ]
     kinds = sorted({d["kind"] for d in docs})
     assert kinds == ["BatchJob", "ComputeEnvironment", "JobDefinition", "JobQueue"]
-    ces = {d["metadata"]["name"] for d in docs if d["kind"] == "ComputeEnvironment"}
     queues = {d["metadata"]["name"]: parse_job_queue(d) for d in docs if d["kind"] == "JobQueue"}
     defs = {
         d["metadata"]["name"]: parse_job_definition(d) for d in docs if d["kind"] == "JobDefinition"
     }
     for doc in docs:
-        problems = check_manifest(doc, compute_environments=ces, queues=queues, definitions=defs)
+        problems = check_manifest(doc, queues=queues, definitions=defs)
         assert problems == [], (doc["metadata"]["name"], problems)
     (ce,) = [d for d in docs if d["kind"] == "ComputeEnvironment"]
     assert ce["spec"]["type"] == "Unmanaged"
