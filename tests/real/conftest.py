@@ -24,7 +24,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,10 +44,19 @@ CE = "real-node"
 QUEUE = "real"
 
 
+NOTES: list[str] = []
+"""Timings of the session (printed in pytest's summary, so CI logs keep them)."""
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if f"{os.sep}real{os.sep}" in str(item.fspath):
             item.add_marker(pytest.mark.real)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for note in NOTES:
+        terminalreporter.write_line(f"real tier: {note}")
 
 
 def http_get(url: str, timeout: float = 5) -> tuple[int, str]:
@@ -70,13 +79,14 @@ class Real:
     workdir: Path
     installed: chart.Installed | None = None
     chart_version: str = ""
-    notes: list[str] = field(default_factory=list)
 
     # -- the release -------------------------------------------------------------------------
     def install(self, chart_dir: Path, *, take_ownership: bool = False) -> chart.Installed:
+        t0 = time.monotonic()
         self.installed = chart.install(
             self.state, chart_dir, self.image, take_ownership=take_ownership, timeout=240
         )
+        NOTES.append(f"helm install/upgrade of {chart_dir.name}: {time.monotonic() - t0:.1f}s")
         self.chart_version = yaml.safe_load((chart_dir / "Chart.yaml").read_text())["version"]
         return self.installed
 
@@ -180,10 +190,12 @@ def real() -> Iterator[Real]:
         t0 = time.monotonic()
         state = plane.up(timeout=300, real_node=True)
         up = time.monotonic() - t0
+        t0 = time.monotonic()
         image = chart.build_and_import(state, ROOT)
+        NOTES.append(f"operator image from the Dockerfile, imported: {time.monotonic() - t0:.1f}s")
         handle = PlaneHandle(state.kubeconfig, Path(state.kubectl), state.server, state.token)
         r = Real(state, kubectl_for(handle), image, Path(tempfile.mkdtemp(prefix="kubatch-real-")))
-        r.notes.append(f"plane with real node up in {up:.1f}s; image {image.name}")
+        NOTES.append(f"plane with a real node up in {up:.1f}s; operator image {image.name}")
         yield r
     finally:
         plane.down()

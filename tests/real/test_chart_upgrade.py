@@ -11,10 +11,19 @@ chart on the fresh plane; the other modules then reuse the upgraded release.
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import pytest
-from tests.real.conftest import CHART, Real, apply_pool, batch_job, definition, previous_chart
+from tests.real.conftest import (
+    CHART,
+    NOTES,
+    Real,
+    apply_pool,
+    batch_job,
+    definition,
+    previous_chart,
+)
+
+from kubatch.local import chart
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -54,7 +63,7 @@ def test_upgrade_with_jobs_in_flight_updates_crds_and_loses_nothing(
     t0 = time.monotonic()
     new = real.install(CHART, take_ownership=True)  # the documented step from 0.1.x
     upgrade_seconds = time.monotonic() - t0
-    real.notes.append(f"helm upgrade 0.1.0 -> current with jobs in flight: {upgrade_seconds:.0f}s")
+    NOTES.append(f"helm upgrade 0.1.0 -> current with jobs in flight: {upgrade_seconds:.0f}s")
 
     # the CRDs are today's, now owned by the release (and so upgraded from now on)
     assert "Message" in columns(real)
@@ -95,15 +104,7 @@ def test_upgrade_with_jobs_in_flight_updates_crds_and_loses_nothing(
 def test_the_current_chart_renders_its_crds_as_templates(real: Real) -> None:
     """Why upgrades carry the CRDs: they are part of the release's manifest."""
     installed = real.current()
-    manifest = real.kubectl(
-        "get", "secret", "-n", installed.namespace, "-l", f"owner=helm,name={installed.release}",
-        "-o", "name",
-    ).stdout.split()  # fmt: skip
-    assert manifest, "helm keeps the release in a Secret"
-    from kubatch.local import chart
-
     out = chart.helm(real.state, "get", "manifest", installed.release, "-n", installed.namespace)
-    kinds: list[Any] = [
-        line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("kind:")
-    ]
+    kinds = [line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("kind:")]
     assert kinds.count("CustomResourceDefinition") == 4, kinds
+    assert "Deployment" in kinds
