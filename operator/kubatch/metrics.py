@@ -68,7 +68,13 @@ class Metrics:
         r = self.registry
         self.jobs = Gauge(
             "kubatch_jobs",
-            "BatchJobs per queue and phase (array parents and children count once each).",
+            "BatchJobs per queue and phase (an array counts once, as its parent).",
+            ["queue", "phase"],
+            registry=r,
+        )
+        self.array_children = Gauge(
+            "kubatch_array_children",
+            "Children of the array jobs of a queue, per phase (no per-array label).",
             ["queue", "phase"],
             registry=r,
         )
@@ -249,11 +255,18 @@ class Metrics:
         for phase in Phase:
             self.jobs.labels(queue=queue, phase=phase.value).set(known.get(phase, 0))
 
+    def set_array_children(self, queue: str, counts: Mapping[Phase, int]) -> None:
+        """Publish the children of ``queue``'s arrays per phase (absent phases are 0)."""
+        for phase in Phase:
+            self.array_children.labels(queue=queue, phase=phase.value).set(counts.get(phase, 0))
+
     def remove_queue(self, queue: str) -> None:
         """Forget a deleted queue's gauges (counters stay: they are cumulative)."""
         for phase in Phase:
             with contextlib.suppress(KeyError):
                 self.jobs.remove(queue, phase.value)
+            with contextlib.suppress(KeyError):
+                self.array_children.remove(queue, phase.value)
 
     # -- compute environments ---------------------------------------------------------------
     def set_ce(

@@ -115,11 +115,13 @@ ALLOWED = [
     ("watch", "nodes", None),
     ("list", "namespaces", None),
     ("create", "events", None),
+    ("list", "configmaps", None),
+    ("create", "configmaps", None),
     ("list", "customresourcedefinitions.apiextensions.k8s.io", None),
 ]
 DENIED = [
     ("get", "secrets", None),
-    ("list", "configmaps", None),
+    ("get", "configmaps", None),
     ("create", "batchjobs.kubatch.io", None),
     ("delete", "jobqueues.kubatch.io", None),
     ("create", "pods", None),

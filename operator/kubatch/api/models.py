@@ -366,6 +366,16 @@ class ContainerOverrides(_Model):
     """Merged key by key into the container's requests/limits."""
 
 
+class Rerun(_Model):
+    """This job re-runs chosen children of an array (``kubectl batch rerun JOB --failed``)."""
+
+    job_name: str = Field(min_length=1)
+    """The array re-run (its children get ``KUBATCH_RERUN_OF``)."""
+    indices: list[int] = Field(min_length=1, max_length=10000)
+    """The original indices, in order: child i of this job runs as index ``indices[i]``
+    (``AWS_BATCH_JOB_ARRAY_INDEX``); a single index makes a plain job that keeps it."""
+
+
 class Terminate(_Model):
     reason: str = "Terminated by user"
     """Recorded in the job's message."""
@@ -398,6 +408,9 @@ class BatchJobSpec(_Model):
     """Cancel/terminate: before Starting → Failed; Starting/Running → pods stopped, then Failed."""
     interruption_budget: int | None = Field(None, ge=0, le=100)
     """Replaces the definition's interruptionBudget (spot interruptions before falling back)."""
+    rerun_of: Rerun | None = None
+    """kubatch: re-run these indices of another array (arrayProperties.size must equal their
+    number when there are several)."""
 
     @property
     def is_array(self) -> bool:

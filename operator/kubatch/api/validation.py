@@ -17,6 +17,7 @@ from typing import Any
 
 from kubatch.api.models import (
     BatchJob,
+    BatchJobSpec,
     ComputeEnvironment,
     ComputeEnvironmentType,
     ContainerShell,
@@ -401,6 +402,7 @@ def validate_batch_job(
         seen.add(dep_key)
 
     problems += _retry_problems(spec.retry_strategy, "spec.retryStrategy")
+    problems += _rerun_problems(spec)
 
     ov = spec.overrides
     if ov is not None:
@@ -449,6 +451,31 @@ def validate_batch_job(
                             "spec.parameters",
                         )
                     )
+    return problems
+
+
+def _rerun_problems(spec: BatchJobSpec) -> list[Problem]:
+    rerun = spec.rerun_of
+    if rerun is None:
+        return []
+    problems = []
+    base = "spec.rerunOf.indices"
+    if any(i < 0 or i > 9999 for i in rerun.indices):
+        problems.append(Problem(base, "indices are 0-9999"))
+    if _duplicates(rerun.indices):
+        problems.append(Problem(base, "an index is listed twice"))
+    arr = spec.array_properties
+    n = len(rerun.indices)
+    if n == 1 and arr is not None:
+        problems.append(
+            Problem(
+                "spec.arrayProperties", "a re-run of one index is a plain job: no arrayProperties"
+            )
+        )
+    elif n > 1 and (arr is None or arr.size != n):
+        problems.append(
+            Problem("spec.arrayProperties.size", f"must equal the number of indices re-run ({n})")
+        )
     return problems
 
 

@@ -14,9 +14,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubatch.adapters.kube import JOBS, ApiError
+from kubatch.adapters.kube import JOBS, PODS, ApiError
 from kubatch.adapters.protocol import KubeApi
 from kubatch.controller import convert
+from kubatch.controller.children import Children
 from kubatch.controller.records import JobBook, JobRecord
 from kubatch.controller.registry import Registry
 from kubatch.controller.settings import Timings
@@ -49,6 +50,7 @@ class Attempts:
         cache: Cache,
         jobs: JobBook,
         registry: Registry,
+        children: Children,
         *,
         kube: KubeApi,
         metrics: Metrics | None,
@@ -59,6 +61,7 @@ class Attempts:
         self.cache = cache
         self.jobs = jobs
         self.registry = registry
+        self.children = children
         self.kube = kube
         self.metrics = metrics
         self.clock = clock
@@ -71,6 +74,7 @@ class Attempts:
     def forget(self, key: str) -> None:
         """The BatchJob was deleted: drop what was known of its attempts."""
         self.logs.pop(key, None)
+        self.children.forget(key)
         self.vanished = [v for v in self.vanished if v[0] != key]
         self.verdicts = [v for v in self.verdicts if v[1] != key]
 
@@ -92,6 +96,22 @@ class Attempts:
         if rec is None or (labels.uid and rec.uid and labels.uid != rec.uid):
             return None
         return rec, labels
+
+    def restore_from_job(self, body: Mapping[str, Any]) -> None:
+        """After a restart: the Kubernetes Job of an array child's attempt that is not behind
+        the child's record is that child's attempt in progress (or just ended: its pod will
+        say) — restored as Starting so that it is never admitted twice."""
+        found = self._attempt_of(body)
+        if found is None:
+            return
+        rec, lab = found
+        job = self.cache.job(rec.key)
+        if lab.index is None or job is None or job.array is None:
+            return
+        if not 0 <= lab.index < job.array.size or lab.attempt < job.array.child_attempt[lab.index]:
+            return  # an older attempt than the record's
+        self.cache.restore_child(rec.key, lab.index, Phase.STARTING, lab.attempt, self.clock(),
+                                 lab.compute_environment)  # fmt: skip
 
     # ------------------------------------------------------------------ watch events
 
@@ -119,6 +139,9 @@ class Attempts:
                 alog.deadlines[ident] = (started + rec.timeout_seconds, lab)
             if lab.index is None:
                 self._started(rec, lab.attempt, pod_name, node, started)
+            elif rec.array_size:
+                self.children.started(rec.key, rec.array_size, lab.index, node,
+                                      lab.compute_environment)  # fmt: skip
             self.poke()
         if phase in ("Succeeded", "Failed"):
             out = convert.pod_outcome(body)
@@ -206,6 +229,18 @@ class Attempts:
             timed_out=timed_out,
         )
         rec.cost += cost
+        if lab.index is not None and rec.array_size:
+            self.children.ended(
+                rec.key,
+                rec.array_size,
+                lab.index,
+                exit_code=out.exit_code,
+                reason=out.reason,
+                message=out.status_reason,
+                node=node,
+                ce=lab.compute_environment,
+                failed=out.interrupted or timed_out or out.exit_code != 0,
+            )
         if lab.index is None:
             a = rec.attempt(lab.attempt)
             if a is not None:
@@ -267,11 +302,14 @@ class Attempts:
 
     async def settle(self) -> None:
         """Each cycle: Job verdicts past their grace, timeouts, vanished pods."""
-        self._settle_verdicts()
+        await self._settle_verdicts()
         await self._enforce_deadlines()
         await self._settle_vanished()
 
-    def _settle_verdicts(self) -> None:
+    async def _settle_verdicts(self) -> None:
+        """A Job said it finished but its pod never reported (a slow watch, or a pod that is
+        gone): ask for the pod first — its status is the full story — and let the Job decide
+        only when there is no pod any more."""
         if not self.verdicts:
             return
         now = self.clock()
@@ -283,6 +321,18 @@ class Attempts:
             if now - seen < self.timings.verdict_grace:
                 keep.append((seen, key, lab, ok))
                 continue
+            name = job_name_for_attempt(rec.name, rec.uid, lab.index, lab.attempt)
+            try:
+                pods = await self.kube.list(
+                    PODS, namespace=rec.namespace, labels=f"job-name={name}"
+                )
+            except (ApiError, OSError, TimeoutError):
+                keep.append((seen, key, lab, ok))
+                continue
+            for pod in pods:
+                self.on_pod(pod)
+            if not self.cache.is_active(key, lab.index, lab.attempt):
+                continue  # the pod decided
             out = convert.PodOutcome(
                 exit_code=0 if ok else None,
                 reason="Completed" if ok else "Failed",

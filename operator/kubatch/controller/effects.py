@@ -21,6 +21,7 @@ from typing import Any
 from kubatch.adapters.kube import (
     BATCHJOBS,
     COMPUTEENVIRONMENTS,
+    CONFIGMAPS,
     EVENTS,
     JOBDEFINITIONS,
     JOBQUEUES,
@@ -31,6 +32,7 @@ from kubatch.adapters.kube import (
 )
 from kubatch.adapters.protocol import KubeApi
 from kubatch.api import models as api
+from kubatch.controller import children as ch
 from kubatch.controller import convert
 from kubatch.controller import status as st
 from kubatch.controller.attempts import Attempts
@@ -51,6 +53,7 @@ from kubatch.core.decisions import (
 from kubatch.core.lifecycle import Phase
 from kubatch.core.naming import split_key
 from kubatch.metrics import Metrics
+from kubatch.render import labels as L
 from kubatch.render.job import AttemptRef, Placement, build_job
 
 log = logging.getLogger("kubatch.effects")
@@ -84,6 +87,7 @@ class Effects:
         registry: Registry,
         events: EventLog,
         attempts: Attempts,
+        children: ch.Children,
         *,
         kube: KubeApi,
         settings: Settings,
@@ -96,6 +100,7 @@ class Effects:
         self.registry = registry
         self.events = events
         self.attempts = attempts
+        self.children = children
         self.kube = kube
         self.settings = settings
         self.metrics = metrics
@@ -140,7 +145,17 @@ class Effects:
         placement = self.placement(d.compute_environment)
         manifest = build_job(
             name=d.k8s_job_name,
-            ref=AttemptRef(ns, name, rec.uid, rec.queue, d.attempt, d.index, rec.array_size),
+            ref=AttemptRef(
+                ns,
+                name,
+                rec.uid,
+                rec.queue,
+                d.attempt,
+                d.index,
+                rec.array_size,
+                rec.indices,
+                rec.rerun_of,
+            ),
             placement=placement,
             pod_template=rec.template,
             timeout_seconds=d.timeout_seconds,
@@ -250,6 +265,8 @@ class Effects:
             if first_start:
                 rec.started_at = now
             fields = st.summary_fields(d, rec.array_size or 0, now if first_start else None)
+            if rec.array_size:
+                self.children.changed(rec.key, rec.array_size)
         if fields is not None:
             self.jobs.stage(rec, fields)
 
@@ -318,6 +335,57 @@ class Effects:
         self.jobs.dirty.add(rec.key)
         self.poke()
 
+    # ------------------------------------------------------------------ array child records
+
+    async def flush_children(self, now: float) -> None:
+        """Write the changed chunks of the arrays whose records are due (coalesced; at once
+        for a parent that finished)."""
+        final = {k for k in self.children.logs if (r := self.jobs.get(k)) and r.finished}
+        work = []
+        for key in self.children.due(now, final):
+            rec, view = self.jobs.get(key), self.cache.job(key)
+            entry = self.children.logs[key]
+            if rec is None or view is None or view.array is None:
+                entry.dirty.clear()
+                continue
+            for chunk in sorted(entry.dirty):
+                work.append(self._write_chunk(rec, chunk, self.children.render(key, view, chunk)))
+            entry.dirty.clear()
+            self.children.flushed_at[key] = now
+        if work:
+            await bounded(work, 8)
+
+    async def _write_chunk(self, rec: JobRecord, chunk: int, text: str) -> None:
+        entry = self.children.logs.get(rec.key)
+        if entry is None:
+            return
+        digest = hash(text)
+        if entry.hashes.get(chunk) == digest:
+            return
+        labels = {L.MANAGED_BY: L.MANAGER, L.ARRAY_RECORD: "true", L.BATCHJOB: rec.name,
+                  L.BATCHJOB_UID: rec.uid}  # fmt: skip
+        name = ch.chunk_name(rec.name, chunk)
+        try:
+            if chunk in entry.written:
+                patch = {"data": {ch.DATA_KEY: text}}
+                await self.kube.patch(CONFIGMAPS, name, patch, namespace=rec.namespace)
+            else:
+                body = ch.configmap(rec.namespace, rec.name, rec.uid, chunk, text, labels)
+                try:
+                    await self.kube.create(CONFIGMAPS, body, namespace=rec.namespace)
+                except ApiError as exc:
+                    if not exc.conflict:
+                        raise
+                    patch = {"data": {ch.DATA_KEY: text}}
+                    await self.kube.patch(CONFIGMAPS, name, patch, namespace=rec.namespace)
+        except (ApiError, OSError, TimeoutError) as exc:
+            log.warning("child record %s/%s not written: %s", rec.namespace, name, exc)
+            entry.dirty.add(chunk)
+            self.poke()
+            return
+        entry.written.add(chunk)
+        entry.hashes[chunk] = digest
+
     # ------------------------------------------------------------------ events
 
     async def post_events(self) -> None:
@@ -346,10 +414,12 @@ class Effects:
         work: list[Awaitable[None]] = []
         counts = self.queue_counts()
         reg = self.registry
+        children = self.cache.children_by_queue()
         for name, q in reg.queues.items():
             c = counts.get(name, Counter())
             if self.metrics is not None:
                 self.metrics.set_queue_phase_counts(name, {Phase(k): v for k, v in c.items()})
+                self.metrics.set_array_children(name, children.get(name, {}))
             prev = self._prev_conditions("JobQueue", name)
             status = st.queue_status(q, c, now_iso, prev, reg.missing_ces(q))
             work.append(self._patch_object("JobQueue", name, status))

@@ -402,6 +402,8 @@ class Intake:
                 created_at=convert.ts(meta.creation_timestamp),
                 timeout_seconds=rev.timeout.attempt_duration_seconds if rev.timeout else None,
                 spec_json=intern_json(immutable_part(job.spec)),
+                indices=tuple(job.spec.rerun_of.indices) if job.spec.rerun_of else (),
+                rerun_of=job.spec.rerun_of.job_name if job.spec.rerun_of else None,
             )
         )
 

@@ -80,6 +80,7 @@ class Loop:
             self.metrics.observe_cycle(time.perf_counter() - t0, kinds)
         await self.effects.apply(decisions, now)
         await self.effects.flush()
+        await self.effects.flush_children(now)
         await self.effects.post_events()
         if now - self._last_objects >= self.timings.object_status:
             self._last_objects = now

@@ -13,10 +13,12 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 from kubatch.adapters.kube import (
     BATCHJOBS,
     COMPUTEENVIRONMENTS,
+    CONFIGMAPS,
     JOBDEFINITIONS,
     JOBQUEUES,
     JOBS,
@@ -26,7 +28,9 @@ from kubatch.adapters.kube import (
     Resource,
 )
 from kubatch.adapters.protocol import KubeApi, OnEvent
+from kubatch.controller import convert
 from kubatch.controller.attempts import Attempts
+from kubatch.controller.children import DATA_KEY, Children, parse_rows
 from kubatch.controller.effects import Effects
 from kubatch.controller.intake import Intake
 from kubatch.controller.loop import Loop
@@ -34,6 +38,7 @@ from kubatch.controller.records import EventLog, JobBook
 from kubatch.controller.registry import Registry
 from kubatch.controller.settings import Settings
 from kubatch.core.cache import Cache
+from kubatch.core.lifecycle import Phase
 from kubatch.metrics import Metrics
 from kubatch.render import labels as L
 
@@ -41,6 +46,9 @@ log = logging.getLogger("kubatch")
 Clock = Callable[[], float]
 OWNED = f"{L.MANAGED_BY}={L.MANAGER}"
 """Label selector of the Jobs and pods kubatch made (watched server-side)."""
+RECORDS = f"{L.MANAGED_BY}={L.MANAGER},{L.ARRAY_RECORD}"
+"""Label selector of the ConfigMaps holding array child records."""
+JsonDict = dict[str, Any]
 
 
 class Operator:
@@ -63,10 +71,12 @@ class Operator:
         self.jobs = JobBook()
         self.registry = Registry(settings.catalogue)
         self.events = EventLog()
+        self.children = Children(settings.timings.children)
         self.attempts = Attempts(
             self.cache,
             self.jobs,
             self.registry,
+            self.children,
             kube=kube,
             metrics=metrics,
             clock=clock,
@@ -89,6 +99,7 @@ class Operator:
             self.registry,
             self.events,
             self.attempts,
+            self.children,
             kube=kube,
             settings=settings,
             metrics=metrics,
@@ -121,7 +132,9 @@ class Operator:
 
         Order matters only for speed, never for the outcome: pools, queues and definitions
         first, then BatchJobs with a recorded definition (restored in their phase) before new
-        submissions in time order, then kubatch's Jobs and pods (what attempts did meanwhile).
+        submissions in time order, then the records of array children (finished children never
+        run again), then kubatch's Jobs (an array child's latest attempt is restored as
+        running) and pods (what attempts did meanwhile).
         """
         kube, intake = self.kube, self.intake
         for node in await kube.list(NODES):
@@ -144,11 +157,48 @@ class Operator:
         for bj in bjs:
             intake.on_batch_job(bj)
         for scope in self.scopes:
+            for cm in await kube.list(CONFIGMAPS, namespace=scope, labels=RECORDS):
+                self._restore_children(cm)
+        jobs = []
+        for scope in self.scopes:
+            jobs.extend(await kube.list(JOBS, namespace=scope, labels=OWNED))
+        latest: dict[tuple[str, int], tuple[int, JsonDict]] = {}
+        for job in jobs:
+            lab = convert.attempt_labels(job)
+            if lab is not None and lab.index is not None:
+                seen = latest.get((lab.key, lab.index))
+                if seen is None or seen[0] < lab.attempt:
+                    latest[(lab.key, lab.index)] = (lab.attempt, job)
+        for _, job in latest.values():
+            self.attempts.restore_from_job(job)
+        for scope in self.scopes:
             for pod in await kube.list(PODS, namespace=scope, labels=OWNED):
                 self.attempts.on_pod(pod)
-            for job in await kube.list(JOBS, namespace=scope, labels=OWNED):
-                self.attempts.on_k8s_job(job)
+        for job in jobs:
+            self.attempts.on_k8s_job(job)
         self.ready.set()
+
+    def _restore_children(self, cm: JsonDict) -> None:
+        """Finished children (and every child's counters) from an array's record."""
+        meta = cm.get("metadata") or {}
+        key = f"{meta.get('namespace')}/{(meta.get('labels') or {}).get(L.BATCHJOB, '')}"
+        view = self.cache.job(key)
+        if view is None or view.array is None:
+            return
+        rows = list(parse_rows(str((cm.get("data") or {}).get(DATA_KEY, ""))))
+        now = self.clock()
+        for row in rows:
+            phase = row.phase if row.phase.terminal else Phase.RUNNABLE
+            self.cache.restore_child(
+                key,
+                row.index,
+                phase,
+                row.attempts,
+                now,
+                failures=row.failures,
+                interruptions=row.interruptions,
+            )
+        self.children.restore(key, view.array.size, rows)
 
     def owned_watches(self) -> list[asyncio.Task[None]]:
         """Watch kubatch's own Jobs and pods with a server-side label selector (kopf would

@@ -50,6 +50,8 @@ class JobRecord:
     finished: bool = False
     cost: float = 0.0  # estimated dollars of the attempts so far
     notice: str | None = None  # an ignored edit, shown as condition SpecChangeIgnored
+    indices: tuple[int, ...] = ()  # a re-run: the original index of each child
+    rerun_of: str | None = None
 
     @property
     def key(self) -> str:

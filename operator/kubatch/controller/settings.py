@@ -29,6 +29,8 @@ class Timings:
     """The pod's own ``activeDeadlineSeconds`` is the attempt timeout plus this (a backstop
     for when the operator is down; the operator's timer, counted from the attempt's start,
     normally stops the attempt)."""
+    children: float = 10.0
+    """Array child records are written at most this often while children change."""
     pull_timeout: float = 600.0
     """A container that cannot be pulled or created ends its attempt after this long."""
 

@@ -12,6 +12,7 @@ the last of them has ended. ``arrayStatusSummary`` always adds up to the size.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from kubatch.core.decisions import Admit, Terminate
@@ -48,6 +49,17 @@ def failed_message(arr: ArrayState) -> str:
     more = f" and {len(own) - MAX_LISTED} more" if len(own) > MAX_LISTED else ""
     text = f"{n} of {arr.size} children failed"
     return text + (f": {listed}{more}" if listed else "")
+
+
+def by_queue(jobs: Iterable[JobState]) -> dict[str, dict[Phase, int]]:
+    """Pure: array children per queue and phase."""
+    out: dict[str, dict[Phase, int]] = {}
+    for job in jobs:
+        if job.array is not None:
+            per = out.setdefault(job.spec.queue, {})
+            for phase, n in job.array.summary():
+                per[phase] = per.get(phase, 0) + n
+    return out
 
 
 def parallelism(job: JobState) -> int:
@@ -357,17 +369,19 @@ def restore_child(
     attempt: int,
     now: float,
     compute_environment: str | None,
+    failures: int = 0,
+    interruptions: int = 0,
 ) -> None:
-    """After a restart: child ``index`` is ``phase`` (Starting/Running children take their
-    capacity on ``compute_environment`` again; final ones are settled)."""
+    """After a restart: child ``index`` is ``phase`` (from its record, or from its Kubernetes
+    Job). Starting/Running children take their capacity on ``compute_environment`` again;
+    final ones are settled; a waiting one only gets its counters back."""
     arr = job.array
     assert arr is not None
     arr.child_attempt[index] = max(arr.child_attempt[index], attempt)
+    arr.child_failures[index] = max(arr.child_failures[index], min(255, failures))
+    arr.child_interruptions[index] = max(arr.child_interruptions[index], min(255, interruptions))
     if arr.child_phase[index] in (STARTING, RUNNING, SUCCEEDED, FAILED):
         return
-    if index in arr.ready:
-        arr.ready.remove(index)
-        heapq.heapify(arr.ready)
     if phase in (Phase.STARTING, Phase.RUNNING) and compute_environment:
         arr.set_phase(index, CODE[phase])
         arr.active[index] = compute_environment
@@ -384,7 +398,20 @@ def restore_child(
         _settled(cache, job, index, now)
     else:
         return
+    arr.stale = True  # ``ready`` is rebuilt once, at the next snapshot (no O(n) per child)
     cache.outbox.dirty_arrays.add(job.key)
-    if job.queued and (not arr.ready or len(arr.active) >= parallelism(job)):
+    if job.queued and len(arr.active) >= parallelism(job):
         cache.book.drop(job)
     _check_done(cache, job, now)
+
+
+def rebuild_ready(cache: Cache, job: JobState) -> None:
+    """After restored children: the ready heap is exactly the Runnable children again."""
+    arr = job.array
+    assert arr is not None
+    arr.ready = [i for i in range(arr.size) if arr.child_phase[i] == RUNNABLE]
+    arr.stale = False
+    if arr.ready:
+        requeue(cache, job)
+    else:
+        cache.book.drop(job)

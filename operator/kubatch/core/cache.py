@@ -218,12 +218,16 @@ class Cache:
         attempt: int,
         now: float,
         compute_environment: str | None = None,
+        *,
+        failures: int = 0,
+        interruptions: int = 0,
     ) -> None:
         """After an operator restart: array child ``index`` is in ``phase`` (from its record
-        or its Kubernetes Jobs)."""
+        or its Kubernetes Jobs), with its retry counters."""
         job = self.jobs.get(key)
         if job is not None and job.array is not None and 0 <= index < job.array.size:
-            arrays.restore_child(self, job, index, phase, attempt, now, compute_environment)
+            arrays.restore_child(self, job, index, phase, attempt, now, compute_environment,
+                                 failures, interruptions)  # fmt: skip
 
     def attempt_started(self, key: str, index: int | None, attempt: int, now: float) -> None:
         """The attempt's pod is running."""
@@ -332,6 +336,10 @@ class Cache:
     def pending_count(self) -> int:
         return self.book.pending_count()
 
+    def children_by_queue(self) -> dict[str, dict[Phase, int]]:
+        """Array children per queue and phase (metrics; no per-array detail)."""
+        return arrays.by_queue(self.jobs.values())
+
     def allocated(self, ce: str) -> Resources:
         """What the Starting + Running attempts on ``ce`` hold."""
         led = self.ledgers.get(ce)
@@ -352,6 +360,8 @@ class Cache:
         for key in outbox.dirty_arrays:
             job = self.jobs.get(key)
             if job is not None and job.array is not None:
+                if job.array.stale:
+                    arrays.rebuild_ready(self, job)
                 summary = (job.phase, job.array.summary())
                 if summary != job.last_summary:
                     outbox.status[key + "\0summary"] = UpdateArraySummary(key, *summary)

@@ -71,6 +71,7 @@ class ArrayState:
         "ran",
         "ready",
         "size",
+        "stale",
         "stop_reason",
     )
 
@@ -87,6 +88,7 @@ class ArrayState:
         self.active: dict[int, str] = {}
         self.failed: list[int] = []
         self.ran = False  # a child has run (the parent is Running from then on)
+        self.stale = False  # ``ready`` needs a rebuild (children were restored)
         self.stop_reason: tuple[Reason, str] | None = None  # set once the array is stopping
 
     def set_phase(self, i: int, code: int) -> None:

@@ -50,6 +50,16 @@ class AttemptRef:
     attempt: int
     index: int | None = None
     array_size: int | None = None
+    indices: tuple[int, ...] = ()
+    """A re-run: child i runs as original index ``indices[i]`` (one index: a plain job)."""
+    rerun_of: str | None = None
+
+    @property
+    def array_index(self) -> int | None:
+        """The index the attempt's container sees (the original one for a re-run)."""
+        if self.indices:
+            return self.indices[self.index or 0]
+        return self.index
 
 
 def batch_env(ref: AttemptRef, placement: Placement) -> list[JsonDict]:
@@ -62,13 +72,19 @@ def batch_env(ref: AttemptRef, placement: Placement) -> list[JsonDict]:
         ("JQ_NAME", ref.queue),
         ("CE_NAME", placement.compute_environment),
     ]
-    if ref.index is not None:
-        values.append(("JOB_ARRAY_INDEX", str(ref.index)))
+    index = ref.array_index
+    if index is not None:
+        values.append(("JOB_ARRAY_INDEX", str(index)))
         if ref.array_size is not None:
             values.append(("JOB_ARRAY_SIZE", str(ref.array_size)))
-    return [{"name": f"AWS_BATCH_{k}", "value": v} for k, v in values] + [
-        {"name": f"KUBATCH_{k}", "value": v} for k, v in values
-    ]
+    extra = []
+    if ref.rerun_of:
+        extra.append({"name": "KUBATCH_RERUN_OF", "value": ref.rerun_of})
+    return (
+        [{"name": f"AWS_BATCH_{k}", "value": v} for k, v in values]
+        + [{"name": f"KUBATCH_{k}", "value": v} for k, v in values]
+        + extra
+    )
 
 
 def attempt_labels(ref: AttemptRef, placement: Placement) -> dict[str, str]:

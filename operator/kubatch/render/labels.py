@@ -15,6 +15,7 @@ CAPACITY_TYPE: Final = f"{PREFIX}/capacity-type"
 ATTEMPT: Final = f"{PREFIX}/attempt"
 ARRAY_INDEX: Final = f"{PREFIX}/array-index"
 MANAGED_BY: Final = "app.kubernetes.io/managed-by"
+ARRAY_RECORD: Final = f"{PREFIX}/array-record"  # on the ConfigMaps of array child records
 MANAGER: Final = "kubatch"
 
 # Node labels (simulated pools and real node pools alike).
