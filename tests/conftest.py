@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -104,14 +105,26 @@ def fresh_namespace(kubectl: Kubectl) -> Iterator[str]:
         kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
-@pytest.fixture(scope="session")
-def local_plane() -> Iterator[PlaneHandle]:
-    yield from plane_handle("kubatch-test-plane-")
+def plane_fixtures(prefix: str) -> tuple[Any, Any, Any]:
+    """The ``local_plane`` and ``kubectl`` (session) and ``namespace`` (per test) fixtures of a
+    tier with a plane of its own, whose state dir is named ``prefix...``."""
+
+    @pytest.fixture(scope="session", name="local_plane")
+    def local_plane() -> Iterator[PlaneHandle]:
+        yield from plane_handle(prefix)
+
+    @pytest.fixture(scope="session", name="kubectl")
+    def kubectl(local_plane: PlaneHandle) -> Kubectl:
+        return kubectl_for(local_plane)
+
+    @pytest.fixture(name="namespace")
+    def namespace(kubectl: Kubectl) -> Iterator[str]:
+        yield from fresh_namespace(kubectl)
+
+    return local_plane, kubectl, namespace
 
 
-@pytest.fixture(scope="session")
-def kubectl(local_plane: PlaneHandle) -> Kubectl:
-    return kubectl_for(local_plane)
+local_plane, kubectl, namespace = plane_fixtures("kubatch-test-plane-")
 
 
 @pytest.fixture(scope="session")
@@ -125,8 +138,3 @@ def k8s_api(local_plane: PlaneHandle) -> Iterator[object]:
         yield api
     finally:
         api.close()
-
-
-@pytest.fixture
-def namespace(kubectl: Kubectl) -> Iterator[str]:
-    yield from fresh_namespace(kubectl)

@@ -1,4 +1,4 @@
-"""The ``kubatch`` command: operator, sim, local, demo, bench, crds.
+"""The ``kubatch`` command: operator, sim, local, demo, bench, crds, batch-api.
 
 Each subcommand imports its implementation lazily so that ``kubatch local up`` does not pay
 for kopf, and a missing optional piece fails with a clear message.
@@ -172,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("sim", "kubatch.sim.cli", "simulated node pools (kwok-style) for local runs"),
         ("demo", "kubatch.demo", "the embedded demo"),
         ("crds", "kubatch.api.crds", "generate the CRDs from the pydantic models"),
+        ("batch-api", "kubatch.batchapi.server", "serve the AWS Batch API (boto3, aws CLI)"),
     ):
         p = sub.add_parser(name, help=help_, add_help=False)
         p.set_defaults(module=module)
@@ -184,18 +185,19 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    if argv and argv[0] in ("operator", "sim", "demo", "crds", "bench"):
+    if argv and argv[0] in ("operator", "sim", "demo", "crds", "bench", "batch-api"):
         command, rest = argv[0], argv[1:]
         if command == "bench":
             if not rest or rest[0] not in ("core", "e2e", "sim"):
                 print("usage: kubatch bench {core,e2e,sim} [options]", file=sys.stderr)
                 return 2
-            return _delegate(f"kubatch.benchmarks.{rest[0]}", rest[1:])
+            return _delegate(f"kubatch_bench.{rest[0]}", rest[1:])
         module = {
             "operator": "kubatch.controller.main",
             "sim": "kubatch.sim.cli",
             "demo": "kubatch.demo",
             "crds": "kubatch.api.crds",
+            "batch-api": "kubatch.batchapi.server",
         }[command]
         return _delegate(module, rest)
     args = parser.parse_args(argv)

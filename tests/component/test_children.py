@@ -4,7 +4,7 @@ read back after a restart so that no finished child runs again."""
 from __future__ import annotations
 
 from kubatch.adapters.kube import CONFIGMAPS, JOBS
-from kubatch.controller.children import DATA_KEY, parse_rows
+from kubatch.api.records import DATA_KEY, parse_rows
 from tests.component.conftest import Harness, basic, make_job
 
 

@@ -1,76 +1,43 @@
 """The whole stack for end-to-end tests: the local control plane, kubatch's CRDs, the
 simulated node pools (``kubatch sim run``) and the operator (``kubatch operator``), each in
-its own process so that a test can kill the operator with SIGKILL and start it again.
+its own process so that a test can kill the operator with SIGKILL and start it again. The
+start-up is the demo's and the benchmark's: ``kubatch.devkit.stack``.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from tests.conftest import Kubectl, PlaneHandle, fresh_namespace, kubectl_for, plane_handle
+from tests.conftest import Kubectl, PlaneHandle, plane_fixtures
+
+from kubatch.devkit.polling import eventually
+from kubatch.devkit.stack import Stack as Processes
 
 ROOT = Path(__file__).resolve().parents[2]
-PY = sys.executable
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Proc:
-    argv: list[str]
-    log: Path
-    env: dict[str, str]
-    popen: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        out = open(self.log, "ab")  # noqa: SIM115 - kept open for the child's lifetime
-        self.popen = subprocess.Popen(
-            self.argv, stdout=out, stderr=subprocess.STDOUT, env=self.env, cwd=ROOT,
-            start_new_session=True,
-        )  # fmt: skip
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> None:
-        p = self.popen
-        if p is None or p.poll() is not None:
-            return
-        p.send_signal(sig)
-        try:
-            p.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(timeout=5)
-
-    def alive(self) -> bool:
-        return self.popen is not None and self.popen.poll() is None
 
 
 @dataclass
 class Stack:
+    """The plane, a kubectl for it, and kubatch's processes on it (``kubatch.devkit.stack``)."""
+
     plane: PlaneHandle
     kubectl: Kubectl
-    workdir: Path
-    operator: Proc
-    sim: Proc
-    metrics_port: int
-    env: dict[str, str] = field(default_factory=dict)
+    processes: Processes
+
+    @property
+    def workdir(self) -> Path:
+        return self.processes.workdir
+
+    @property
+    def env(self) -> dict[str, str]:
+        return self.processes.env
 
     # -- objects ---------------------------------------------------------------------------
     def apply(self, docs: list[dict[str, Any]] | str, namespace: str | None = None) -> None:
@@ -96,16 +63,13 @@ class Stack:
         timeout: float = 90,
         every: float = 0.5,
     ) -> Any:
-        deadline = time.monotonic() + timeout
-        last: Any = None
-        while time.monotonic() < deadline:
-            last = probe()
-            if last:
-                return last
-            if not self.operator.alive():
-                raise AssertionError(f"the operator died; log:\n{self.operator_log()}")
-            time.sleep(every)
-        raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
+        """``probe()`` until truthy (devkit's ``eventually``); fails at once if the operator
+        died."""
+        return eventually(probe, what=what, timeout=timeout, every=every, check=self._alive)
+
+    def _alive(self) -> None:
+        if not self.processes.operator.alive():
+            raise AssertionError(f"the operator died; log:\n{self.operator_log()}")
 
     def wait_phase(
         self, namespace: str, name: str, phases: tuple[str, ...] = ("Succeeded", "Failed"),
@@ -128,70 +92,34 @@ class Stack:
         return result
 
     def operator_log(self) -> str:
-        return self.operator.log.read_text(errors="replace")[-6000:]
+        return self.processes.operator.tail(80)
 
     # -- processes -------------------------------------------------------------------------
     def kill_operator(self) -> None:
-        self.operator.stop(signal.SIGKILL)
+        self.processes.operator.kill()
 
     def start_operator(self) -> None:
-        self.operator.start()
+        self.processes.start_operator(wait=False)
 
     def reclaim(self, ce: str, fraction: float = 1.0) -> str:
-        proc = subprocess.run(
-            [PY, "-m", "kubatch.cli", "sim", "reclaim", "--compute-environment", ce,
-             "--fraction", str(fraction)],
-            env=self.env, capture_output=True, text=True, timeout=60, check=True, cwd=ROOT,
-        )  # fmt: skip
-        return proc.stdout
+        return self.processes.reclaim(ce, fraction)
 
     def metrics(self) -> str:
-        import urllib.request
-
-        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
-        with urllib.request.urlopen(url, timeout=5) as resp:
-            return str(resp.read().decode())
+        return self.processes.metrics_text()
 
 
 # The e2e tier runs its own operator and simulator, which act on every object of their plane:
 # it gets a plane of its own, so that integration tests never see them.
-@pytest.fixture(scope="session")
-def local_plane() -> Iterator[PlaneHandle]:
-    yield from plane_handle("kubatch-e2e-plane-")
-
-
-@pytest.fixture(scope="session")
-def kubectl(local_plane: PlaneHandle) -> Kubectl:
-    return kubectl_for(local_plane)
-
-
-@pytest.fixture
-def namespace(kubectl: Kubectl) -> Iterator[str]:
-    yield from fresh_namespace(kubectl)
+local_plane, kubectl, namespace = plane_fixtures("kubatch-e2e-plane-")
 
 
 @pytest.fixture(scope="session")
 def stack(local_plane: PlaneHandle, kubectl: Kubectl) -> Iterator[Stack]:
-    kubectl("apply", "-f", str(ROOT / "crds"))
-    kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
     workdir = Path(tempfile.mkdtemp(prefix="kubatch-e2e-"))
-    env = {**os.environ, "KUBECONFIG": str(local_plane.kubeconfig), "PYTHONUNBUFFERED": "1"}
-    port = free_port()
-    sim = Proc(
-        [PY, "-m", "kubatch.cli", "sim", "run", "--provisioning-delay", "0.5",
-         "--scale-down-delay", "30", "--heartbeat-interval", "10",
-         "--stats-file", str(workdir / "sim-stats.json")],
-        workdir / "sim.log", env,
-    )  # fmt: skip
-    op = Proc(
-        [PY, "-m", "kubatch.cli", "operator", "--metrics-port", str(port)],
-        workdir / "operator.log", env,
-    )  # fmt: skip
-    sim.start()
-    op.start()
-    s = Stack(local_plane, kubectl, workdir, op, sim, port, env)
+    processes = Processes.prepare(local_plane.kubeconfig, workdir, cwd=ROOT)
+    processes.install_crds()
     try:
-        yield s
+        processes.start()
+        yield Stack(local_plane, kubectl, processes)
     finally:
-        op.stop()
-        sim.stop()
+        processes.stop()

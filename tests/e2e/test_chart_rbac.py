@@ -15,16 +15,18 @@ import base64
 import json
 import re
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from tests.e2e.conftest import PY, ROOT, Proc, Stack, free_port
+from tests.e2e.conftest import ROOT, Stack
 from tests.e2e.factories import make_ce, make_definition, make_job, make_queue
 
+from kubatch.devkit.polling import eventually
+from kubatch.devkit.process import Child, free_port
+from kubatch.devkit.stack import kubatch_argv
 from kubatch.local.helm import ensure_helm
 
 pytestmark = pytest.mark.timeout(300)
@@ -34,18 +36,14 @@ RBAC_KINDS = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding")
 FORBIDDEN = re.compile(r"\b403\b|forbidden", re.IGNORECASE)
 
 
-def poll(what: str, probe: Callable[[], Any], timeout: float, op: Proc | None = None) -> Any:
+def poll(what: str, probe: Callable[[], Any], timeout: float, op: Child | None = None) -> Any:
     """``probe()`` until truthy (``Stack.wait`` would fail: the shared operator is stopped)."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
+
+    def alive() -> None:
         if op is not None and not op.alive():
-            raise AssertionError(f"the restricted operator died:\n{op.log.read_text()[-6000:]}")
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
+            raise AssertionError(f"the restricted operator died:\n{op.tail(80)}")
+
+    return eventually(probe, what=what, timeout=timeout, check=alive)
 
 
 def render_rbac(release: str, namespace: str) -> list[dict[str, Any]]:
@@ -105,14 +103,14 @@ def can_i(stack: Stack, kubeconfig: Path, *args: str) -> bool:
 
 
 @pytest.fixture
-def restricted_operator(stack: Stack, namespace: str) -> Iterator[tuple[Proc, Path]]:
+def restricted_operator(stack: Stack, namespace: str) -> Iterator[tuple[Child, Path]]:
     """A second operator running with the chart's ServiceAccount, watching ``namespace``."""
     release = namespace  # unique: ClusterRole and ClusterRoleBinding are cluster-scoped
     rbac = render_rbac(release, namespace)
     sa = next(d for d in rbac if d["kind"] == "ServiceAccount")["metadata"]["name"]
     kubeconfig = stack.workdir / f"{namespace}-sa.kubeconfig"
     stack.apply(rbac)
-    proc: Proc | None = None
+    proc: Child | None = None
     try:
         write_kubeconfig(stack.plane.kubeconfig, sa_token(stack, namespace, sa), kubeconfig)
         # The token really is the ServiceAccount's, bound to the chart's role and nothing more.
@@ -121,10 +119,11 @@ def restricted_operator(stack: Stack, namespace: str) -> Iterator[tuple[Proc, Pa
         assert not can_i(stack, kubeconfig, "create", "batchjobs.kubatch.io", "-n", namespace)
         env = {k: v for k, v in stack.env.items() if not k.startswith("KUBATCH_METRICS")}
         env["KUBECONFIG"] = str(kubeconfig)
-        proc = Proc(
-            [PY, "-m", "kubatch.cli", "operator", "--kubeconfig", str(kubeconfig),
-             "--namespace", namespace, "--metrics-port", str(free_port())],
-            stack.workdir / f"{namespace}-operator.log", env,
+        proc = Child(
+            "restricted operator",
+            kubatch_argv("operator", "--kubeconfig", str(kubeconfig), "--namespace", namespace,
+                         "--metrics-port", str(free_port())),
+            stack.workdir / f"{namespace}-operator.log", env, ROOT,
         )  # fmt: skip
         stack.kill_operator()
         proc.start()
@@ -142,7 +141,7 @@ def restricted_operator(stack: Stack, namespace: str) -> Iterator[tuple[Proc, Pa
 
 
 def test_operator_runs_under_exactly_the_charts_cluster_role(
-    stack: Stack, namespace: str, restricted_operator: tuple[Proc, Path]
+    stack: Stack, namespace: str, restricted_operator: tuple[Child, Path]
 ) -> None:
     ns = namespace
     op, _ = restricted_operator

@@ -10,18 +10,17 @@ test's queue and compute environment label values.
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import pytest
 from lupa import LuaRuntime
 from prometheus_client.parser import text_string_to_metric_families
-from tests.e2e.conftest import ROOT, Stack
+from tests.e2e.conftest import Stack
 from tests.e2e.factories import make_ce, make_definition, make_job, make_queue
+from tests.unit.test_argocd_health import argocd_script
 
 pytestmark = pytest.mark.timeout(300)
 
-ARGOCD = ROOT / "helm" / "kubatch" / "files" / "argocd"
 ARGO_STATUSES = {"Healthy", "Progressing", "Degraded", "Suspended", "Missing", "Unknown"}
 MAX_VCPUS = 8
 
@@ -58,8 +57,8 @@ def total(all_samples: list[Sample], name: str, **labels: str) -> float:
 
 
 def argo_health(kind: str, obj: dict[str, Any]) -> tuple[str, str]:
-    """Run ``files/argocd/<kind>.lua`` on a real object the way Argo CD does (global ``obj``)."""
-    script = Path(ARGOCD / f"{kind.lower()}.lua").read_text()
+    """Run the chart's Argo CD script of ``kind`` on a real object the way Argo CD does."""
+    script = argocd_script(kind)
     lua = LuaRuntime(unpack_returned_tuples=True)
     lua.globals().obj = lua.table_from(obj, recursive=True)
     result = lua.execute(script)

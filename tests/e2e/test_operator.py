@@ -105,7 +105,7 @@ def test_array_respects_parallelism(stack: Stack, namespace: str) -> None:
 
 def _times(stack: Stack, ns: str, name: str) -> dict[int, tuple[float, float]]:
     """Array index -> (Job created, Job completed) as epoch seconds."""
-    from kubatch.controller.convert import parse_time
+    from kubatch.timefmt import parse_time
 
     out = {}
     for j in k8s_jobs(stack, ns, name):
@@ -250,7 +250,7 @@ def test_priority_between_queues_sharing_a_ce(stack: Stack, namespace: str) -> N
     stack.apply([make_job(f"high-{i}", f"{ns}-high", "work") for i in range(2)], ns)
     names = [f"low-{i}" for i in range(3)] + [f"high-{i}" for i in range(2)]
     started: dict[str, float] = {}
-    from kubatch.controller.convert import parse_time
+    from kubatch.timefmt import parse_time
 
     for name in names:
         st = status(stack.wait_phase(ns, name, timeout=120))

@@ -13,24 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from kubatch.devkit.process import pid_alive
+
 ROOT = Path(__file__).resolve().parents[2]
 QUEUES = ("high-priority", "low-priority", "shared")
 
 pytestmark = pytest.mark.timeout(420)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    stat = Path(f"/proc/{pid}/stat")
-    try:
-        return stat.read_text().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def test_demo_runs_the_examples_and_cleans_up() -> None:
@@ -60,7 +48,7 @@ def test_demo_runs_the_examples_and_cleans_up() -> None:
     # Everything it started is gone: plane processes, sim and operator, and the state dir.
     pids = [int(p) for p in re.findall(r"pid (\d+)", out)]
     assert len(pids) >= 6, out[:3000]  # etcd, apiserver, controller-manager, scheduler, sim, op
-    assert [p for p in pids if _alive(p)] == []
+    assert [p for p in pids if pid_alive(p)] == []
     assert not state_dir.exists()
 
 

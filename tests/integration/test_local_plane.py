@@ -4,22 +4,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 from tests.conftest import Kubectl
+from tests.manifests.kube import batch_v1_job
 
-
-def wait_for(what: str, probe: Callable[[], Any], timeout: float = 60.0, every: float = 0.3) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+from kubatch.devkit.polling import eventually
+from kubatch.timefmt import rfc3339
 
 
 def get_json(kubectl: Kubectl, *args: str, namespace: str | None = None) -> Any:
@@ -66,8 +58,8 @@ def node_manifest(name: str, pool: str) -> str:
                         "status": "True",
                         "reason": "KubeletReady",
                         "message": "test node",
-                        "lastHeartbeatTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                        "lastTransitionTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                        "lastHeartbeatTime": rfc3339(time.time()),
+                        "lastTransitionTime": rfc3339(time.time()),
                     }
                 ],
             },
@@ -76,29 +68,7 @@ def node_manifest(name: str, pool: str) -> str:
 
 
 def job_manifest(name: str, pool: str) -> str:
-    return json.dumps(
-        {
-            "apiVersion": "batch/v1",
-            "kind": "Job",
-            "metadata": {"name": name},
-            "spec": {
-                "backoffLimit": 0,
-                "template": {
-                    "spec": {
-                        "restartPolicy": "Never",
-                        "nodeSelector": {"pool": pool},
-                        "containers": [
-                            {
-                                "name": "main",
-                                "image": "busybox",
-                                "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}},
-                            }
-                        ],
-                    }
-                },
-            },
-        }
-    )
+    return json.dumps(batch_v1_job(name, {"pool": pool}))
 
 
 def test_crd_is_established_and_validates(kubectl: Kubectl, namespace: str) -> None:
@@ -132,8 +102,7 @@ def test_job_controller_scheduler_and_gc(kubectl: Kubectl, namespace: str) -> No
     try:
         # The real Job controller makes a Pod; the real kube-scheduler binds it to our Node.
         kubectl("apply", "-f", "-", input=job_manifest("fits", pool), namespace=namespace)
-        pods = wait_for(
-            "a bound pod of job 'fits'",
+        pods = eventually(
             lambda: [
                 p
                 for p in (
@@ -142,6 +111,7 @@ def test_job_controller_scheduler_and_gc(kubectl: Kubectl, namespace: str) -> No
                 )["items"]
                 if p["spec"].get("nodeName")
             ],
+            what="a bound pod of job 'fits'",
         )
         assert pods[0]["spec"]["nodeName"] == node
         assert pods[0]["metadata"]["ownerReferences"][0]["kind"] == "Job"
@@ -162,7 +132,7 @@ def test_job_controller_scheduler_and_gc(kubectl: Kubectl, namespace: str) -> No
                         return p
             return None
 
-        stuck = wait_for("the unschedulable pod", unschedulable)
+        stuck = eventually(unschedulable, what="the unschedulable pod")
         assert not stuck["spec"].get("nodeName")
         assert stuck["status"]["phase"] == "Pending"
 
@@ -178,7 +148,7 @@ def test_job_controller_scheduler_and_gc(kubectl: Kubectl, namespace: str) -> No
                 return "gone"
             return "terminating" if p["metadata"].get("deletionTimestamp") else None
 
-        assert wait_for("the GC to delete the pod", collected) in ("gone", "terminating")
+        assert eventually(collected, what="the GC to delete the pod") in ("gone", "terminating")
         # No kubelet runs here: finish the deletion as a kubelet would.
         kubectl(
             "delete",
@@ -189,9 +159,9 @@ def test_job_controller_scheduler_and_gc(kubectl: Kubectl, namespace: str) -> No
             namespace=namespace,
             check=False,
         )
-        wait_for(
-            "the pod to be gone",
+        eventually(
             lambda: get_json(kubectl, "pod", pod_name, namespace=namespace) is None,
+            what="the pod to be gone",
         )
     finally:
         kubectl("delete", "node", node, "--wait=false", check=False)

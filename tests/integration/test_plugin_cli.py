@@ -245,7 +245,7 @@ def test_why_explains_position_ces_and_attempts(
     assert "Reason:        InsufficientCapacity" in out
     assert f"Position:      2 in queue {queue}" in out
     assert "Size:          4 vCPU, 1Gi memory, 0 GPU" in out
-    assert "job needs 4 vCPU > maxvCpus 2: can never fit" in out
+    assert "can never fit: needs 4 vCPU > maxvCpus 2" in out
     assert "Disabled: admits nothing new" in out
     assert "node spot-node-3 reclaimed" in out
     code, out = run("why", "big", "-o", "json")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import calendar
 import json
 import time
 import uuid
@@ -12,9 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.manifests.kube import batch_v1_job
 
+from kubatch.adapters.kube import COMPUTEENVIRONMENTS
+from kubatch.api import labels as L
+from kubatch.devkit.polling import eventually_async
 from kubatch.sim.cli import main as sim_main
 from kubatch.sim.engine import SimConfig, Simulator
+from kubatch.timefmt import parse_time
 
 REPO = Path(__file__).resolve().parents[2]
 CE_CRD = REPO / "crds" / "kubatch.io_computeenvironments.yaml"
@@ -66,6 +70,14 @@ def make_ce(name: str, **cr: Any) -> dict[str, Any]:
     }
 
 
+SPOT_TOLERATION = {
+    "key": L.CAPACITY_TYPE,
+    "operator": "Equal",
+    "value": L.SPOT,
+    "effect": "NoSchedule",
+}
+
+
 def make_job(
     name: str,
     ce: str,
@@ -74,57 +86,19 @@ def make_job(
     annotations: dict[str, str] | None = None,
     spot: bool = False,
 ) -> dict[str, Any]:
-    tolerations = (
-        [
-            {
-                "key": "kubatch.io/capacity-type",
-                "operator": "Equal",
-                "value": "spot",
-                "effect": "NoSchedule",
-            }
-        ]
-        if spot
-        else []
+    return batch_v1_job(
+        name,
+        {L.COMPUTE_ENVIRONMENT: ce},
+        cpu=cpu,
+        memory="256Mi",
+        annotations=annotations,
+        tolerations=[SPOT_TOLERATION] if spot else [],
     )
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": name},
-        "spec": {
-            "backoffLimit": 0,
-            "template": {
-                "metadata": {"annotations": annotations or {}},
-                "spec": {
-                    "restartPolicy": "Never",
-                    "nodeSelector": {"kubatch.io/compute-environment": ce},
-                    "tolerations": tolerations,
-                    "containers": [
-                        {
-                            "name": "main",
-                            "image": "busybox:1.36",
-                            "resources": {"requests": {"cpu": cpu, "memory": "256Mi"}},
-                        }
-                    ],
-                },
-            },
-        },
-    }
 
 
 async def apply(kubectl: Kubectl, *objs: dict[str, Any], namespace: str | None = None) -> None:
     doc = {"apiVersion": "v1", "kind": "List", "items": list(objs)}
     await k(kubectl, "apply", "-f", "-", input=json.dumps(doc), namespace=namespace)
-
-
-async def wait_for(pred: Callable[[], Any], timeout: float = 60, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = await pred()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.5)
 
 
 class ReadyWatch:
@@ -153,9 +127,7 @@ class ReadyWatch:
                 self.bad.append(f"{n['metadata']['name']} Ready={ready.get('Ready')}")
             # the TaintNodesByCondition admission plugin puts not-ready on every new node until
             # the node lifecycle controller has seen it Ready: only a lasting taint is a failure
-            age = time.time() - calendar.timegm(
-                time.strptime(n["metadata"]["creationTimestamp"], "%Y-%m-%dT%H:%M:%SZ")
-            )
+            age = time.time() - (parse_time(n["metadata"]["creationTimestamp"]) or 0.0)
             for t in n["spec"].get("taints") or [] if age > 10 else []:
                 if t["key"] in ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"):
                     self.bad.append(f"{n['metadata']['name']} tainted {t['key']}")
@@ -244,7 +216,7 @@ async def test_pods_run_on_their_pool_with_declared_exit(
             }
             return done if len(done) == 4 else None
 
-        jobs = await wait_for(finished, 90, "all four Jobs to finish")
+        jobs = await eventually_async(finished, what="all four Jobs to finish", timeout=90)
         pods = {p["metadata"]["labels"]["job-name"]: p for p in await pods_of(kubectl, namespace)}
         nodes = ready.seen
     finally:
@@ -332,7 +304,7 @@ async def test_reclaim_disrupts_exactly_the_pods_on_reclaimed_nodes(
             running = [p for p in pods if p["status"].get("phase") == "Running"]
             return pods if len(running) == 6 else None
 
-        await wait_for(all_running, 60, "six running pods")
+        await eventually_async(all_running, what="six running pods", timeout=60)
         await ready.sample()
         chosen = await sim.reclaim(spot, 0.34)
         assert len(chosen) == 3
@@ -342,7 +314,7 @@ async def test_reclaim_disrupts_exactly_the_pods_on_reclaimed_nodes(
             failed = [p for p in pods if p["status"].get("phase") == "Failed"]
             return pods if len(failed) >= 3 else None
 
-        pods = await wait_for(settled, 30, "three disrupted pods")
+        pods = await eventually_async(settled, what="three disrupted pods", timeout=30)
         await asyncio.sleep(1)
         pods = await pods_of(kubectl, namespace)
         on_reclaimed = [p for p in pods if p["spec"]["nodeName"] in chosen]
@@ -385,18 +357,14 @@ async def test_reclaim_disrupts_exactly_the_pods_on_reclaimed_nodes(
             pods = await pods_of(kubectl, namespace)
             return all(p["status"].get("phase") == "Failed" for p in pods)
 
-        await wait_for(all_failed, 30, "every pod disrupted")
-        await wait_for(
-            lambda: _async(sim.stats().reclaims_by_compute_environment[spot] == 6),
-            10,
-            "the sim to count the CLI reclaims",
-        )
+        await eventually_async(all_failed, what="every pod disrupted", timeout=30)
+
+        async def counted() -> bool:
+            return sim.stats().reclaims_by_compute_environment[spot] == 6
+
+        await eventually_async(counted, what="the sim to count the CLI reclaims", timeout=10)
     finally:
         await delete_ces(kubectl, spot)
-
-
-async def _async(value: Any) -> Any:
-    return value
 
 
 async def test_scaling_respects_min_max_and_bid(
@@ -429,7 +397,7 @@ async def test_scaling_respects_min_max_and_bid(
         async def at_min() -> bool:
             return (await ready.sample()).get(bounded, 0) == 4
 
-        await wait_for(at_min, 30, "the pool to reach minvCpus")
+        await eventually_async(at_min, what="the pool to reach minvCpus", timeout=30)
         await apply(
             kubectl,
             *[
@@ -449,24 +417,23 @@ async def test_scaling_respects_min_max_and_bid(
         async def grown() -> bool:
             return (await ready.sample()).get(bounded, 0) == 8
 
-        await wait_for(grown, 30, "the pool to grow to maxvCpus")
+        await eventually_async(grown, what="the pool to grow to maxvCpus", timeout=30)
 
         async def jobs_done() -> bool:
             pods = await pods_of(kubectl, namespace)
             done = [p for p in pods if p["status"].get("phase") == "Succeeded"]
             return len(done) == 8
 
-        await wait_for(jobs_done, 90, "eight jobs to succeed on four nodes")
+        await eventually_async(jobs_done, what="eight jobs to succeed on four nodes", timeout=90)
 
         async def shrunk() -> bool:
             return (await ready.sample()).get(bounded, 0) == 4
 
-        await wait_for(shrunk, 30, "scale-down to minvCpus")
+        await eventually_async(shrunk, what="scale-down to minvCpus", timeout=30)
         # the operator publishes a desired size below min: the pool stays at min
         assert sim.kube is not None
         await sim.kube.patch(
-            f"/apis/kubatch.io/v1alpha1/computeenvironments/{bounded}/status",
-            {"status": {"desiredvCpus": 2}},
+            COMPUTEENVIRONMENTS, bounded, {"status": {"desiredvCpus": 2}}, status=True
         )
         await asyncio.sleep(4)
         final = await ready.sample()

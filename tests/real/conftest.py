@@ -185,6 +185,7 @@ def real() -> Iterator[Real]:
     if reason:
         pytest.skip(f"the real tier needs a real node: {reason}")
     state_dir = Path(tempfile.mkdtemp(prefix="kubatch-real-plane-"))
+    workdir = Path(tempfile.mkdtemp(prefix="kubatch-real-"))
     plane = LocalPlane(state_dir)
     try:
         t0 = time.monotonic()
@@ -194,11 +195,12 @@ def real() -> Iterator[Real]:
         image = chart.build_and_import(state, ROOT)
         NOTES.append(f"operator image from the Dockerfile, imported: {time.monotonic() - t0:.1f}s")
         handle = PlaneHandle(state.kubeconfig, Path(state.kubectl), state.server, state.token)
-        r = Real(state, kubectl_for(handle), image, Path(tempfile.mkdtemp(prefix="kubatch-real-")))
+        r = Real(state, kubectl_for(handle), image, workdir)
         NOTES.append(f"plane with a real node up in {up:.1f}s; operator image {image.name}")
         yield r
     finally:
         plane.down()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

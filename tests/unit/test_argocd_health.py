@@ -12,22 +12,35 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from lupa import LuaRuntime
 
 from kubatch.api.models import dump, parse
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ROOT / "helm" / "kubatch" / "files" / "argocd"
-KINDS = ("BatchJob", "JobQueue", "ComputeEnvironment", "JobDefinition")
+SCRIPT_OF = {
+    "BatchJob": "batchjob.lua",
+    # one script for the three kinds whose status follows the kstatus conventions
+    "JobQueue": "kstatus.lua",
+    "ComputeEnvironment": "kstatus.lua",
+    "JobDefinition": "kstatus.lua",
+}
+KINDS = tuple(SCRIPT_OF)
 ARGO_STATUSES = {"Healthy", "Progressing", "Degraded", "Suspended", "Missing", "Unknown"}
 
 
+def argocd_script(kind: str) -> str:
+    """The health script Argo CD runs for ``kind`` (the chart's files/argocd)."""
+    return (SCRIPTS / SCRIPT_OF[kind]).read_text()
+
+
 def health(kind: str, body: dict[str, Any]) -> tuple[str, str]:
-    """Run ``<kind>.lua`` the way Argo CD does; return (status, message)."""
+    """Run the kind's script the way Argo CD does; return (status, message)."""
     wire = dump(parse(body))
     lua = LuaRuntime(unpack_returned_tuples=True)
     lua.globals().obj = lua.table_from(wire, recursive=True)
-    result = lua.execute((SCRIPTS / f"{kind.lower()}.lua").read_text())
+    result = lua.execute(argocd_script(kind))
     status, message = str(result["status"]), str(result["message"] or "")
     assert status in ARGO_STATUSES
     return status, message
@@ -276,13 +289,19 @@ def test_messages_name_the_reason() -> None:
     assert message == "Ready=False (InvalidSpec): no such CE"
 
 
-def test_gitops_doc_carries_every_script_verbatim_in_an_argocd_cm_snippet() -> None:
+def test_the_chart_ships_one_script_per_status_convention() -> None:
+    assert sorted(p.name for p in SCRIPTS.glob("*.lua")) == sorted(set(SCRIPT_OF.values()))
+
+
+def test_gitops_doc_snippet_gives_every_kind_its_script() -> None:
+    """The argocd-cm snippet of docs/gitops.md, parsed as kubectl would (the YAML anchor of
+    the shared script resolved), has exactly the chart's script under each kind's key."""
     doc = (ROOT / "docs" / "gitops.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", doc, flags=re.DOTALL)
+    snippets = [yaml.safe_load(b) for b in blocks if "name: argocd-cm" in b]
+    assert len(snippets) == 1, "docs/gitops.md: one argocd-cm ConfigMap snippet"
+    cm = snippets[0]
+    assert (cm["kind"], cm["metadata"]["name"]) == ("ConfigMap", "argocd-cm")
     for kind in KINDS:
-        key = f"resource.customizations.health.kubatch.io_{kind}: |"
-        assert key in doc, key
-        script = (SCRIPTS / f"{kind.lower()}.lua").read_text()
-        block = doc.split(key, 1)[1]
-        indented = "\n".join(("    " + line) if line else "" for line in script.splitlines())
-        assert block.lstrip("\n").startswith(indented), f"{kind}: docs/gitops.md is out of date"
-    assert re.search(r"kind: ConfigMap\s+metadata:\s+name: argocd-cm", doc)
+        key = f"resource.customizations.health.kubatch.io_{kind}"
+        assert cm["data"].get(key) == argocd_script(kind), f"{kind}: docs/gitops.md is stale"

@@ -1,4 +1,4 @@
-"""The pure parts of ``kubatch demo``: expectations, job views, percentiles, table, summary."""
+"""The pure half of ``kubatch demo``: expectations, job views, table, summary."""
 
 from __future__ import annotations
 
@@ -9,15 +9,12 @@ import pytest
 import yaml
 
 from kubatch.core.lifecycle import Phase, Reason
-from kubatch.demo import (
+from kubatch.demo.report import (
     Expectation,
     JobView,
     expected_outcomes,
     job_view,
     outcomes,
-    parse_metrics,
-    parse_time,
-    percentile,
     phase_counts,
     progress_line,
     render_summary,
@@ -25,6 +22,7 @@ from kubatch.demo import (
     screen_rows,
     summarize,
 )
+from kubatch.devkit.promtext import parse_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -119,13 +117,6 @@ def test_oom_and_failing_array_index() -> None:
 # --- views and numbers ----------------------------------------------------------------------
 
 
-def test_parse_time() -> None:
-    assert parse_time("1970-01-01T00:01:00Z") == 60.0
-    assert parse_time("1970-01-01T00:00:01.5+00:00") == 1.5
-    assert parse_time(None) is None
-    assert parse_time("yesterday") is None
-
-
 def test_job_view_reads_status() -> None:
     obj = {
         "metadata": {"name": "frames", "creationTimestamp": "1970-01-01T00:00:00Z"},
@@ -146,26 +137,14 @@ def test_job_view_reads_status() -> None:
 
 
 def test_job_view_without_status_is_submitted_and_uses_creation_time() -> None:
-    v = job_view({"metadata": {"name": "x", "creationTimestamp": "1970-01-01T00:00:05Z"},
-                  "spec": {"jobQueue": "q"}})  # fmt: skip
+    v = job_view(
+        {
+            "metadata": {"name": "x", "creationTimestamp": "1970-01-01T00:00:05Z"},
+            "spec": {"jobQueue": "q"},
+        }
+    )
     assert v.phase is Phase.SUBMITTED
     assert v.created == 5.0
-
-
-@pytest.mark.parametrize(
-    ("values", "q", "expected"),
-    [
-        pytest.param([], 50, None, id="empty"),
-        pytest.param([7.0], 50, 7.0, id="single"),
-        pytest.param([1.0, 2.0, 3.0, 4.0], 50, 2.5, id="even-median"),
-        pytest.param([5.0, 1.0, 3.0], 50, 3.0, id="unsorted"),
-        pytest.param([1.0, 2.0, 3.0], 100, 3.0, id="max"),
-        pytest.param([1.0, 2.0, 3.0], 0, 1.0, id="min"),
-        pytest.param([0.0, 10.0], 90, 9.0, id="interpolated"),
-    ],
-)
-def test_percentile(values: list[float], q: float, expected: float | None) -> None:
-    assert percentile(values, q) == expected
 
 
 def jv(name: str, queue: str, phase: Phase, **kw: Any) -> JobView:
@@ -175,10 +154,18 @@ def jv(name: str, queue: str, phase: Phase, **kw: Any) -> JobView:
 JOBS = [
     jv("a", "high", Phase.SUCCEEDED, created=100.0, started=102.0, stopped=110.0),
     jv("b", "high", Phase.RUNNING, created=100.0, started=104.0),
-    jv("c", "low", Phase.FAILED, created=101.0, started=101.0, stopped=125.0, reason="Terminated",
-       interrupted=1),
+    jv(
+        "c",
+        "low",
+        Phase.FAILED,
+        created=101.0,
+        started=101.0,
+        stopped=125.0,
+        reason="Terminated",
+        interrupted=1,
+    ),
     jv("d", "low", Phase.RUNNING, created=103.0, array_size=20, children_done=7),
-]  # fmt: skip
+]
 
 
 def test_phase_counts_per_queue() -> None:
@@ -227,13 +214,6 @@ kubatch_job_interruptions_total{capacity_type="Spot",queue="low"} 4.0
 """
 
 
-def test_parse_metrics() -> None:
-    m = parse_metrics(METRICS)
-    cost = m["kubatch_estimated_cost_dollars_total"]
-    assert cost[(("capacity_type", "Spot"), ("queue", "low"))] == 0.125
-    assert len(cost) == 3
-
-
 def test_summary_numbers_and_verdict() -> None:
     expected = {
         "a": Expectation(Phase.SUCCEEDED),
@@ -249,7 +229,7 @@ def test_summary_numbers_and_verdict() -> None:
     assert s.makespan == 25.0  # created 100 -> last stopped 125
     assert s.wait_p50 == 2.0  # waits 2, 4, 0
     assert s.wait_max == 4.0
-    assert s.run_p50 == 16.0  # runs 8, 24
+    assert s.run_p50 == 8.0  # runs 8, 24: nearest rank, never a value between them
     assert s.run_max == 24.0
     assert s.cost_by_queue == {"high": 0.75, "low": 0.125}
     assert s.cost_by_ce == {"od": 0.02, "spot": 0.01}
@@ -259,8 +239,15 @@ def test_summary_numbers_and_verdict() -> None:
     assert (s.reclaims, s.pods_disrupted) == (2, 3)
     assert s.ok
     text = "\n".join(render_summary(s))
-    for needle in ("high", "low", "Makespan          25.0s", "$0.7500", "2/2 example jobs",
-                   "Spot reclaims     2 node(s) (spot: 2)", "Retries           3"):  # fmt: skip
+    for needle in (
+        "high",
+        "low",
+        "Makespan          25.0s",
+        "$0.7500",
+        "2/2 example jobs",
+        "Spot reclaims     2 node(s) (spot: 2)",
+        "Retries           3",
+    ):
         assert needle in text, needle
 
 

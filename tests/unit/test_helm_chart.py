@@ -356,3 +356,56 @@ def test_dockerfile_is_slim_pinned_non_root_and_runs_the_operator() -> None:
         for src in sources.split():
             assert src not in ignored, f"{src} is copied but .dockerignore excludes it"
     assert {".git", ".venv", "tests"} <= set(ignored)
+
+
+def test_batch_api_is_off_by_default_and_least_privilege_when_on(render: Render) -> None:
+    assert not [d for d in render() if "batch-api" in d["metadata"]["name"]]
+    docs = render("batchApi.enabled=true", "batchApi.replicas=2")
+    api = [d for d in docs if "batch-api" in d["metadata"]["name"]]
+    assert sorted(d["kind"] for d in api) == sorted(
+        [
+            "Deployment",
+            "Service",
+            "ServiceAccount",
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "Role",
+            "RoleBinding",
+        ]
+    )
+    dep = next(d for d in api if d["kind"] == "Deployment")
+    operator = next(d for d in docs if d["kind"] == "Deployment" and d is not dep)
+    pod = dep["spec"]["template"]
+    assert dep["spec"]["replicas"] == 2
+    (container,) = pod["spec"]["containers"]
+    assert container["args"][:2] == ["batch-api", "--host=0.0.0.0"]
+    assert "--keys-secret=kubatch-system/kubatch-batch-api-keys" in container["args"]
+    assert pod["spec"]["serviceAccountName"] == "rel-kubatch-batch-api"
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    # Neither Deployment's selector matches the other's pods.
+    op_sel = operator["spec"]["selector"]["matchLabels"]
+    api_sel = dep["spec"]["selector"]["matchLabels"]
+    assert not op_sel.items() <= pod["metadata"]["labels"].items()
+    assert not api_sel.items() <= operator["spec"]["template"]["metadata"]["labels"].items()
+    svc = next(d for d in api if d["kind"] == "Service")
+    assert svc["spec"]["selector"] == api_sel
+    role = next(d for d in api if d["kind"] == "ClusterRole")
+    flat = {
+        (g, r, v)
+        for rule in role["rules"]
+        for g in rule["apiGroups"]
+        for r in rule["resources"]
+        for v in rule["verbs"]
+    }
+    assert not [x for x in flat if "*" in x or x[1] == "secrets" or x[2] == "watch"]
+    assert ("kubatch.io", "batchjobs", "create") in flat
+    assert not [x for x in flat if x[1].endswith("/status")]
+    (keys,) = [d for d in api if d["kind"] == "Role"]
+    assert keys["rules"] == [
+        {
+            "apiGroups": [""],
+            "resources": ["secrets"],
+            "resourceNames": ["kubatch-batch-api-keys"],
+            "verbs": ["get"],
+        }
+    ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -11,7 +11,8 @@ import yaml
 
 from kubatch.api.models import parse_batch_job
 from kubatch.core.resources import Resources
-from kubatch.plugin import (
+from kubatch.plugin.cli import build_parser
+from kubatch.plugin.views import (
     CE_HEADERS,
     JOB_HEADERS,
     QUEUE_HEADERS,
@@ -19,25 +20,22 @@ from kubatch.plugin import (
     age,
     as_list,
     build_batch_job,
-    build_parser,
     ce_rows,
-    ce_verdict,
-    explain,
-    format_explanation,
     format_table,
     job_rows,
-    job_size,
     parse_depends_on,
     parse_parameter,
     queue_rows,
     render_output,
 )
+from kubatch.plugin.why import ce_verdict, explain, format_explanation, job_size
+from kubatch.timefmt import rfc3339
 
 NOW = datetime(2026, 1, 2, 12, 0, 0, tzinfo=UTC)
 
 
 def ts(seconds_ago: float) -> str:
-    return (NOW - timedelta(seconds=seconds_ago)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return rfc3339(NOW.timestamp() - seconds_ago)
 
 
 @pytest.mark.parametrize(
@@ -243,7 +241,7 @@ def ce(
             False,
             "not Ready (NoNodes): x",
         ),
-        (ce(max_vcpus=2), False, False, "job needs 4 vCPU > maxvCpus 2: can never fit"),
+        (ce(max_vcpus=2), False, False, "can never fit: needs 4 vCPU > maxvCpus 2"),
         (ce(allocated=14), True, False, "full now: 14 of 16 vCPUs allocated, job needs 4"),
         (ce(allocated=12), True, True, "has room for 4 vCPU"),
         (ce(allocated=None), True, True, "has room"),
@@ -254,6 +252,33 @@ def test_ce_verdict(ce_obj: Any, can_run: bool, now: bool, why: str) -> None:
     v = ce_verdict(1, "spot", ce_obj, Resources(4000, 2**30, 0))
     assert (v.can_run, v.now) == (can_run, now)
     assert why in v.why
+
+
+def test_ce_verdict_is_the_core_fit_for_every_resource() -> None:
+    """The plugin and the operator give one answer: a Managed CE by its instance types, an
+    Unmanaged CE by its ready nodes (none yet: cannot tell, not never)."""
+    gpu_job = Resources(4000, 8 * 2**30, 1)
+    cpu_only = ce(max_vcpus=64)
+    cpu_only["spec"]["computeResources"]["instanceTypes"] = ["m5.4xlarge"]
+    v = ce_verdict(1, "cpu", cpu_only, gpu_job)
+    assert (v.can_run, v.now) == (False, False)
+    assert "1 GPU > 0" in v.why
+    with_gpu = ce(max_vcpus=8)
+    with_gpu["spec"]["computeResources"]["instanceTypes"] = ["p3.2xlarge"]
+    v = ce_verdict(2, "gpu", with_gpu, gpu_job)
+    assert (v.can_run, v.now) == (True, True)
+    assert "fits p3.2xlarge" in v.why
+    own = {"metadata": {"name": "own"}, "spec": {"type": "Unmanaged"}, "status": {}}
+    v = ce_verdict(1, "own", own, Resources(2000, 2**30))
+    assert (v.can_run, v.now) == (True, False)
+    assert "cannot tell yet" in v.why
+    node = {"metadata": {"name": "n1", "labels": {"kubatch.io/compute-environment": "own"}},
+            "status": {"allocatable": {"cpu": "4", "memory": "8Gi"},
+                       "conditions": [{"type": "Ready", "status": "True"}]}}  # fmt: skip
+    assert ce_verdict(1, "own", own, Resources(2000, 2**30), [node]).now
+    v = ce_verdict(1, "own", own, Resources(6000, 2**30), [node])
+    assert not v.can_run
+    assert "no node holds it" in v.why
 
 
 def test_explain_and_its_text() -> None:
@@ -324,3 +349,6 @@ def test_common_flags_work_before_and_after_the_verb() -> None:
     c = parser.parse_args(["submit", "align", "-q", "high", "-p", "a=1", "-p", "b=2"])
     assert c.parameter == ["a=1", "b=2"]
     assert c.namespace is None
+    assert (c.as_user, c.as_groups) == (None, None)
+    d = parser.parse_args(["--as", "alice", "ls", "--as-group", "team-a", "--as-group", "dev"])
+    assert (d.as_user, d.as_groups) == ("alice", ["team-a", "dev"])

@@ -47,3 +47,17 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "kubatch.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
+
+{{/* Labels that select the AWS Batch API pods (never the operator's pod, nor the reverse). */}}
+{{- define "kubatch.batchApiSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "kubatch.name" . }}-batch-api
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "kubatch.batchApiServiceAccountName" -}}
+{{- if .Values.batchApi.serviceAccount.create }}
+{{- default (printf "%s-batch-api" (include "kubatch.fullname" .)) .Values.batchApi.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.batchApi.serviceAccount.name }}
+{{- end }}
+{{- end }}

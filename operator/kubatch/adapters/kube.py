@@ -1,36 +1,49 @@
-"""The Kubernetes API behind a small async interface: raw JSON over one aiohttp session.
+"""The Kubernetes API behind one small async client: raw JSON over one aiohttp connection pool.
+
+Every part of kubatch that talks to a cluster uses :class:`Kube`: the operator, the simulator,
+the demo, the kubectl plugin and the benchmarks. It logs in once, the way kubectl does
+(:meth:`Kube.from_environment`: in-cluster service account, else the kubeconfig — static
+tokens, client certificates, exec plugins, auth providers — through
+``kubernetes_asyncio.config``), logs in again when the server answers 401 (exec-plugin
+tokens expire), and can act as another identity on the same pool (:meth:`Kube.impersonating`,
+:meth:`Kube.with_bearer_token`). List-then-watch lives in :mod:`kubatch.adapters.watch`.
 
 Why not the generated client models: the operator moves thousands of small objects per
 second and keeps only what it needs of them; parsing every response into generated model
-classes costs CPU and memory for nothing. Configuration (kubeconfig or in-cluster, tokens,
-certificates, exec plugins) still comes from ``kubernetes_asyncio.config``, so every way of
-logging in that kubectl supports works. See docs/decisions/0003-kubernetes-client.md.
+classes costs CPU and memory for nothing. See docs/decisions/0003-kubernetes-client.md.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import logging
+import os
 import ssl
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
 import aiohttp
+from multidict import CIMultiDict
 
 log = logging.getLogger("kubatch.kube")
 JsonDict = dict[str, Any]
 WriteHook = Callable[[str, str], None]
+Relogin = Callable[[], Awaitable[None]]
 
 MERGE_PATCH = "application/merge-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"
 VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
 """HTTP method -> Kubernetes verb (the ``verb`` label of the API-writes counter)."""
+SA_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
 
 class ApiError(RuntimeError):
-    """A non-2xx answer from the API server."""
+    """A non-2xx answer from the API server (or an ``ERROR`` event of a watch)."""
 
     def __init__(self, status: int, reason: str, body: str) -> None:
         super().__init__(f"{status} {reason}: {body[:500]}")
@@ -45,6 +58,24 @@ class ApiError(RuntimeError):
     @property
     def conflict(self) -> bool:
         return self.status == 409
+
+    @property
+    def gone(self) -> bool:
+        """410: a resourceVersion or continue token the server no longer has (list again)."""
+        return self.status == 410
+
+    @property
+    def forbidden(self) -> bool:
+        return self.status == 403
+
+    @property
+    def message(self) -> str:
+        """The ``message`` of the server's Status object (else the raw body)."""
+        try:
+            doc = json.loads(self.body)
+        except ValueError:
+            return self.body
+        return str(doc.get("message") or self.body) if isinstance(doc, dict) else self.body
 
 
 @dataclass(frozen=True)
@@ -67,6 +98,10 @@ class Resource:
             base += f"/{sub}"
         return base
 
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
 
 JOBS = Resource("batch", "v1", "jobs")
 PODS = Resource("", "v1", "pods")
@@ -74,76 +109,37 @@ NODES = Resource("", "v1", "nodes", namespaced=False)
 NAMESPACES = Resource("", "v1", "namespaces", namespaced=False)
 EVENTS = Resource("", "v1", "events")
 CONFIGMAPS = Resource("", "v1", "configmaps")
+LEASES = Resource("coordination.k8s.io", "v1", "leases")
+CRDS = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions", namespaced=False)
+ROLES = Resource("rbac.authorization.k8s.io", "v1", "roles")
+ROLEBINDINGS = Resource("rbac.authorization.k8s.io", "v1", "rolebindings")
 BATCHJOBS = Resource("kubatch.io", "v1alpha1", "batchjobs")
 JOBDEFINITIONS = Resource("kubatch.io", "v1alpha1", "jobdefinitions")
 JOBQUEUES = Resource("kubatch.io", "v1alpha1", "jobqueues", namespaced=False)
 COMPUTEENVIRONMENTS = Resource("kubatch.io", "v1alpha1", "computeenvironments", namespaced=False)
 
 
-class Kube:
-    """One connection pool to the API server; every write is counted through ``on_write``."""
+@dataclass
+class Counters:
+    """API calls made through one login (shared by the clients derived from it)."""
 
-    def __init__(self, config: Any, *, on_write: WriteHook | None = None, limit: int = 64) -> None:
-        self._config = config
-        self._on_write = on_write
-        self._limit = limit
+    reads: int = 0
+    writes: int = 0
+
+
+class _Pool:
+    """The aiohttp session (connection pool), created lazily inside the running loop."""
+
+    def __init__(self, limit: int, ssl_context: ssl.SSLContext | bool) -> None:
+        self.limit = limit
+        self.ssl = ssl_context
         self._session: aiohttp.ClientSession | None = None
-        self.host: str = str(config.host).rstrip("/")
 
-    @classmethod
-    async def from_environment(
-        cls, kubeconfig: str | None = None, *, on_write: WriteHook | None = None
-    ) -> Kube:
-        """Log in like kubectl: in-cluster service account, else the kubeconfig."""
-        from kubernetes_asyncio import client, config
-
-        cfg = client.Configuration()
-        try:
-            if kubeconfig:
-                raise config.ConfigException("kubeconfig given")
-            config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
-        except config.ConfigException:
-            await config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
-        return cls(cfg, on_write=on_write)
-
-    def _ssl(self) -> ssl.SSLContext | bool:
-        cfg = self._config
-        if not self.host.startswith("https"):
-            return False
-        ctx = ssl.create_default_context(cafile=cfg.ssl_ca_cert or None)
-        if cfg.cert_file:
-            ctx.load_cert_chain(cfg.cert_file, cfg.key_file)
-        if not cfg.verify_ssl:
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-        return ctx
-
-    async def _headers(self) -> dict[str, str]:
-        cfg = self._config
-        hook = getattr(cfg, "refresh_api_key_hook", None)
-        if hook is not None:
-            result = hook(cfg)
-            if asyncio.iscoroutine(result):
-                await result
-        headers = {"Accept": "application/json"}
-        token = None
-        for name in ("BearerToken", "authorization"):
-            value = cfg.get_api_key_with_prefix(name)
-            if asyncio.iscoroutine(value):
-                value = await value
-            if value:
-                token = str(value)
-                break
-        if token:
-            headers["Authorization"] = token if " " in token else f"Bearer {token}"
-        return headers
-
-    async def session(self) -> aiohttp.ClientSession:
+    def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(limit=self._limit, ssl=self._ssl())
             self._session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=aiohttp.ClientTimeout(total=60),
+                connector=aiohttp.TCPConnector(limit=self.limit, ssl=self.ssl),
+                timeout=aiohttp.ClientTimeout(total=60, sock_connect=10),
                 read_bufsize=2**22,  # watch events are one JSON line each
             )
         return self._session
@@ -152,6 +148,214 @@ class Kube:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+def _ssl_context(cfg: Any, host: str, *, client_cert: bool) -> ssl.SSLContext | bool:
+    if not host.startswith("https"):
+        return False
+    ctx = ssl.create_default_context(cafile=getattr(cfg, "ssl_ca_cert", None) or None)
+    if client_cert and getattr(cfg, "cert_file", None):
+        ctx.load_cert_chain(cfg.cert_file, cfg.key_file)
+    if not getattr(cfg, "verify_ssl", True):
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def _context_namespace(kubeconfig: str, context: str | None) -> str:
+    """The namespace of the kubeconfig's (current) context, like kubectl's default."""
+    from kubernetes_asyncio.config import kube_config
+
+    try:
+        contexts, active = kube_config.list_kube_config_contexts(config_file=kubeconfig)
+    except Exception:  # an unreadable kubeconfig already failed to load; be lenient here
+        return "default"
+    if context:
+        active = next((c for c in contexts if c.get("name") == context), active)
+    return str(((active or {}).get("context") or {}).get("namespace") or "default")
+
+
+class Kube:
+    """One login and one connection pool to the API server.
+
+    Every write is counted (``counters`` and the ``on_write(verb, resource)`` hook, the
+    operator's API-writes metric). Clients derived with :meth:`impersonating` or
+    :meth:`with_bearer_token` share the pool, the counters and the hook; closing the client
+    that logged in closes the pool (closing a derived one does nothing).
+    """
+
+    def __init__(
+        self,
+        config: Any,
+        *,
+        on_write: WriteHook | None = None,
+        limit: int = 64,
+        namespace: str = "default",
+        relogin: Relogin | None = None,
+    ) -> None:
+        self._config = config
+        self._on_write = on_write
+        self._relogin = relogin
+        self.host: str = str(config.host).rstrip("/")
+        self.namespace = namespace
+        """The default namespace of the login (kubeconfig context, or the pod's own)."""
+        self.counters = Counters()
+        self._pool = _Pool(limit, _ssl_context(config, self.host, client_cert=True))
+        self._owner = True
+        self._token: str | None = None
+        self._impersonate: list[tuple[str, str]] = []
+
+    # -- logging in ------------------------------------------------------------------------
+
+    @classmethod
+    async def from_environment(
+        cls,
+        kubeconfig: str | os.PathLike[str] | None = None,
+        *,
+        on_write: WriteHook | None = None,
+        context: str | None = None,
+        limit: int = 64,
+    ) -> Kube:
+        """Log in like kubectl: ``kubeconfig`` or ``$KUBECONFIG`` when given, else the
+        in-cluster service account when running in a pod, else ``~/.kube/config``."""
+        from kubernetes_asyncio import client, config
+
+        cfg = client.Configuration()
+        kubeconfig = kubeconfig or os.environ.get("KUBECONFIG") or None
+        if kubeconfig is None and context is None:
+            try:
+                config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
+            except config.ConfigException:
+                pass
+            else:
+                ns_file = SA_DIR / "namespace"
+                namespace = ns_file.read_text().strip() if ns_file.is_file() else "default"
+                return cls(cfg, on_write=on_write, limit=limit, namespace=namespace)
+        path = str(kubeconfig or Path.home() / ".kube" / "config")
+        loader = await config.load_kube_config(
+            config_file=path, context=context, client_configuration=cfg, persist_config=False
+        )
+
+        async def relogin() -> None:
+            await loader.load_and_set(cfg)
+
+        return cls(
+            cfg,
+            on_write=on_write,
+            limit=limit,
+            namespace=_context_namespace(path, context),
+            relogin=relogin,
+        )
+
+    # -- acting as another identity ----------------------------------------------------------
+
+    def _derive(self) -> Kube:
+        other = copy.copy(self)  # same config, pool, counters and hook
+        other._owner = False
+        other._impersonate = list(self._impersonate)
+        return other
+
+    def impersonating(
+        self,
+        user: str,
+        *,
+        groups: Sequence[str] = (),
+        extra: Mapping[str, Sequence[str]] | None = None,
+    ) -> Kube:
+        """A client that acts as ``user`` (and ``groups``) through Kubernetes impersonation
+        (``Impersonate-User``/``-Group``/``-Extra-*`` headers), on the same pool. The login
+        itself must be allowed to ``impersonate`` them; the API server then authorizes every
+        request as the impersonated identity."""
+        if not user or not user.strip():
+            raise ValueError("impersonating: a user name is required")
+        if any(not g or not g.strip() for g in groups):
+            raise ValueError(f"impersonating {user!r}: empty group name in {list(groups)!r}")
+        other = self._derive()
+        other._impersonate = [("Impersonate-User", user)]
+        other._impersonate += [("Impersonate-Group", g) for g in groups]
+        for key, values in (extra or {}).items():
+            other._impersonate += [(f"Impersonate-Extra-{quote(key, safe='')}", v) for v in values]
+        return other
+
+    def with_bearer_token(self, token: str) -> Kube:
+        """A client that authenticates with a caller's bearer token instead of the login's
+        credentials (same server, same CA). It shares the pool unless the login uses a client
+        certificate: a TLS connection that presents the certificate would authenticate as the
+        certificate's identity, not the token's, so the token then gets a pool without it."""
+        if not token or not token.strip() or any(c in token for c in "\r\n"):
+            raise ValueError("with_bearer_token: an empty or multi-line token")
+        other = self._derive()
+        other._token = token.strip()
+        other._impersonate = []
+        other._relogin = None  # a caller's token is not ours to renew
+        if getattr(self._config, "cert_file", None):
+            other._pool = _Pool(
+                self._pool.limit, _ssl_context(self._config, self.host, client_cert=False)
+            )
+            other._owner = True
+        return other
+
+    @property
+    def impersonation(self) -> list[tuple[str, str]]:
+        """The impersonation headers this client sends (empty: it acts as its login)."""
+        return list(self._impersonate)
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    async def _headers(self) -> CIMultiDict[str]:
+        headers: CIMultiDict[str] = CIMultiDict(Accept="application/json")
+        token = self._token or await self._config_token()
+        if token:
+            headers["Authorization"] = token if " " in token else f"Bearer {token}"
+        for key, value in self._impersonate:
+            headers.add(key, value)
+        return headers
+
+    async def _config_token(self) -> str | None:
+        cfg = self._config
+        hook = getattr(cfg, "refresh_api_key_hook", None)
+        if hook is not None:
+            result = hook(cfg)
+            if asyncio.iscoroutine(result):
+                await result
+        for name in ("BearerToken", "authorization"):
+            value = cfg.get_api_key_with_prefix(name)
+            if asyncio.iscoroutine(value):
+                value = await value
+            if value:
+                return str(value)
+        return None
+
+    def _extra(self) -> dict[str, Any]:
+        """Per-request options of the login: TLS server name, proxy."""
+        out: dict[str, Any] = {}
+        if getattr(self._config, "tls_server_name", None):
+            out["server_hostname"] = self._config.tls_server_name
+        if getattr(self._config, "proxy", None):
+            out["proxy"] = self._config.proxy
+        return out
+
+    def _count(self, method: str, resource: str) -> None:
+        if method == "GET":
+            self.counters.reads += 1
+            return
+        self.counters.writes += 1
+        if self._on_write is not None:
+            self._on_write(VERBS.get(method, method.lower()), resource)
+
+    async def session(self) -> aiohttp.ClientSession:
+        return self._pool.session()
+
+    async def close(self) -> None:
+        """Close the pool (only the client that owns it: derived clients share it)."""
+        if self._owner:
+            await self._pool.close()
+
+    async def __aenter__(self) -> Kube:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
 
     async def request(
         self,
@@ -163,38 +367,131 @@ class Kube:
         content_type: str = "application/json",
         resource: str = "",
     ) -> JsonDict:
-        session = await self.session()
+        """One API call; the decoded JSON answer. Raises :class:`ApiError` for non-2xx; a 401
+        logs in again once (expired exec-plugin token) and retries."""
         url = self.host + path + (f"?{urlencode(params)}" if params else "")
-        headers = await self._headers()
-        data = None
-        if body is not None:
-            headers["Content-Type"] = content_type
-            data = json.dumps(body, separators=(",", ":"))
-        if method != "GET" and self._on_write is not None:
-            self._on_write(VERBS.get(method, method.lower()), resource or path.rsplit("/", 2)[-2])
-        async with session.request(method, url, data=data, headers=headers) as resp:
-            text = await resp.text()
-            if resp.status >= 400:
-                raise ApiError(resp.status, resp.reason or "", text)
-            return json.loads(text) if text else {}
+        data = None if body is None else json.dumps(body, separators=(",", ":"))
+        self._count(method, resource or path.rsplit("/", 2)[-2])
+        session = self._pool.session()
+        for attempt in (1, 2):
+            headers = await self._headers()
+            if data is not None:
+                headers["Content-Type"] = content_type
+            async with session.request(
+                method, url, data=data, headers=headers, **self._extra()
+            ) as resp:
+                raw = await resp.read()
+                if resp.status == 401 and attempt == 1 and self._relogin is not None:
+                    log.info("the API server answered 401: logging in again")
+                    await self._relogin()
+                    continue
+                if resp.status >= 400:
+                    raise ApiError(resp.status, resp.reason or "", raw.decode(errors="replace"))
+                return json.loads(raw) if raw else {}
+        raise AssertionError("unreachable")  # pragma: no cover
 
-    # -- conveniences ----------------------------------------------------------------------
+    # -- reads -------------------------------------------------------------------------------
 
-    async def list(
-        self, res: Resource, *, namespace: str | None = None, labels: str | None = None
-    ) -> list[JsonDict]:
-        """Every object of a kind (paginated), as raw dicts with kind/apiVersion filled."""
-        items: list[JsonDict] = []
-        params: dict[str, str] = {"limit": "500"}
+    @staticmethod
+    def _selectors(labels: str | None, fields: str | None) -> dict[str, str]:
+        params = {}
         if labels:
             params["labelSelector"] = labels
+        if fields:
+            params["fieldSelector"] = fields
+        return params
+
+    async def list_with_version(
+        self,
+        res: Resource,
+        *,
+        namespace: str | None = None,
+        labels: str | None = None,
+        fields: str | None = None,
+        page: int = 500,
+    ) -> tuple[list[JsonDict], str]:
+        """Every object of a kind (paginated; server-side label/field selectors) and the
+        list's resourceVersion (where a watch resumes). A continue token that expired (410)
+        during the pages starts the list over."""
+        base = {**self._selectors(labels, fields), "limit": str(page)}
         while True:
-            page = await self.request("GET", res.path(namespace), params=params)
-            items.extend(page.get("items") or [])
-            token = (page.get("metadata") or {}).get("continue")
-            if not token:
-                return items
-            params["continue"] = token
+            items: list[JsonDict] = []
+            params = dict(base)
+            try:
+                while True:
+                    doc = await self.request("GET", res.path(namespace), params=params)
+                    items.extend(doc.get("items") or [])
+                    meta = doc.get("metadata") or {}
+                    token = meta.get("continue")
+                    if not token:
+                        return items, str(meta.get("resourceVersion") or "")
+                    params["continue"] = str(token)
+            except ApiError as exc:
+                if not (exc.gone and "continue" in params):
+                    raise
+                log.info("listing %s: the continue token expired; listing again", res.plural)
+
+    async def list(
+        self,
+        res: Resource,
+        *,
+        namespace: str | None = None,
+        labels: str | None = None,
+        fields: str | None = None,
+    ) -> list[JsonDict]:
+        """Every object of a kind (paginated), as the raw dicts the server sends (list items
+        carry no ``kind``/``apiVersion``)."""
+        items, _ = await self.list_with_version(
+            res, namespace=namespace, labels=labels, fields=fields
+        )
+        return items
+
+    async def get(self, res: Resource, name: str, namespace: str | None = None) -> JsonDict:
+        return await self.request("GET", res.path(namespace, name))
+
+    async def stream(
+        self,
+        res: Resource,
+        resource_version: str,
+        *,
+        namespace: str | None = None,
+        labels: str | None = None,
+        fields: str | None = None,
+        timeout_seconds: int = 300,
+    ) -> AsyncIterator[tuple[str, JsonDict]]:
+        """One watch request from ``resource_version``: yields ``(type, object)`` (BOOKMARKs
+        included: they carry the latest resourceVersion) until the server ends the watch.
+        Raises :class:`ApiError` — ``gone`` when the version is too old (410), as an HTTP
+        answer or as an ``ERROR`` event. :func:`kubatch.adapters.watch.list_then_watch`
+        is the loop around it."""
+        params = {
+            **self._selectors(labels, fields),
+            "watch": "1",
+            "resourceVersion": resource_version,
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": str(timeout_seconds),
+        }
+        url = self.host + res.path(namespace) + f"?{urlencode(params)}"
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=timeout_seconds + 30)
+        self._count("GET", res.plural)
+        session = self._pool.session()
+        headers = await self._headers()
+        async with session.get(url, headers=headers, timeout=timeout, **self._extra()) as resp:
+            if resp.status >= 400:
+                raise ApiError(resp.status, resp.reason or "", await resp.text())
+            while True:
+                line = await resp.content.readline()
+                if not line:
+                    return
+                if not line.strip():
+                    continue
+                event = json.loads(line)
+                kind = str(event.get("type") or "")
+                obj = event.get("object") or {}
+                if kind == "ERROR":
+                    code = int(obj.get("code") or 500)
+                    raise ApiError(code, str(obj.get("reason") or "watch error"), json.dumps(obj))
+                yield kind, obj
 
     async def watch(
         self,
@@ -204,112 +501,42 @@ class Kube:
         namespace: str | None = None,
         labels: str | None = None,
         timeout_seconds: int = 300,
+        **options: Any,
     ) -> None:
-        """List, then watch ``res`` for ever (server-side ``labelSelector``), calling
-        ``on_event(type, object)``; re-lists when the server says the version is gone (410).
+        """List, then watch ``res`` for ever, calling ``on_event(type, object)`` (listed
+        objects arrive as ``ADDED``). Server-side selectors: objects that do not match never
+        cross the wire. See :func:`kubatch.adapters.watch.list_then_watch` for ``fields``,
+        ``on_sync``, ``resource_version``, ``stats`` and ``backoff``."""
+        from kubatch.adapters.watch import list_then_watch
 
-        Unlike a client-side filter, objects that do not match never cross the wire.
-        """
-        base: dict[str, str] = {}
-        if labels:
-            base["labelSelector"] = labels
-        while True:
-            try:
-                version = await self._list_into(res, namespace, base, on_event)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("listing %s failed; retrying", res.plural)
-                await asyncio.sleep(2.0)
-                continue
-            while version:
-                params = {
-                    **base,
-                    "watch": "1",
-                    "resourceVersion": version,
-                    "allowWatchBookmarks": "true",
-                    "timeoutSeconds": str(timeout_seconds),
-                }
-                try:
-                    version = await self._watch_once(res, namespace, params, on_event)
-                except (aiohttp.ClientError, TimeoutError) as exc:
-                    log.info("watch of %s interrupted (%s); resuming", res.plural, exc)
-                    await asyncio.sleep(1.0)
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    # A torn line, a 5xx, a handler bug: never let the watch die silently;
-                    # list again (the handlers are idempotent).
-                    log.exception("watch of %s failed; listing again", res.plural)
-                    await asyncio.sleep(1.0)
-                    version = ""
+        await list_then_watch(
+            self,
+            res,
+            on_event,
+            namespace=namespace,
+            labels=labels,
+            timeout_seconds=timeout_seconds,
+            **options,
+        )
 
-    async def _list_into(
-        self,
-        res: Resource,
-        namespace: str | None,
-        base: Mapping[str, str],
-        on_event: Callable[[str, JsonDict], None],
-    ) -> str:
-        params = {**base, "limit": "500"}
-        version = ""
-        while True:
-            try:
-                page = await self.request("GET", res.path(namespace), params=params)
-            except (ApiError, aiohttp.ClientError, TimeoutError) as exc:
-                log.warning("listing %s failed (%s); retrying", res.plural, exc)
-                await asyncio.sleep(2.0)
-                continue
-            for item in page.get("items") or []:
-                on_event("ADDED", item)
-            meta = page.get("metadata") or {}
-            version = str(meta.get("resourceVersion") or version)
-            if not meta.get("continue"):
-                return version
-            params["continue"] = str(meta["continue"])
-
-    async def _watch_once(
-        self,
-        res: Resource,
-        namespace: str | None,
-        params: Mapping[str, str],
-        on_event: Callable[[str, JsonDict], None],
-    ) -> str:
-        """One watch request; returns the version to resume from ('' to re-list)."""
-        session = await self.session()
-        url = self.host + res.path(namespace) + f"?{urlencode(params)}"
-        version = params["resourceVersion"]
-        timeout = aiohttp.ClientTimeout(total=None, sock_read=int(params["timeoutSeconds"]) + 30)
-        async with session.get(url, headers=await self._headers(), timeout=timeout) as resp:
-            if resp.status == 410:
-                return ""
-            if resp.status >= 400:
-                raise ApiError(resp.status, resp.reason or "", await resp.text())
-            while True:
-                line = await resp.content.readline()
-                if not line:
-                    return version
-                if not line.strip():
-                    continue
-                event = json.loads(line)
-                kind = event.get("type")
-                obj = event.get("object") or {}
-                if kind == "ERROR":
-                    return "" if obj.get("code") == 410 else version
-                version = str((obj.get("metadata") or {}).get("resourceVersion") or version)
-                if kind != "BOOKMARK":
-                    on_event(str(kind), obj)
-
-    async def get(self, res: Resource, name: str, namespace: str | None = None) -> JsonDict:
-        return await self.request("GET", res.path(namespace, name))
+    # -- writes ------------------------------------------------------------------------------
 
     async def create(self, res: Resource, body: JsonDict, namespace: str | None = None) -> JsonDict:
         return await self.request("POST", res.path(namespace), body=body, resource=res.plural)
 
     async def delete(
-        self, res: Resource, name: str, namespace: str | None = None, *, background: bool = True
+        self,
+        res: Resource,
+        name: str,
+        namespace: str | None = None,
+        *,
+        background: bool = True,
+        grace_period: int | None = None,
     ) -> None:
-        body = {"propagationPolicy": "Background" if background else "Foreground"}
+        """Delete (a missing object is not an error); ``grace_period=0`` removes a pod now."""
+        body: JsonDict = {"propagationPolicy": "Background" if background else "Foreground"}
+        if grace_period is not None:
+            body["gracePeriodSeconds"] = grace_period
         try:
             await self.request("DELETE", res.path(namespace, name), body=body, resource=res.plural)
         except ApiError as exc:
@@ -325,10 +552,34 @@ class Kube:
         *,
         status: bool = False,
     ) -> JsonDict:
+        """JSON merge patch of the object (``status=True``: of its status subresource)."""
         return await self.request(
             "PATCH",
             res.path(namespace, name, "status" if status else ""),
             body=patch,
             content_type=MERGE_PATCH,
             resource=res.plural + ("/status" if status else ""),
+        )
+
+    async def apply(
+        self,
+        res: Resource,
+        body: JsonDict,
+        namespace: str | None = None,
+        *,
+        field_manager: str = "kubatch",
+        force: bool = True,
+    ) -> JsonDict:
+        """Server-side apply of a whole object (create or update, order-independent)."""
+        name = str((body.get("metadata") or {}).get("name") or "")
+        if not name:
+            raise ValueError(f"apply {res.plural}: the object has no metadata.name")
+        params = {"fieldManager": field_manager, **({"force": "true"} if force else {})}
+        return await self.request(
+            "PATCH",
+            res.path(namespace, name),
+            body=body,
+            params=params,
+            content_type=APPLY_PATCH,
+            resource=res.plural,
         )

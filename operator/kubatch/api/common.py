@@ -7,17 +7,44 @@ Pure: no I/O. ``kubatch.api.models`` re-exports everything here.
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 from pydantic.alias_generators import to_camel
 
-from kubatch.core.model import Condition as DependencyCondition
-from kubatch.core.model import TimeLimitAction
-from kubatch.core.retry import RetryAction
+from kubatch.api.enums import (
+    AllocationStrategy,
+    CapacityType,
+    ComputeEnvironmentType,
+    ConditionStatus,
+    DependencyCondition,
+    DependencyType,
+    QueueOrdering,
+    RetryAction,
+    SelectorOperator,
+    State,
+    TaintEffect,
+    TimeLimitAction,
+    TolerationOperator,
+    WaitingState,
+)
 
-__all__ = ["DependencyCondition", "RetryAction", "TimeLimitAction"]
+__all__ = [
+    "AllocationStrategy",
+    "CapacityType",
+    "ComputeEnvironmentType",
+    "ConditionStatus",
+    "DependencyCondition",
+    "DependencyType",
+    "QueueOrdering",
+    "RetryAction",
+    "SelectorOperator",
+    "State",
+    "TaintEffect",
+    "TimeLimitAction",
+    "TolerationOperator",
+    "WaitingState",
+]
 
 GROUP = "kubatch.io"
 VERSION = "v1alpha1"
@@ -62,82 +89,8 @@ class _Shell(_Model):
 
 
 # --------------------------------------------------------------------------- enums
-
-
-class State(StrEnum):
-    """``spec.state`` of a ComputeEnvironment or JobQueue."""
-
-    ENABLED = "Enabled"
-    DISABLED = "Disabled"
-
-
-class ComputeEnvironmentType(StrEnum):
-    MANAGED = "Managed"
-    UNMANAGED = "Unmanaged"
-
-
-class CapacityType(StrEnum):
-    ON_DEMAND = "OnDemand"
-    SPOT = "Spot"
-
-
-class AllocationStrategy(StrEnum):
-    BEST_FIT = "BestFit"
-    BEST_FIT_PROGRESSIVE = "BestFitProgressive"
-    SPOT_CAPACITY_OPTIMIZED = "SpotCapacityOptimized"
-    SPOT_PRICE_CAPACITY_OPTIMIZED = "SpotPriceCapacityOptimized"
-
-    @property
-    def spot_only(self) -> bool:
-        return self in (
-            AllocationStrategy.SPOT_CAPACITY_OPTIMIZED,
-            AllocationStrategy.SPOT_PRICE_CAPACITY_OPTIMIZED,
-        )
-
-
-class QueueOrdering(StrEnum):
-    """Order of a queue without a scheduling policy."""
-
-    FIFO = "FIFO"
-    STRICT_FIFO = "StrictFIFO"
-
-
-class WaitingState(StrEnum):
-    """Phases a ``jobStateTimeLimitActions`` entry may watch (the waiting ones)."""
-
-    PENDING = "Pending"
-    RUNNABLE = "Runnable"
-    STARTING = "Starting"
-
-
-class DependencyType(StrEnum):
-    N_TO_N = "N_TO_N"
-    SEQUENTIAL = "SEQUENTIAL"
-
-
-class ConditionStatus(StrEnum):
-    TRUE = "True"
-    FALSE = "False"
-    UNKNOWN = "Unknown"
-
-
-class TolerationOperator(StrEnum):
-    EQUAL = "Equal"
-    EXISTS = "Exists"
-
-
-class TaintEffect(StrEnum):
-    NO_SCHEDULE = "NoSchedule"
-    PREFER_NO_SCHEDULE = "PreferNoSchedule"
-    NO_EXECUTE = "NoExecute"
-
-
-class SelectorOperator(StrEnum):
-    IN = "In"
-    NOT_IN = "NotIn"
-    EXISTS = "Exists"
-    DOES_NOT_EXIST = "DoesNotExist"
-
+# The API's words (StrEnums) live in api/enums.py, which shells (simulator, plugin) import
+# without paying for pydantic.
 
 # --------------------------------------------------------------------------- shared pieces
 

@@ -31,7 +31,9 @@ from kubatch.adapters.kube import (
     Resource,
 )
 from kubatch.adapters.protocol import KubeApi
+from kubatch.api import labels as L
 from kubatch.api import models as api
+from kubatch.api import records as rc
 from kubatch.controller import children as ch
 from kubatch.controller import convert
 from kubatch.controller import status as st
@@ -53,7 +55,6 @@ from kubatch.core.decisions import (
 from kubatch.core.lifecycle import Phase
 from kubatch.core.naming import split_key
 from kubatch.metrics import Metrics
-from kubatch.render import labels as L
 from kubatch.render.job import AttemptRef, Placement, build_job
 
 log = logging.getLogger("kubatch.effects")
@@ -364,19 +365,19 @@ class Effects:
             return
         labels = {L.MANAGED_BY: L.MANAGER, L.ARRAY_RECORD: "true", L.BATCHJOB: rec.name,
                   L.BATCHJOB_UID: rec.uid}  # fmt: skip
-        name = ch.chunk_name(rec.name, chunk)
+        name = rc.chunk_name(rec.name, chunk)
         try:
             if chunk in entry.written:
-                patch = {"data": {ch.DATA_KEY: text}}
+                patch = {"data": {rc.DATA_KEY: text}}
                 await self.kube.patch(CONFIGMAPS, name, patch, namespace=rec.namespace)
             else:
-                body = ch.configmap(rec.namespace, rec.name, rec.uid, chunk, text, labels)
+                body = rc.configmap(rec.namespace, rec.name, rec.uid, chunk, text, labels)
                 try:
                     await self.kube.create(CONFIGMAPS, body, namespace=rec.namespace)
                 except ApiError as exc:
                     if not exc.conflict:
                         raise
-                    patch = {"data": {ch.DATA_KEY: text}}
+                    patch = {"data": {rc.DATA_KEY: text}}
                     await self.kube.patch(CONFIGMAPS, name, patch, namespace=rec.namespace)
         except (ApiError, OSError, TimeoutError) as exc:
             log.warning("child record %s/%s not written: %s", rec.namespace, name, exc)

@@ -28,9 +28,11 @@ from kubatch.adapters.kube import (
     Resource,
 )
 from kubatch.adapters.protocol import KubeApi, OnEvent
+from kubatch.api import labels as L
+from kubatch.api.records import DATA_KEY, parse_rows
 from kubatch.controller import convert
 from kubatch.controller.attempts import Attempts
-from kubatch.controller.children import DATA_KEY, Children, parse_rows
+from kubatch.controller.children import Children
 from kubatch.controller.effects import Effects
 from kubatch.controller.intake import Intake
 from kubatch.controller.loop import Loop
@@ -40,7 +42,6 @@ from kubatch.controller.settings import Settings
 from kubatch.core.cache import Cache
 from kubatch.core.lifecycle import Phase
 from kubatch.metrics import Metrics
-from kubatch.render import labels as L
 
 log = logging.getLogger("kubatch")
 Clock = Callable[[], float]

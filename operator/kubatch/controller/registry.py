@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from kubatch.api import labels as L
 from kubatch.api import models as api
 from kubatch.controller import convert
 from kubatch.controller.records import ObjectNote
 from kubatch.core.catalogue import Catalogue
 from kubatch.core.cost import node_price
-from kubatch.render import labels as L
 
 
 class Registry:

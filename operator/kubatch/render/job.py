@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubatch import API_VERSION
-from kubatch.render import labels as L
+from kubatch.api import labels as L
 
 JsonDict = dict[str, Any]
 

@@ -21,8 +21,9 @@ from dataclasses import asdict
 from pathlib import Path
 
 from kubatch.adapters.catalogue import load_catalogue
-from kubatch.sim.engine import SimConfig, Simulator, reclaim_from_cluster
-from kubatch.sim.kube import Kube, load_kubeconfig
+from kubatch.adapters.kube import Kube
+from kubatch.sim.engine import SimConfig, Simulator
+from kubatch.sim.reclaim import reclaim_from_cluster
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,21 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="serve ComputeEnvironments until SIGINT/SIGTERM")
     run.add_argument("--provisioning-delay", type=float, default=1.0, metavar="SECONDS")
     run.add_argument("--scale-down-delay", type=float, default=30.0, metavar="SECONDS")
-    run.add_argument(
-        "--reclaim-rate-per-hour",
-        type=float,
-        default=0.0,
-        metavar="RATE",
-        help="spot reclaims per spot node per hour (Poisson)",
-    )
+    run.add_argument("--reclaim-rate-per-hour", type=float, default=0.0, metavar="RATE",
+                     help="spot reclaims per spot node per hour (Poisson)")  # fmt: skip
     run.add_argument("--heartbeat-interval", type=float, default=20.0, metavar="SECONDS")
-    run.add_argument(
-        "--start-delay",
-        type=float,
-        default=0.0,
-        metavar="SECONDS",
-        help="time from binding to Running",
-    )
+    run.add_argument("--start-delay", type=float, default=0.0, metavar="SECONDS",
+                     help="time from binding to Running")  # fmt: skip
     run.add_argument("--catalogue", type=Path, default=None, help="YAML instance catalogue")
     run.add_argument("--nodes-file", type=Path, default=None, help="YAML nodes to pre-create")
     run.add_argument(
@@ -115,7 +106,7 @@ async def _run(args: argparse.Namespace) -> int:
 
 
 async def _reclaim(args: argparse.Namespace) -> int:
-    kube = Kube(load_kubeconfig(args.kubeconfig))
+    kube = await Kube.from_environment(args.kubeconfig)
     try:
         names = await reclaim_from_cluster(
             kube, args.compute_environment, args.fraction, random.Random(args.seed), time.time()

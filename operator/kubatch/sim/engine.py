@@ -1,8 +1,9 @@
 """The simulator: simulated nodes, a simulated kubelet for their pods, managed scaling, reclaims.
 
 Effectful shell around the pure modules (``catalogue``, ``nodes``, ``pods``, ``scaling``): it
-watches nodes, pods and ComputeEnvironments through :class:`kubatch.sim.kube.Kube`, keeps a
-small in-memory view, and turns decisions into API writes executed by a bounded pool of workers.
+watches nodes, pods and ComputeEnvironments through kubatch's one Kubernetes client
+(:class:`kubatch.adapters.kube.Kube` and its list-then-watch), keeps a small in-memory view,
+and turns decisions into API writes executed by a bounded pool of workers.
 
 Write budget per pod: one status patch to Running, one to its terminal phase. Per node: one
 create (status included), one Lease create, one Lease renewal per heartbeat interval, one
@@ -19,15 +20,15 @@ import random
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from kubatch.core.catalogue import BUILTIN, Catalogue
+from kubatch.adapters.kube import COMPUTEENVIRONMENTS, LEASES, NODES, PODS, ApiError, Kube, Resource
+from kubatch.api import labels as L
+from kubatch.api.enums import CapacityType
 from kubatch.sim import nodes as N
-from kubatch.sim.kube import Kube, KubeConfig, KubeError, WatchExpired, load_kubeconfig
 from kubatch.sim.pods import (
     Behaviour,
     PodPhase,
@@ -36,137 +37,62 @@ from kubatch.sim.pods import (
     build_disrupted_status,
     build_running_status,
     build_terminated_status,
-    parse_rfc3339,
     pod_requests,
 )
+from kubatch.sim.reclaim import reclaim_taint, started_at
 from kubatch.sim.scaling import (
     Pool,
     PoolNode,
     choose_fraction,
     choose_random_reclaims,
     parse_pool,
-    plan_scaling,
+    plan_cycle,
 )
+from kubatch.sim.state import (
+    ACTIVE_PODS,
+    NodeRecord,
+    PodRecord,
+    SimConfig,
+    SimStats,
+    build_stats,
+    pod_key,
+    slim,
+    split_key,
+)
+from kubatch.timefmt import rfc3339_micro
+
+__all__ = ["SimConfig", "SimStats", "Simulator"]
 
 log = logging.getLogger("kubatch.sim")
-
-CE_PATH = "/apis/kubatch.io/v1alpha1/computeenvironments"
-NODES_PATH = "/api/v1/nodes"
-PODS_PATH = "/api/v1/pods"
-LEASES_PATH = f"/apis/coordination.k8s.io/v1/namespaces/{N.LEASE_NAMESPACE}/leases"
-ACTIVE_PODS = "status.phase!=Succeeded,status.phase!=Failed"
-
-
-@dataclass
-class SimConfig:
-    """Knobs of the simulator (all durations in seconds)."""
-
-    provisioning_delay: float = 1.0
-    scale_down_delay: float = 30.0
-    reclaim_rate_per_hour: float = 0.0
-    heartbeat_interval: float = 20.0
-    scaling_interval: float = 1.0
-    start_delay: float = 0.0
-    """Time from binding to Running (image pull, container start)."""
-    catalogue: Catalogue = field(default_factory=lambda: Catalogue(BUILTIN))
-    nodes_file: Path | None = None
-    manage_compute_environments: bool = True
-    seed: int | None = None
-    workers: int = 16
-
-
-@dataclass(frozen=True)
-class SimStats:
-    """What the simulator did (for the demo summary and the benchmark)."""
-
-    nodes: int
-    nodes_by_compute_environment: dict[str, int]
-    vcpus_by_compute_environment: dict[str, int]
-    nodes_created: int
-    nodes_deleted: int
-    pods_running: int
-    pods_started: int
-    pods_succeeded: int
-    pods_failed: int
-    pods_disrupted: int
-    reclaims: int
-    reclaims_by_compute_environment: dict[str, int]
-    cost_by_compute_environment: dict[str, float]
-    """Node lifetime x price per hour, in dollars."""
-    api_writes: int
-
-
-@dataclass
-class _Node:
-    spec: N.NodeSpec
-    uid: str = ""
-    pods: set[str] = field(default_factory=set)
-    idle_since: float = 0.0
-    cordoned_at: float | None = None
-    reclaimed: bool = False
-    taints: list[dict[str, Any]] = field(default_factory=list)
-
-
-@dataclass
-class _Pod:
-    node: str
-    uid: str
-    slim: dict[str, Any]
-    behaviour: Behaviour
-    rv: str = ""
-    started_at: float | None = None
-    running: bool = False
-    finalizing: bool = False
-    timer: asyncio.TimerHandle | None = None
-
-
-def _slim(pod: dict[str, Any]) -> dict[str, Any]:
-    """Keep only what the status builders read (memory: 10k pods)."""
-    spec = pod.get("spec") or {}
-    return {
-        "metadata": {"uid": (pod.get("metadata") or {}).get("uid", "")},
-        "spec": {
-            k: [{"name": c.get("name"), "image": c.get("image")} for c in spec.get(k) or []]
-            for k in ("containers", "initContainers")
-        },
-    }
-
-
-def _key(pod: dict[str, Any]) -> str:
-    meta = pod.get("metadata") or {}
-    return f"{meta.get('namespace', '')}/{meta.get('name', '')}"
-
-
-def _pod_path(key: str, sub: str = "") -> str:
-    ns, name = key.split("/", 1)
-    return f"/api/v1/namespaces/{ns}/pods/{name}{sub}"
 
 
 class Simulator:
     """Simulated node pools on a real control plane.
 
-    ``await start()`` launches the background tasks and returns once the initial state is
-    loaded; ``await stop()`` cancels them (nodes are left in place unless ``delete_nodes``).
+    ``await start()`` logs in (``kubeconfig``, else like kubectl) unless given a ``kube``,
+    launches the background tasks and returns once the initial state is loaded;
+    ``await stop()`` cancels them (nodes are left in place unless ``delete_nodes``).
     """
 
     def __init__(
         self,
-        kubeconfig: Path | KubeConfig | None = None,
+        kubeconfig: Path | None = None,
         config: SimConfig | None = None,
         clock: Callable[[], float] = time.time,
+        *,
+        kube: Kube | None = None,
     ) -> None:
-        self._kcfg = (
-            kubeconfig if isinstance(kubeconfig, KubeConfig) else load_kubeconfig(kubeconfig)
-        )
+        self._kubeconfig = kubeconfig
+        self._given_kube = kube
         self.config = config or SimConfig()
         self._clock = clock
         self._rng = random.Random(self.config.seed)
         self._seq = self._rng.randrange(1 << 20) << 12
         self.kube: Kube | None = None
-        self._nodes: dict[str, _Node] = {}
+        self._nodes: dict[str, NodeRecord] = {}
         self._gone: dict[str, None] = {}
         self._provisioning: dict[str, list[PoolNode]] = {}
-        self._pods: dict[str, _Pod] = {}
+        self._pods: dict[str, PodRecord] = {}
         self._pending: dict[str, tuple[str, Requests]] = {}
         self._pools: dict[str, Pool] = {}
         self._queue: asyncio.Queue[Callable[[], Awaitable[None]]] = asyncio.Queue()
@@ -181,22 +107,21 @@ class Simulator:
     # --- lifecycle ------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self.kube = Kube(self._kcfg, max_connections=max(8, self.config.workers * 2))
+        self.kube = self._given_kube or await Kube.from_environment(
+            self._kubeconfig, limit=max(8, self.config.workers * 2)
+        )
         self._ready = {k: asyncio.Event() for k in ("nodes", "pods")}
         for _ in range(self.config.workers):
             self._spawn(self._worker())
         self._spawn(
             self._informer(
-                NODES_PATH,
-                {"labelSelector": f"{N.LABEL_TYPE}={N.SIM_TYPE}"},
-                self._on_node,
-                "nodes",
+                NODES, self._on_node_sync, self._on_node, labels=f"{N.LABEL_TYPE}={N.SIM_TYPE}"
             )
         )
         await self._ready["nodes"].wait()
         if self.config.nodes_file:
             await self.create_nodes_from_file(self.config.nodes_file)
-        self._spawn(self._informer(PODS_PATH, {"fieldSelector": ACTIVE_PODS}, self._on_pod, "pods"))
+        self._spawn(self._informer(PODS, self._on_pod_sync, self._on_pod, fields=ACTIVE_PODS))
         await self._ready["pods"].wait()
         if self.config.manage_compute_environments:
             self._spawn(self._ce_loop())
@@ -219,10 +144,11 @@ class Simulator:
         if self.kube:
             if delete_nodes:
                 await asyncio.gather(
-                    *(self.kube.delete(f"{NODES_PATH}/{n}") for n in list(self._nodes)),
+                    *(self.kube.delete(NODES, n) for n in list(self._nodes)),
                     return_exceptions=True,
                 )
-            await self.kube.close()
+            if self._given_kube is None:
+                await self.kube.close()
             self.kube = None
 
     async def __aenter__(self) -> Simulator:
@@ -258,83 +184,37 @@ class Simulator:
     # --- stats ----------------------------------------------------------------------------------
 
     def stats(self) -> SimStats:
-        now = self._clock()
-        by_ce: Counter[str] = Counter()
-        vcpus: Counter[str] = Counter()
-        cost: dict[str, float] = dict(self._cost)
-        for n in self._nodes.values():
-            ce = n.spec.compute_environment
-            by_ce[ce] += 1
-            vcpus[ce] += n.spec.vcpus
-            cost[ce] = (
-                cost.get(ce, 0.0) + max(0.0, now - n.spec.created_at) / 3600 * n.spec.price_per_hour
-            )
-        return SimStats(
-            nodes=len(self._nodes),
-            nodes_by_compute_environment=dict(by_ce),
-            vcpus_by_compute_environment=dict(vcpus),
-            nodes_created=self._counts["nodes_created"],
-            nodes_deleted=self._counts["nodes_deleted"],
-            pods_running=sum(1 for p in self._pods.values() if p.running),
-            pods_started=self._counts["pods_started"],
-            pods_succeeded=self._counts["pods_succeeded"],
-            pods_failed=self._counts["pods_failed"],
-            pods_disrupted=self._counts["pods_disrupted"],
-            reclaims=sum(self._reclaims_by_ce.values()),
-            reclaims_by_compute_environment=dict(self._reclaims_by_ce),
-            cost_by_compute_environment={k: round(v, 6) for k, v in cost.items()},
-            api_writes=self.kube.writes if self.kube else 0,
-        )
-
-    def node_names(self, compute_environment: str | None = None) -> list[str]:
-        return sorted(
-            n
-            for n, s in self._nodes.items()
-            if compute_environment is None or s.spec.compute_environment == compute_environment
+        return build_stats(
+            self._nodes.values(),
+            self._pods.values(),
+            self._counts,
+            self._reclaims_by_ce,
+            self._cost,
+            self.kube.counters.writes if self.kube else 0,
+            self._clock(),
         )
 
     # --- informers ------------------------------------------------------------------------------
 
     async def _informer(
         self,
-        path: str,
-        params: dict[str, str],
-        handler: Callable[[str, dict[str, Any]], None],
-        ready: str | None = None,
+        res: Resource,
+        on_sync: Callable[[list[dict[str, Any]]], None],
+        on_event: Callable[[str, dict[str, Any]], None],
+        *,
+        labels: str | None = None,
+        fields: str | None = None,
     ) -> None:
+        """kubatch's one list-then-watch (resume, 410 relist, backoff, never dies)."""
         assert self.kube is not None
-        while True:
-            try:
-                items, rv = await self.kube.list(path, params)
-                handler("SYNC", {"items": items})
-                if ready:
-                    self._ready[ready].set()
-                while True:
-                    async for etype, obj in self.kube.watch(path, rv, params):
-                        rv = (obj.get("metadata") or {}).get("resourceVersion", rv)
-                        if etype != "BOOKMARK":
-                            handler(etype, obj)
-            except asyncio.CancelledError:
-                raise
-            except WatchExpired:
-                continue
-            except KubeError as e:
-                if e.status == 404:  # e.g. the CRD is not installed yet
-                    if ready:
-                        self._ready[ready].set()
-                    await asyncio.sleep(2)
-                    continue
-                log.warning("watch %s: %s", path, e)
-                await asyncio.sleep(1)
-            except Exception as e:
-                log.warning("watch %s: %r", path, e)
-                await asyncio.sleep(1)
+        await self.kube.watch(res, on_event, labels=labels, fields=fields, on_sync=on_sync)
+
+    def _on_node_sync(self, items: list[dict[str, Any]]) -> None:
+        for item in items:
+            self._on_node("ADDED", item)
+        self._ready["nodes"].set()
 
     def _on_node(self, etype: str, obj: dict[str, Any]) -> None:
-        if etype == "SYNC":
-            for item in obj["items"]:
-                self._on_node("ADDED", item)
-            return
         name = (obj.get("metadata") or {}).get("name", "")
         if etype == "DELETED":
             self._node_gone(name)
@@ -344,7 +224,7 @@ class Simulator:
             spec = N.node_spec_from_object(obj)
             if spec is None:
                 return
-            node = self._nodes[name] = _Node(spec=spec, idle_since=self._clock())
+            node = self._nodes[name] = NodeRecord(spec=spec, idle_since=self._clock())
         node.uid = (obj.get("metadata") or {}).get("uid", node.uid)
         node.taints = list((obj.get("spec") or {}).get("taints") or [])
         if any(t.get("key") == N.TAINT_RECLAIM for t in node.taints) and not node.reclaimed:
@@ -352,7 +232,7 @@ class Simulator:
         if (obj.get("spec") or {}).get("unschedulable") and node.cordoned_at is None:
             node.cordoned_at = self._clock()
 
-    def _mark_reclaimed(self, node: _Node) -> None:
+    def _mark_reclaimed(self, node: NodeRecord) -> None:
         node.reclaimed = True
         self._reclaims_by_ce[node.spec.compute_environment] += 1
         for key in list(node.pods):
@@ -374,18 +254,20 @@ class Simulator:
         while len(self._gone) > 10000:
             self._gone.pop(next(iter(self._gone)))
 
+    def _on_pod_sync(self, items: list[dict[str, Any]]) -> None:
+        """A complete list of the active pods: adopt them, forget the ones that went away."""
+        live = set()
+        for item in items:
+            live.add(pod_key(item))
+            self._on_pod("ADDED", item)
+        for key in [k for k in self._pods if k not in live]:
+            self._forget(key)
+        for key in [k for k in self._pending if k not in live]:
+            del self._pending[key]
+        self._ready["pods"].set()
+
     def _on_pod(self, etype: str, obj: dict[str, Any]) -> None:
-        if etype == "SYNC":
-            live = set()
-            for item in obj["items"]:
-                live.add(_key(item))
-                self._on_pod("ADDED", item)
-            for key in [k for k in self._pods if k not in live]:
-                self._forget(key)
-            for key in [k for k in self._pending if k not in live]:
-                del self._pending[key]
-            return
-        key = _key(obj)
+        key = pod_key(obj)
         if etype == "DELETED":
             self._forget(key)
             self._pending.pop(key, None)
@@ -394,7 +276,7 @@ class Simulator:
         spec = obj.get("spec") or {}
         node_name = spec.get("nodeName")
         if not node_name:
-            ce = (spec.get("nodeSelector") or {}).get(N.LABEL_COMPUTE_ENVIRONMENT)
+            ce = (spec.get("nodeSelector") or {}).get(L.COMPUTE_ENVIRONMENT)
             if ce and not meta.get("deletionTimestamp"):
                 self._pending[key] = (ce, pod_requests(obj))
             return
@@ -403,19 +285,19 @@ class Simulator:
         if node is None:
             if node_name in self._gone and key not in self._pods:
                 # bound to a node the sim removed (a race with scale-down): give it back
-                self._pods[key] = _Pod(node_name, meta.get("uid", ""), {}, Behaviour())
+                self._pods[key] = PodRecord(node_name, meta.get("uid", ""), {}, Behaviour())
                 self._pods[key].finalizing = True
                 self._submit(lambda: self._finalize(key))
             return
         phase = (obj.get("status") or {}).get("phase", PodPhase.PENDING.value)
         pod = self._pods.get(key)
         if pod is None:
-            pod = _Pod(node_name, meta.get("uid", ""), _slim(obj), behaviour_of(obj))
+            pod = PodRecord(node_name, meta.get("uid", ""), slim(obj), behaviour_of(obj))
             self._pods[key] = pod
             node.pods.add(key)
             if phase == PodPhase.RUNNING.value:  # adopted after a restart
                 pod.running = True
-                pod.started_at = _started_at(obj) or self._clock()
+                pod.started_at = started_at(obj) or self._clock()
                 if not node.reclaimed:
                     self._schedule_finish(key, pod)
             elif node.reclaimed:
@@ -454,12 +336,12 @@ class Simulator:
         else:
             pod.timer = loop.call_later(delay, self._submit, lambda: fn(key))
 
-    def _schedule_finish(self, key: str, pod: _Pod) -> None:
+    def _schedule_finish(self, key: str, pod: PodRecord) -> None:
         assert pod.started_at is not None
         remaining = pod.started_at + pod.behaviour.duration - self._clock()
         self._schedule(remaining, key, self._finish)
 
-    def _live(self, key: str) -> _Pod | None:
+    def _live(self, key: str) -> PodRecord | None:
         pod = self._pods.get(key)
         if pod is None or pod.finalizing:
             return None
@@ -475,7 +357,9 @@ class Simulator:
         assert self.kube is not None
         now = self._clock()
         body = build_running_status(pod.slim, N.host_ip(pod.node), now)
-        await self.kube.patch(_pod_path(key, "/status"), {"status": body})
+        ns, name = split_key(key)
+        if not await self._patch_if_present(PODS, name, {"status": body}, ns, status=True):
+            return
         pod.running, pod.started_at = True, now
         self._counts["pods_started"] += 1
         pod = self._live(key)
@@ -493,7 +377,7 @@ class Simulator:
             self._counts["pods_succeeded" if pod.behaviour.exit_code == 0 else "pods_failed"] += 1
             pod.running = False
 
-    async def _guarded_status_patch(self, key: str, pod: _Pod, body: dict[str, Any]) -> bool:
+    async def _guarded_status_patch(self, key: str, pod: PodRecord, body: dict[str, Any]) -> bool:
         """Patch the status only if the pod did not change behind our back (resourceVersion
         precondition); on conflict re-read it and give up if it is terminal or deleting."""
         assert self.kube is not None
@@ -502,15 +386,21 @@ class Simulator:
             patch: dict[str, Any] = {"status": body}
             if rv:
                 patch["metadata"] = {"resourceVersion": rv}
+            ns, name = split_key(key)
             try:
-                await self.kube.patch(_pod_path(key, "/status"), patch, ok_missing=False)
+                await self.kube.patch(PODS, name, patch, ns, status=True)
                 return True
-            except KubeError as e:
-                if e.status == 404:
+            except ApiError as e:
+                if e.not_found:
                     return False
-                if e.status != 409:
+                if not e.conflict:
                     raise
-            fresh = await self.kube.get(_pod_path(key), ok_missing=True)
+            try:
+                fresh = await self.kube.get(PODS, name, ns)
+            except ApiError as e:
+                if not e.not_found:
+                    raise
+                return False
             phase = (fresh.get("status") or {}).get("phase")
             meta = fresh.get("metadata") or {}
             if not fresh or phase in ("Succeeded", "Failed") or meta.get("deletionTimestamp"):
@@ -521,7 +411,8 @@ class Simulator:
     async def _finalize(self, key: str) -> None:
         """Finish a deletion like a kubelet: the containers are gone, remove the pod now."""
         assert self.kube is not None
-        await self.kube.delete(_pod_path(key), grace_period=0)
+        ns, name = split_key(key)
+        await self.kube.delete(PODS, name, ns, grace_period=0)
 
     async def _disrupt(self, key: str) -> None:
         pod = self._pods.get(key)
@@ -533,13 +424,32 @@ class Simulator:
             self._counts["pods_disrupted"] += 1
             pod.running = False
 
+    async def _patch_if_present(
+        self,
+        res: Resource,
+        name: str,
+        body: dict[str, Any],
+        namespace: str | None = None,
+        *,
+        status: bool = False,
+    ) -> bool:
+        """A merge patch of an object that may be gone already (then False, no error)."""
+        assert self.kube is not None
+        try:
+            await self.kube.patch(res, name, body, namespace, status=status)
+        except ApiError as e:
+            if e.not_found:
+                return False
+            raise
+        return True
+
     # --- nodes ----------------------------------------------------------------------------------
 
     async def create_node(
         self,
         compute_environment: str,
         instance_type: str,
-        capacity_type: N.CapacityType,
+        capacity_type: CapacityType,
         *,
         name: str | None = None,
         labels: dict[str, str] | None = None,
@@ -548,7 +458,7 @@ class Simulator:
         """Create one simulated node (and its Lease) now; returns its name."""
         assert self.kube is not None
         itype = self.config.catalogue[instance_type]
-        spot = capacity_type is N.CapacityType.SPOT
+        spot = capacity_type is CapacityType.SPOT
         for _ in range(5):
             if name is None:
                 self._seq += 1
@@ -568,20 +478,20 @@ class Simulator:
             )
             body = N.build_node(spec, itype, now, labels)
             try:
-                created = await self.kube.create(NODES_PATH, body)
-            except KubeError as e:
-                if e.status == 409 and name is None:
+                created = await self.kube.create(NODES, body)
+            except ApiError as e:
+                if e.conflict and name is None:
                     continue
                 raise
             uid = created["metadata"]["uid"]
             node = self._nodes.get(node_name)
             if node is None:
-                node = self._nodes[node_name] = _Node(spec=spec, idle_since=now)
+                node = self._nodes[node_name] = NodeRecord(spec=spec, idle_since=now)
             node.uid = uid
             self._counts["nodes_created"] += 1
             if not (created.get("status") or {}).get("allocatable"):
-                await self.kube.patch(
-                    f"{NODES_PATH}/{node_name}/status", {"status": body["status"]}
+                await self._patch_if_present(
+                    NODES, node_name, {"status": body["status"]}, status=True
                 )
             await self._ensure_lease(node_name, uid)
             return node_name
@@ -590,51 +500,51 @@ class Simulator:
     async def _ensure_lease(self, name: str, uid: str) -> None:
         assert self.kube is not None
         try:
-            await self.kube.create(LEASES_PATH, N.build_lease(name, uid, self._clock()))
-        except KubeError as e:
-            if e.status != 409:
+            await self.kube.create(
+                LEASES, N.build_lease(name, uid, self._clock()), N.LEASE_NAMESPACE
+            )
+        except ApiError as e:
+            if not e.conflict:
                 raise
             await self._renew(name)
 
     async def _renew(self, name: str) -> None:
         assert self.kube is not None
-        body = {"spec": {"renewTime": N.rfc3339_micro(self._clock())}}
-        res = await self.kube.patch(f"{LEASES_PATH}/{name}", body)
-        if not res and name in self._nodes:
+        body = {"spec": {"renewTime": rfc3339_micro(self._clock())}}
+        renewed = await self._patch_if_present(LEASES, name, body, N.LEASE_NAMESPACE)
+        if not renewed and name in self._nodes:
             await self._ensure_lease(name, self._nodes[name].uid)
 
     async def delete_node(self, name: str) -> None:
         assert self.kube is not None
-        await self.kube.delete(f"{NODES_PATH}/{name}")
+        await self.kube.delete(NODES, name)
         self._node_gone(name)
 
     async def create_nodes_from_file(self, path: Path) -> list[str]:
-        """Pre-create labelled nodes (e.g. for Unmanaged CEs) from YAML:
-        ``nodes: [{computeEnvironment, instanceType, capacityType: spot|on-demand, count,
-        labels}]``. Nodes get deterministic names, so re-running is idempotent."""
-        doc = yaml.safe_load(path.read_text()) or {}
-        entries = doc.get("nodes", doc) if isinstance(doc, dict) else doc
-        names: list[str] = []
-        jobs = []
-        for entry in entries or []:
-            ce = str(entry["computeEnvironment"])
-            itype = str(entry["instanceType"])
-            cap = N.CapacityType(str(entry.get("capacityType", "on-demand")))
-            for i in range(int(entry.get("count", 1))):
-                name = N.node_name(ce, itype, i)
-                names.append(name)
-                if name not in self._nodes:
-                    jobs.append(
-                        self.create_node(ce, itype, cap, name=name, labels=entry.get("labels"))
-                    )
+        """Pre-create labelled nodes (e.g. for Unmanaged CEs) from a nodes file (see
+        :func:`kubatch.sim.nodes.parse_nodes_file`). Nodes get deterministic names, so
+        re-running is idempotent."""
+        wanted = N.parse_nodes_file(yaml.safe_load(path.read_text()), self.config.catalogue)
+        names = [w.name for w in wanted]
+        jobs = [
+            self.create_node(
+                w.compute_environment,
+                w.instance_type,
+                w.capacity_type,
+                name=w.name,
+                labels=w.labels,
+            )
+            for w in wanted
+            if w.name not in self._nodes
+        ]
         sem = asyncio.Semaphore(self.config.workers)
 
         async def bounded(c: Awaitable[str]) -> None:
             async with sem:
                 try:
                     await c
-                except KubeError as e:
-                    if e.status != 409:
+                except ApiError as e:
+                    if not e.conflict:
                         raise
 
         await asyncio.gather(*(bounded(c) for c in jobs))
@@ -658,20 +568,20 @@ class Simulator:
     # --- compute environments and scaling -------------------------------------------------------
 
     async def _ce_loop(self) -> None:
+        def on_sync(items: list[dict[str, Any]]) -> None:
+            self._pools = {}
+            for item in items:
+                on_ce("ADDED", item)
+            self._ces_synced = True
+
         def on_ce(etype: str, obj: dict[str, Any]) -> None:
-            if etype == "SYNC":
-                self._pools = {}
-                for item in obj["items"]:
-                    on_ce("ADDED", item)
-                self._ces_synced = True
-                return
             pool = parse_pool(obj)
             if etype == "DELETED":
                 self._pools.pop(pool.name, None)
             else:
                 self._pools[pool.name] = pool
 
-        await self._informer(CE_PATH, {}, on_ce)
+        await self._informer(COMPUTEENVIRONMENTS, on_sync, on_ce)
 
     def pools(self) -> dict[str, Pool]:
         return dict(self._pools)
@@ -688,57 +598,30 @@ class Simulator:
 
     async def scale_once(self) -> None:
         """One scaling cycle over every managed pool (and clean-up of deleted pools' nodes)."""
-        now = self._clock()
-        by_ce: dict[str, list[_Node]] = {}
-        for n in self._nodes.values():
-            by_ce.setdefault(n.spec.compute_environment, []).append(n)
-        pending: dict[str, list[Requests]] = {}
-        for ce, req in self._pending.values():
-            pending.setdefault(ce, []).append(req)
-        # finish cordoned nodes that drained
-        for n in list(self._nodes.values()):
-            drained = n.cordoned_at is not None and not n.pods and not n.reclaimed
-            if drained and now - (n.cordoned_at or now) >= min(1.0, self.config.scaling_interval):
-                self._submit(functools.partial(self.delete_node, n.spec.name))
-        pools = dict(self._pools)
-        if self._ces_synced:
-            for ce, nodes in by_ce.items():
-                if ce not in pools and any(n.spec.managed for n in nodes):
-                    pools[ce] = Pool(name=ce, managed=True)  # CE deleted: max 0, drain
-        for ce, pool in pools.items():
-            if not pool.managed:
-                continue
-            live = [n for n in by_ce.get(ce, []) if n.cordoned_at is None and not n.reclaimed]
-            view = [
-                PoolNode(
-                    n.spec.name,
-                    n.spec.instance_type,
-                    n.spec.vcpus,
-                    busy=bool(n.pods),
-                    idle_since=None if n.pods else n.idle_since,
-                )
-                for n in live
-            ]
-            view += self._provisioning.get(ce, [])
-            plan = plan_scaling(
-                pool,
-                nodes=view,
-                pending=pending.get(ce, []),
-                catalogue=self.config.catalogue,
-                now=now,
-                scale_down_delay=self.config.scale_down_delay,
-            )
-            for itype in plan.add:
-                self._provision(pool, itype)
-            for name in plan.remove:
-                self._cordon(name)
+        plan = plan_cycle(
+            list(self._nodes.values()),
+            self._pending.values(),
+            self._pools,
+            self._provisioning,
+            pools_known=self._ces_synced,
+            catalogue=self.config.catalogue,
+            now=self._clock(),
+            scale_down_delay=self.config.scale_down_delay,
+            drain_grace=min(1.0, self.config.scaling_interval),
+        )
+        for name in plan.delete:
+            self._submit(functools.partial(self.delete_node, name))
+        for pool, itype in plan.launch:
+            self._provision(pool, itype)
+        for name in plan.cordon:
+            self._cordon(name)
 
     def _provision(self, pool: Pool, itype: str) -> None:
         t = self.config.catalogue[itype]
         self._seq += 1
         placeholder = PoolNode(f"provisioning-{self._seq}", itype, t.vcpus, provisioning=True)
         self._provisioning.setdefault(pool.name, []).append(placeholder)
-        cap = N.CapacityType.SPOT if pool.spot else N.CapacityType.ON_DEMAND
+        cap = CapacityType.SPOT if pool.spot else CapacityType.ON_DEMAND
 
         async def launch() -> None:
             try:
@@ -755,11 +638,9 @@ class Simulator:
         if node is None or node.cordoned_at is not None:
             return
         node.cordoned_at = self._clock()
-        assert self.kube is not None
-        kube = self.kube
 
         async def cordon() -> None:
-            await kube.patch(f"{NODES_PATH}/{name}", {"spec": {"unschedulable": True}})
+            await self._patch_if_present(NODES, name, {"spec": {"unschedulable": True}})
 
         self._submit(cordon)
 
@@ -769,7 +650,7 @@ class Simulator:
         return [
             name
             for name, n in self._nodes.items()
-            if n.spec.capacity_type is N.CapacityType.SPOT
+            if n.spec.capacity_type is CapacityType.SPOT
             and not n.reclaimed
             and (compute_environment is None or n.spec.compute_environment == compute_environment)
         ]
@@ -787,9 +668,10 @@ class Simulator:
             return
         assert self.kube is not None
         self._mark_reclaimed(node)
-        await self.kube.patch(
-            f"{NODES_PATH}/{name}",
-            {"spec": {"unschedulable": True, "taints": [*node.taints, _reclaim_taint()]}},
+        await self._patch_if_present(
+            NODES,
+            name,
+            {"spec": {"unschedulable": True, "taints": [*node.taints, reclaim_taint()]}},
         )
         await asyncio.gather(*(self._disrupt(k) for k in list(node.pods)))
         await self.delete_node(name)
@@ -803,61 +685,3 @@ class Simulator:
             )
             for name in hit:
                 self._spawn(self.reclaim_node(name))
-
-
-def _reclaim_taint() -> dict[str, str]:
-    # NoSchedule, not NoExecute: the taint manager would delete the pods before the sim can
-    # fail them the way a node shutdown does.
-    return {"key": N.TAINT_RECLAIM, "value": "true", "effect": "NoSchedule"}
-
-
-def _started_at(pod: dict[str, Any]) -> float | None:
-    for cs in (pod.get("status") or {}).get("containerStatuses") or []:
-        running = (cs.get("state") or {}).get("running")
-        if running and running.get("startedAt"):
-            return parse_rfc3339(running["startedAt"])
-    return None
-
-
-async def reclaim_from_cluster(
-    kube: Kube, compute_environment: str, fraction: float, rng: random.Random, now: float
-) -> list[str]:
-    """Reclaim spot nodes of a CE directly on the cluster (the ``kubatch sim reclaim`` command,
-    separate from a running simulator, which notices the taint and the deletion)."""
-    selector = (
-        f"{N.LABEL_TYPE}={N.SIM_TYPE},{N.LABEL_COMPUTE_ENVIRONMENT}={compute_environment},"
-        f"{N.LABEL_CAPACITY_TYPE}={N.CapacityType.SPOT.value}"
-    )
-    items, _ = await kube.list(NODES_PATH, {"labelSelector": selector})
-    candidates = {
-        i["metadata"]["name"]: i
-        for i in items
-        if not any(
-            t.get("key") == N.TAINT_RECLAIM for t in (i.get("spec") or {}).get("taints") or []
-        )
-    }
-    chosen = choose_fraction(list(candidates), fraction, rng)
-    for name in chosen:
-        taints = (candidates[name].get("spec") or {}).get("taints") or []
-        await kube.patch(
-            f"{NODES_PATH}/{name}",
-            {"spec": {"unschedulable": True, "taints": [*taints, _reclaim_taint()]}},
-        )
-    if chosen:
-        await asyncio.sleep(0.5)  # let a running sim see the taint and stop its timers
-    for name in chosen:
-        pods, _ = await kube.list(
-            PODS_PATH, {"fieldSelector": f"spec.nodeName={name},{ACTIVE_PODS}"}
-        )
-        for pod in pods:
-            started = _started_at(pod)
-            body = build_disrupted_status(_slim(pod), name, started, now)
-            rv = pod["metadata"].get("resourceVersion", "")
-            with contextlib.suppress(KubeError):
-                await kube.patch(
-                    _pod_path(_key(pod), "/status"),
-                    {"metadata": {"resourceVersion": rv}, "status": body},
-                    ok_missing=False,
-                )
-        await kube.delete(f"{NODES_PATH}/{name}")
-    return chosen

@@ -2,37 +2,43 @@
 
 Pure builders: the sim's nodes look like kubelet-registered nodes (labels, taints,
 capacity/allocatable, Ready condition, addresses, nodeInfo) plus kubatch's labels and price.
+Label and annotation keys are kubatch's (``kubatch.api.labels``); a node's capacity type is
+the API's ``CapacityType``, written on the node as the ``spot``/``on-demand`` label value.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any
 
-from kubatch.core.catalogue import InstanceType
-from kubatch.sim.pods import parse_quantity, parse_rfc3339, rfc3339
+from kubatch.api import labels as L
+from kubatch.api.enums import CapacityType
+from kubatch.core.catalogue import Catalogue, InstanceType
+from kubatch.sim.pods import parse_quantity
+from kubatch.timefmt import parse_time, rfc3339, rfc3339_micro
 
-LABEL_INSTANCE_TYPE = "node.kubernetes.io/instance-type"
-LABEL_CAPACITY_TYPE = "kubatch.io/capacity-type"
-LABEL_COMPUTE_ENVIRONMENT = "kubatch.io/compute-environment"
+# The simulator's own marks (everything else is kubatch's vocabulary in api.labels).
 LABEL_TYPE = "type"
 LABEL_MANAGED = "sim.kubatch.io/managed"
 SIM_TYPE = "kubatch-sim"
-ANN_PRICE = "kubatch.io/price-per-hour"
-TAINT_SPOT = "kubatch.io/capacity-type"
 TAINT_RECLAIM = "kubatch.io/spot-reclaim"
 LEASE_NAMESPACE = "kube-node-lease"
 LEASE_DURATION_SECONDS = 40
 
 
-class CapacityType(StrEnum):
-    """Values of the ``kubatch.io/capacity-type`` node label."""
-
-    SPOT = "spot"
-    ON_DEMAND = "on-demand"
+def parse_capacity_type(value: object) -> CapacityType:
+    """Pure: ``spot``/``on-demand`` (a node label value, a nodes file) or ``Spot``/``OnDemand``
+    (the API's words) -> :class:`CapacityType`; anything else is a ``ValueError`` naming them."""
+    text = str(value).strip()
+    if text in (L.SPOT, CapacityType.SPOT.value):
+        return CapacityType.SPOT
+    if text in (L.ON_DEMAND, CapacityType.ON_DEMAND.value):
+        return CapacityType.ON_DEMAND
+    raise ValueError(
+        f"capacity type {text!r}: expected {L.SPOT!r} or {L.ON_DEMAND!r} "
+        f"({CapacityType.SPOT.value!r} or {CapacityType.ON_DEMAND.value!r})"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +54,54 @@ class NodeSpec:
     created_at: float
     managed: bool = False
     """Launched by the managed scaling provider (removed when idle or when its CE goes)."""
+
+
+@dataclass(frozen=True, slots=True)
+class WantedNode:
+    """One node of a nodes file."""
+
+    name: str
+    compute_environment: str
+    instance_type: str
+    capacity_type: CapacityType
+    labels: dict[str, str]
+
+
+def parse_nodes_file(doc: object, catalogue: Catalogue) -> list[WantedNode]:
+    """Pure: a nodes file -> the nodes it asks for, with deterministic names.
+
+    ``nodes: [{computeEnvironment, instanceType, capacityType: spot|on-demand, count: 1,
+    labels: {}}]`` (or the list alone). A missing field, an instance type the catalogue does
+    not know, a bad capacity type or count raises ``ValueError`` naming the entry.
+    """
+    entries = doc.get("nodes", doc) if isinstance(doc, dict) else doc
+    if entries is None:
+        return []
+    if not isinstance(entries, list):
+        raise ValueError("nodes file: expected a list of entries under 'nodes'")
+    out: list[WantedNode] = []
+    for i, entry in enumerate(entries):
+        where = f"nodes file entry {i + 1}"
+        if not isinstance(entry, dict):
+            raise ValueError(f"{where}: expected a mapping, got {entry!r}")
+        missing = [k for k in ("computeEnvironment", "instanceType") if not entry.get(k)]
+        if missing:
+            raise ValueError(f"{where}: {' and '.join(missing)} required")
+        ce, itype = str(entry["computeEnvironment"]), str(entry["instanceType"])
+        try:
+            catalogue[itype]
+        except KeyError:
+            raise ValueError(f"{where} ({ce}): unknown instance type {itype!r}") from None
+        try:
+            cap = parse_capacity_type(entry.get("capacityType", L.ON_DEMAND))
+            count = int(entry.get("count", 1))
+        except (ValueError, TypeError) as err:
+            raise ValueError(f"{where} ({ce}): {err}") from None
+        if count < 0:
+            raise ValueError(f"{where} ({ce}): count must be 0 or more, not {count}")
+        labels = {str(k): str(v) for k, v in (entry.get("labels") or {}).items()}
+        out += [WantedNode(node_name(ce, itype, n), ce, itype, cap, labels) for n in range(count)]
+    return out
 
 
 def node_name(ce: str, instance_type: str, seq: int) -> str:
@@ -77,9 +131,9 @@ def build_node(
         "kubernetes.io/hostname": spec.name,
         "kubernetes.io/os": "linux",
         "kubernetes.io/arch": "amd64",
-        LABEL_INSTANCE_TYPE: itype.name,
-        LABEL_CAPACITY_TYPE: spec.capacity_type.value,
-        LABEL_COMPUTE_ENVIRONMENT: spec.compute_environment,
+        L.INSTANCE_TYPE: itype.name,
+        L.CAPACITY_TYPE: L.capacity_label_value(spec.capacity_type),
+        L.COMPUTE_ENVIRONMENT: spec.compute_environment,
         LABEL_TYPE: SIM_TYPE,
     }
     if spec.managed:
@@ -92,7 +146,7 @@ def build_node(
     }
     if itype.gpus:
         resources["nvidia.com/gpu"] = str(itype.gpus)
-    taints = [{"key": TAINT_SPOT, "value": "spot", "effect": "NoSchedule"}] if spot else []
+    taints = [{"key": L.CAPACITY_TYPE, "value": L.SPOT, "effect": "NoSchedule"}] if spot else []
     return {
         "apiVersion": "v1",
         "kind": "Node",
@@ -100,7 +154,7 @@ def build_node(
             "name": spec.name,
             "labels": labels,
             "annotations": {
-                ANN_PRICE: f"{spec.price_per_hour:.4f}",
+                L.PRICE_PER_HOUR: f"{spec.price_per_hour:.4f}",
                 "node.alpha.kubernetes.io/ttl": "0",
             },
         },
@@ -171,11 +225,6 @@ def build_lease(name: str, node_uid: str, now: float) -> dict[str, Any]:
     }
 
 
-def rfc3339_micro(ts: float) -> str:
-    """MicroTime format used by Lease ``renewTime``. Pure."""
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def node_spec_from_object(node: dict[str, Any]) -> NodeSpec | None:
     """Recover a :class:`NodeSpec` from a Node object the sim created earlier. Pure."""
     meta = node.get("metadata") or {}
@@ -184,17 +233,16 @@ def node_spec_from_object(node: dict[str, Any]) -> NodeSpec | None:
         return None
     cap = (node.get("status") or {}).get("capacity") or {}
     try:
-        price = float((meta.get("annotations") or {}).get(ANN_PRICE, "0"))
+        price = float((meta.get("annotations") or {}).get(L.PRICE_PER_HOUR, "0"))
     except ValueError:
         price = 0.0
-    created = meta.get("creationTimestamp")
     return NodeSpec(
         name=meta["name"],
-        compute_environment=labels.get(LABEL_COMPUTE_ENVIRONMENT, ""),
-        instance_type=labels.get(LABEL_INSTANCE_TYPE, ""),
-        capacity_type=CapacityType(labels.get(LABEL_CAPACITY_TYPE, CapacityType.ON_DEMAND.value)),
+        compute_environment=labels.get(L.COMPUTE_ENVIRONMENT, ""),
+        instance_type=labels.get(L.INSTANCE_TYPE, ""),
+        capacity_type=parse_capacity_type(labels.get(L.CAPACITY_TYPE, L.ON_DEMAND)),
         vcpus=int(parse_quantity(cap.get("cpu", "0"))),
         price_per_hour=price,
-        created_at=parse_rfc3339(created) if created else 0.0,
+        created_at=parse_time(meta.get("creationTimestamp")) or 0.0,
         managed=labels.get(LABEL_MANAGED) == "true",
     )

@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
+
+from kubatch.api import labels as L
+from kubatch.timefmt import rfc3339
 
 # Pod annotations (set in a JobDefinition's template) that declare the simulated behaviour.
 ANN_DURATION = "sim.kubatch.io/duration"
 ANN_EXIT_CODE = "sim.kubatch.io/exit-code"
 ANN_EXIT_CODE_BY_INDEX = "sim.kubatch.io/exit-code-by-index"
 ANN_OOM = "sim.kubatch.io/oom"
-LABEL_ARRAY_INDEX = "kubatch.io/array-index"
 INDEX_ENV_VARS = ("AWS_BATCH_JOB_ARRAY_INDEX", "KUBATCH_JOB_ARRAY_INDEX")
 
 DEFAULT_DURATION = 1.0
@@ -28,6 +29,8 @@ EXIT_SIGTERM = 143
 
 
 class PodPhase(StrEnum):
+    """``status.phase`` of a Kubernetes pod (what a kubelet writes; not a BatchJob's phase)."""
+
     PENDING = "Pending"
     RUNNING = "Running"
     SUCCEEDED = "Succeeded"
@@ -125,7 +128,7 @@ def array_index(pod: dict[str, Any]) -> int | None:
                     return int(env["value"])
                 except (TypeError, ValueError):
                     pass
-    label = ((pod.get("metadata") or {}).get("labels") or {}).get(LABEL_ARRAY_INDEX)
+    label = ((pod.get("metadata") or {}).get("labels") or {}).get(L.ARRAY_INDEX)
     if label is not None:
         try:
             return int(label)
@@ -172,16 +175,6 @@ def behaviour_of(pod: dict[str, Any]) -> Behaviour:
 
 
 # --- status builders ----------------------------------------------------------------------------
-
-
-def rfc3339(ts: float) -> str:
-    """Epoch seconds → ``2024-01-01T00:00:00Z`` (Kubernetes' second precision). Pure."""
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_rfc3339(text: str) -> float:
-    """``2024-01-01T00:00:00Z`` → epoch seconds. Pure."""
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
 
 
 def _digest(*parts: str) -> str:

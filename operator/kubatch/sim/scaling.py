@@ -11,25 +11,14 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
+from kubatch.api.enums import AllocationStrategy, CapacityType, ComputeEnvironmentType, State
 from kubatch.core.catalogue import Catalogue, InstanceType
 from kubatch.sim.pods import Requests
-
-
-class AllocationStrategy(StrEnum):
-    BEST_FIT = "BestFit"
-    BEST_FIT_PROGRESSIVE = "BestFitProgressive"
-    SPOT_CAPACITY_OPTIMIZED = "SpotCapacityOptimized"
-    SPOT_PRICE_CAPACITY_OPTIMIZED = "SpotPriceCapacityOptimized"
-
-
-class CEType(StrEnum):
-    MANAGED = "Managed"
-    UNMANAGED = "Unmanaged"
+from kubatch.sim.state import NodeRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,9 +55,10 @@ def parse_pool(ce: dict[str, Any]) -> Pool:
     spec = ce.get("spec") or {}
     status = ce.get("status") or {}
     cr = spec.get("computeResources") or {}
-    spot = str(cr.get("capacityType", cr.get("type", "OnDemand"))).lower() in ("spot",)
+    capacity = str(cr.get("capacityType", cr.get("type", CapacityType.ON_DEMAND.value)))
+    spot = capacity.lower() == CapacityType.SPOT.value.lower()
     try:
-        strategy = AllocationStrategy(cr.get("allocationStrategy") or "BestFit")
+        strategy = AllocationStrategy(cr.get("allocationStrategy") or AllocationStrategy.BEST_FIT)
     except ValueError:
         strategy = AllocationStrategy.BEST_FIT
     min_v = max(0, _int(cr.get("minvCpus"), 0))
@@ -79,10 +69,11 @@ def parse_pool(ce: dict[str, Any]) -> Pool:
     except (TypeError, ValueError):
         desired = None
     selector = spec.get("nodeSelector") or {}
+    managed = ComputeEnvironmentType.MANAGED.value
     return Pool(
         name=str(meta.get("name", "")),
-        managed=str(spec.get("type", "Managed")) == CEType.MANAGED.value,
-        enabled=str(spec.get("state", "Enabled")) != "Disabled",
+        managed=str(spec.get("type") or managed) == managed,
+        enabled=str(spec.get("state", State.ENABLED)) != State.DISABLED,
         spot=spot,
         min_vcpus=min_v,
         max_vcpus=max_v,
@@ -175,7 +166,8 @@ def plan_scaling(
     """Decide which nodes to add and remove for a managed pool. Pure.
 
     Growth: launch instances, chosen per the allocation strategy among the eligible types that
-    can hold the largest pending pod, until the target is reached without exceeding maxvCpus.
+    can hold the largest pending pod, until the target is reached without exceeding maxvCpus —
+    except, as on AWS, by one instance when the smallest type is larger than the room left.
     ``BestFit`` sticks to the single cheapest-per-vCPU type (smallest on ties) and may stop
     short of the target; the other strategies progress to other types that still fit.
     Shrinking: idle nodes idle for at least ``scale_down_delay`` go, largest first, while the
@@ -199,6 +191,9 @@ def plan_scaling(
             room = pool.max_vcpus - current
             usable = [t for t in types if t.vcpus <= room]
             if not usable:
+                if room > 0 and types:  # AWS: one instance may take the pool past maxvCpus
+                    smallest = min(types, key=lambda t: (t.vcpus, t.memory_mib, t.name))
+                    add.append(smallest.name)
                 break
             t = _choose(pool.strategy, usable, pool.spot, target - current)
             add.append(t.name)
@@ -219,6 +214,81 @@ def plan_scaling(
             remove.append(n.name)
             current -= n.vcpus
     return ScalePlan(remove=tuple(remove), target_vcpus=target)
+
+
+@dataclass(frozen=True, slots=True)
+class CyclePlan:
+    """What one scaling cycle does over every pool."""
+
+    delete: tuple[str, ...] = ()
+    """Cordoned nodes that drained."""
+    launch: tuple[tuple[Pool, str], ...] = ()
+    """(pool, instance type) to launch, one node each."""
+    cordon: tuple[str, ...] = ()
+    """Idle nodes to take out (deleted once drained)."""
+
+
+def plan_cycle(
+    nodes: Sequence[NodeRecord],
+    pending: Iterable[tuple[str, Requests]],
+    pools: Mapping[str, Pool],
+    provisioning: Mapping[str, Sequence[PoolNode]],
+    *,
+    pools_known: bool,
+    catalogue: Catalogue,
+    now: float,
+    scale_down_delay: float,
+    drain_grace: float,
+) -> CyclePlan:
+    """Pure: one scaling cycle over the simulator's view. ``pending`` are (CE, requests) of
+    unbound pods; ``pools_known`` once the ComputeEnvironments were listed: a managed node
+    whose CE is gone then belongs to a pool of size 0 and drains."""
+    by_ce: dict[str, list[NodeRecord]] = {}
+    for n in nodes:
+        by_ce.setdefault(n.spec.compute_environment, []).append(n)
+    demand: dict[str, list[Requests]] = {}
+    for ce, req in pending:
+        demand.setdefault(ce, []).append(req)
+    delete = tuple(
+        n.spec.name
+        for n in nodes
+        if n.cordoned_at is not None
+        and not n.pods
+        and not n.reclaimed
+        and now - n.cordoned_at >= drain_grace
+    )
+    every = dict(pools)
+    if pools_known:
+        for ce, members in by_ce.items():
+            if ce not in every and any(n.spec.managed for n in members):
+                every[ce] = Pool(name=ce, managed=True)  # CE deleted: max 0, drain
+    launch: list[tuple[Pool, str]] = []
+    cordon: list[str] = []
+    for ce, pool in every.items():
+        if not pool.managed:
+            continue
+        view = [
+            PoolNode(
+                n.spec.name,
+                n.spec.instance_type,
+                n.spec.vcpus,
+                busy=bool(n.pods),
+                idle_since=None if n.pods else n.idle_since,
+            )
+            for n in by_ce.get(ce, [])
+            if n.cordoned_at is None and not n.reclaimed
+        ]
+        plan = plan_scaling(
+            pool,
+            nodes=[*view, *provisioning.get(ce, ())],
+            pending=demand.get(ce, []),
+            catalogue=catalogue,
+            now=now,
+            scale_down_delay=scale_down_delay,
+        )
+        launch += [(pool, itype) for itype in plan.add]
+        cordon += plan.remove
+    return CyclePlan(delete, tuple(launch), tuple(cordon))
 
 
 # --- spot reclaims ------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from kubatch.render import labels as L
+from kubatch.api import labels as L
 from kubatch.render.job import AttemptRef, Placement, build_job
 
 TEMPLATE: dict[str, Any] = {

@@ -9,20 +9,24 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kubatch.api.enums import AllocationStrategy, CapacityType
 from kubatch.core.catalogue import BUILTIN, Catalogue, parse_catalogue
+from kubatch.sim.nodes import NodeSpec
 from kubatch.sim.pods import Requests
 from kubatch.sim.scaling import (
-    AllocationStrategy,
+    CyclePlan,
     Pool,
     PoolNode,
     choose_fraction,
     choose_random_reclaims,
     eligible_types,
     parse_pool,
+    plan_cycle,
     plan_scaling,
     reclaim_probability,
     target_vcpus,
 )
+from kubatch.sim.state import NodeRecord
 
 CAT = Catalogue(BUILTIN)
 
@@ -238,7 +242,9 @@ def test_scaling_invariants(
     removed = sum(n.vcpus for n in nodes if n.name in p.remove)
     after = before + added - removed
     if p.add:
-        assert after <= pool.max_vcpus  # growth never crosses maxvCpus
+        # growth crosses maxvCpus by at most its last instance (SEMANTICS §1, as AWS; this
+        # invariant used to forbid any crossing, which AWS allows)
+        assert after - CAT[p.add[-1]].vcpus < pool.max_vcpus
     if p.remove:
         assert all(not n.busy for n in nodes if n.name in p.remove)
         assert after >= min(before, max(pool.min_vcpus, p.target_vcpus)) or before > pool.max_vcpus
@@ -264,3 +270,62 @@ def test_random_reclaims_follow_rate() -> None:
     nodes = [f"n{i}" for i in range(1000)]
     hits = sum(len(choose_random_reclaims(nodes, 36, 1.0, rng)) for _ in range(100))
     assert 700 < hits < 1300  # expectation 1000 = 1000 nodes x 0.01/s x 100 s
+
+
+def record(name: str, ce: str, *, busy: bool = False, managed: bool = True, **kw: Any) -> Any:
+    spec = NodeSpec(name, ce, "m5.xlarge", CapacityType.ON_DEMAND, 4, 0.2, 0.0, managed)
+    return NodeRecord(spec=spec, pods={"ns/p"} if busy else set(), **kw)
+
+
+def cycle(
+    nodes: list[NodeRecord],
+    pools: dict[str, Pool],
+    *,
+    pending: list[tuple[str, Requests]] | None = None,
+    pools_known: bool = True,
+) -> CyclePlan:
+    return plan_cycle(
+        nodes,
+        pending or [],
+        pools,
+        {},
+        pools_known=pools_known,
+        catalogue=CAT,
+        now=100.0,
+        scale_down_delay=30.0,
+        drain_grace=1.0,
+    )
+
+
+def test_cycle_deletes_drained_cordoned_nodes_only_after_the_grace() -> None:
+    nodes = [
+        record("drained", "a", cordoned_at=98.0),
+        record("just-cordoned", "a", cordoned_at=99.5),
+        record("still-busy", "a", busy=True, cordoned_at=50.0),
+        record("reclaimed", "a", cordoned_at=50.0, reclaimed=True),
+    ]
+    plan = cycle(nodes, {"a": Pool("a", managed=True, max_vcpus=64)})
+    assert plan.delete == ("drained",)
+
+
+def test_cycle_drains_the_nodes_of_a_deleted_compute_environment() -> None:
+    nodes = [record("n1", "gone", idle_since=0.0), record("u1", "unmanaged", managed=False)]
+    plan = cycle(nodes, {})
+    assert plan.cordon == ("n1",)  # a pool of size 0; unmanaged nodes are never touched
+    assert cycle(nodes, {}, pools_known=False).cordon == ()  # not before the CEs are listed
+
+
+def test_cycle_launches_for_pending_pods() -> None:
+    pool = Pool("a", managed=True, max_vcpus=16, instance_types=("m5.xlarge",))
+    plan = cycle([], {"a": pool}, pending=[("a", Requests(3.0, 1024.0))])
+    assert plan.launch == ((pool, "m5.xlarge"),)
+
+
+def test_one_instance_may_take_the_pool_past_max_vcpus() -> None:
+    """SEMANTICS §1 (as AWS): when the smallest allowed type is larger than the room left, the
+    pool may exceed maxvCpus by one instance (admission still stops at maxvCpus)."""
+    pool = make_pool(max_vcpus=8, instance_types=("m5.4xlarge",))
+    p = plan(pool, [], [Requests(1.0, 1024.0, 0)] * 8)
+    assert p.add == ("m5.4xlarge",)
+    full = [PoolNode("n1", "m5.4xlarge", 16, busy=True)]
+    assert plan(pool, full, [Requests(1.0, 1024.0, 0)] * 8).add == ()

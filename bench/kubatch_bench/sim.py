@@ -22,19 +22,19 @@ import asyncio
 import json
 import os
 import platform
-import shutil
-import signal
-import subprocess
-import sys
-import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import psutil
 import yaml
 
-from kubatch.sim.kube import Kube, KubeError, load_kubeconfig
+from kubatch.adapters.kube import NAMESPACES, NODES, PODS, ApiError, Kube
+from kubatch.devkit.polling import eventually_async
+from kubatch.devkit.process import Child
+from kubatch.devkit.stack import kubatch_argv
+from kubatch_bench.common import workdir_and_plane, write_json
 
 NS = "kubatch-bench-sim"
 
@@ -78,18 +78,17 @@ def _read_stats(path: Path) -> dict[str, Any]:
 
 
 async def _wait_stats(
-    path: Path, pred: Any, timeout: float, proc: subprocess.Popen[bytes], what: str
+    path: Path, pred: Callable[[dict[str, Any]], bool], timeout: float, sim: Child, what: str
 ) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
+    """The simulator's stats once ``pred`` holds for them (it dumps them every 2 s)."""
+
+    async def probe() -> dict[str, Any]:
         s = _read_stats(path)
-        if s and pred(s):
-            return s
-        if proc.poll() is not None:
-            raise RuntimeError(f"the simulator exited ({proc.returncode}) while waiting for {what}")
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}: {s}")
-        await asyncio.sleep(0.5)
+        return s if s and pred(s) else {}
+
+    return await eventually_async(
+        probe, what=what, timeout=timeout, check=sim.check, progress=lambda: str(_read_stats(path))
+    )
 
 
 def _pod(i: int, node: str, duration: float) -> dict[str, Any]:
@@ -121,9 +120,7 @@ async def _create_pods(kube: Kube, nodes: list[str], n: int, duration: float) ->
 
     async def one(i: int) -> None:
         async with sem:
-            await kube.create(
-                f"/api/v1/namespaces/{NS}/pods", _pod(i, nodes[i % len(nodes)], duration)
-            )
+            await kube.create(PODS, _pod(i, nodes[i % len(nodes)], duration), NS)
 
     await asyncio.gather(*(one(i) for i in range(n)))
     return time.monotonic() - t0
@@ -153,41 +150,31 @@ async def _bench(args: argparse.Namespace, kubeconfig: Path, work: Path) -> dict
         )
     )
     stats_file = work / "stats.json"
-    kube = Kube(load_kubeconfig(kubeconfig))
+    kube = await Kube.from_environment(kubeconfig)
     try:
         try:
-            await kube.create("/api/v1/namespaces", {"metadata": {"name": NS}})
-        except KubeError as e:
-            if e.status != 409:
+            await kube.create(NAMESPACES, {"metadata": {"name": NS}})
+        except ApiError as e:
+            if not e.conflict:
                 raise
-        cmd = [
-            sys.executable,
-            "-m",
-            "kubatch.sim.cli",
-            "--kubeconfig",
-            str(kubeconfig),
-            "run",
-            "--no-scaling",
-            "--nodes-file",
-            str(nodes_file),
-            "--stats-file",
-            str(stats_file),
-            "--heartbeat-interval",
-            str(args.heartbeat_interval),
-            "--workers",
-            str(args.workers),
-            "--delete-nodes-on-exit",
-        ]
+        sim = Child(
+            "simulator",
+            kubatch_argv(
+                "sim", "--kubeconfig", str(kubeconfig), "run", "--no-scaling",
+                "--nodes-file", str(nodes_file), "--stats-file", str(stats_file),
+                "--heartbeat-interval", str(args.heartbeat_interval),
+                "--workers", str(args.workers), "--delete-nodes-on-exit",
+            ),
+            work / "sim.log",
+        )  # fmt: skip
         t0 = time.monotonic()
-        # Popen returns at once; the sim is a child we measure, not awaited here
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: ASYNC220
-        ps = psutil.Process(proc.pid)
+        ps = psutil.Process(sim.start())
         try:
             await _wait_stats(
                 stats_file,
                 lambda s: s.get("nodes", 0) >= args.nodes,
                 args.timeout,
-                proc,
+                sim,
                 f"{args.nodes} nodes",
             )
             t_nodes = time.monotonic() - t0
@@ -200,9 +187,7 @@ async def _bench(args: argparse.Namespace, kubeconfig: Path, work: Path) -> dict
 
             names = sorted(
                 i["metadata"]["name"]
-                for i in (await kube.list("/api/v1/nodes", {"labelSelector": "type=kubatch-sim"}))[
-                    0
-                ]
+                for i in await kube.list(NODES, labels="type=kubatch-sim")
                 if i["metadata"]["labels"]
                 .get("kubatch.io/compute-environment", "")
                 .startswith("bench-")
@@ -214,21 +199,16 @@ async def _bench(args: argparse.Namespace, kubeconfig: Path, work: Path) -> dict
                 stats_file,
                 lambda s: s.get("pods_succeeded", 0) + s.get("pods_failed", 0) >= args.pods,
                 args.timeout,
-                proc,
+                sim,
                 f"{args.pods} pods to finish",
             )
             wall_pods = time.monotonic() - w1
             cpu_pods = _cpu(ps) - cpu1
-            peak = _peak_rss_mib(proc.pid)
+            peak = _peak_rss_mib(ps.pid)
             rss_now = ps.memory_info().rss / 2**20
             total_cpu = _cpu(ps)
         finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=300)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            sim.stop(timeout=300)  # it deletes its nodes on the way out
         return {
             "benchmark": "sim",
             "nodes": args.nodes,
@@ -251,7 +231,7 @@ async def _bench(args: argparse.Namespace, kubeconfig: Path, work: Path) -> dict
             "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         }
     finally:
-        await kube.delete(f"/api/v1/namespaces/{NS}")
+        await kube.delete(NAMESPACES, NS)
         await kube.close()
 
 
@@ -267,24 +247,11 @@ def _summary(r: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    work = Path(tempfile.mkdtemp(prefix="kubatch-bench-sim-"))
-    plane = None
-    try:
-        kubeconfig = args.kubeconfig
-        if kubeconfig is None:
-            from kubatch.local.plane import LocalPlane
-
-            plane = LocalPlane(work / "plane")
-            kubeconfig = plane.up(timeout=180).kubeconfig
-        result = asyncio.run(_bench(args, Path(kubeconfig), work))
-    finally:
-        if plane is not None:
-            plane.down()
-        shutil.rmtree(work, ignore_errors=True)
+    kubeconfig = Path(args.kubeconfig) if args.kubeconfig else None
+    with workdir_and_plane("kubatch-bench-sim-", kubeconfig) as (work, config):
+        result = asyncio.run(_bench(args, config, work))
     print(_summary(result))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(result, args.json)
     return 0
 
 

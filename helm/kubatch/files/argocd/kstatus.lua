@@ -1,4 +1,4 @@
--- Argo CD health of a kubatch.io JobDefinition: kstatus conventions (Ready, Stalled, Reconciling, observedGeneration).
+-- Argo CD health of kubatch.io JobQueue, ComputeEnvironment and JobDefinition (one script for the three): kstatus conventions (Ready, Stalled, Reconciling, observedGeneration).
 hs = {}
 local function condition(t)
   if obj.status == nil or obj.status.conditions == nil then return nil end

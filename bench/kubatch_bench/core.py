@@ -4,7 +4,7 @@
 - ``admissions_per_s``: admissions with room for everything (snapshot + schedule + assume);
 - ``us_per_admission``: the same figure inverted; ``us_per_admission_best`` is the best
   cycle (the 1M / 10k ratio, which must stay ≤ 2, is taken on it: a shared 2-core machine
-  adds other tenants' noise to medians);
+  adds other tenants' noise to medians); percentiles are nearest-rank (kubatch.devkit.stats);
 - ``cycle_ms_p50`` / ``cycle_ms_p99``: steady state with bounded capacity (1,000 one-vCPU
   slots): each cycle 100 attempts finish and 100 jobs arrive, then snapshot + schedule +
   assume is timed (cycles that include the periodic position refresh are counted too);
@@ -21,7 +21,6 @@ import json
 import multiprocessing
 import platform
 import random
-import statistics
 import sys
 import time
 import tracemalloc
@@ -35,6 +34,7 @@ from kubatch.core.lifecycle import Phase
 from kubatch.core.model import ComputeEnvironment, Dependency, JobQueue, JobSpec
 from kubatch.core.resources import Resources
 from kubatch.core.scheduler import schedule
+from kubatch.devkit.stats import percentile
 
 QUEUES, CES = 30, 10
 SIZE = Resources(1000, 2 * 2**30)
@@ -104,7 +104,7 @@ def measure_admissions(n: int, budget: int) -> dict[str, float]:
         total_n += got
         admitted += got
         now += 1.0
-    us = statistics.median(per) * 1e6
+    us = (percentile(per, 50) or 0.0) * 1e6
     return {
         "admissions_per_s": 1e6 / us,
         "us_per_admission": us,
@@ -138,12 +138,12 @@ def measure_cycles(n: int, cycles: int) -> dict[str, float]:
         (refresh_times if snap.full_refresh else times).append(dt)
         running += [d for d in decisions if isinstance(d, Admit)]
         now += 1.0
-    all_times = sorted(times + refresh_times)
+    all_times = times + refresh_times
     return {
         "rss_mib": _rss_mib(),
-        "cycle_ms_p50": statistics.median(all_times),
-        "cycle_ms_p99": all_times[min(len(all_times) - 1, int(len(all_times) * 0.99))],
-        "cycle_ms_p99_without_position_refresh": sorted(times)[int(len(times) * 0.99)],
+        "cycle_ms_p50": percentile(all_times, 50) or 0.0,
+        "cycle_ms_p99": percentile(all_times, 99) or 0.0,
+        "cycle_ms_p99_without_position_refresh": percentile(times, 99) or 0.0,
         "position_refresh_ms_max": max(refresh_times, default=0.0),
     }
 

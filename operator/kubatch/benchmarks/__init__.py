@@ -1,1 +1,0 @@
-"""Benchmarks: each module has ``main(argv) -> int``, writes JSON and prints a summary."""

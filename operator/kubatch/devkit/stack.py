@@ -1,0 +1,217 @@
+"""The whole of kubatch on a control plane, for the demo, the e2e benchmark and the e2e tests.
+
+:class:`Stack` installs kubatch's CRDs (server-side apply of the CRDs generated from the API
+models, then waits for ``Established``) and runs the simulated node pools (``kubatch sim
+run``) and the operator (``kubatch operator --metrics-port``) as child processes with their
+own logs, so that a caller can kill the operator with SIGKILL and start it again. The plane
+itself is the caller's (``kubatch.local.plane.LocalPlane`` or any kubeconfig).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Coroutine, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from kubatch.adapters.kube import CRDS, Kube
+from kubatch.devkit.polling import eventually, eventually_async
+from kubatch.devkit.process import Child, free_port
+from kubatch.devkit.promtext import Samples, parse_metrics
+
+T = TypeVar("T")
+
+SIM_ARGS: tuple[str, ...] = (
+    "--provisioning-delay", "0.5", "--scale-down-delay", "30", "--heartbeat-interval", "10",
+)  # fmt: skip
+"""The simulator's settings for interactive runs: nodes in half a second, idle ones kept 30 s."""
+
+
+def kubatch_argv(*args: str) -> list[str]:
+    """``kubatch <args>`` with this interpreter (no reliance on ``PATH``)."""
+    return [sys.executable, "-m", "kubatch.cli", *args]
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to the end from synchronous code, even when the calling thread
+    already runs an event loop (it then runs in a thread of its own)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+async def apply_crds(kube: Kube, timeout: float = 60.0) -> list[str]:
+    """Server-side apply kubatch's CRDs (generated from the API models) and wait until each
+    is ``Established``; returns their names. Re-applying is harmless."""
+    from kubatch.api.crds import build_crds
+
+    names = []
+    for crd in build_crds():
+        await kube.apply(CRDS, crd, field_manager="kubatch-devkit")
+        names.append(str(crd["metadata"]["name"]))
+
+    async def established() -> bool:
+        for name in names:
+            conds = ((await kube.get(CRDS, name)).get("status") or {}).get("conditions") or []
+            if not any(c.get("type") == "Established" and c.get("status") == "True"
+                       for c in conds):  # fmt: skip
+                return False
+        return True
+
+    await eventually_async(established, what="kubatch's CRDs to be Established",
+                           timeout=timeout, every=0.2)  # fmt: skip
+    return names
+
+
+def install_crds(kubeconfig: Path, timeout: float = 60.0) -> list[str]:
+    """:func:`apply_crds` from synchronous code, with a login of its own."""
+
+    async def go() -> list[str]:
+        async with await Kube.from_environment(kubeconfig) as kube:
+            return await apply_crds(kube, timeout)
+
+    return run_sync(go())
+
+
+@dataclass
+class Stack:
+    """The simulator and the operator as children of this process, against ``kubeconfig``."""
+
+    kubeconfig: Path
+    workdir: Path
+    sim: Child
+    operator: Child
+    metrics_port: int
+    env: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def prepare(
+        cls,
+        kubeconfig: Path,
+        workdir: Path,
+        *,
+        sim_args: Sequence[str] = SIM_ARGS,
+        operator_args: Sequence[str] = (),
+        metrics_port: int | None = None,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> Stack:
+        """Everything but the start: children defined, logs under ``workdir``, a free port for
+        the operator's metrics, the simulator's stats in ``workdir/sim-stats.json``."""
+        workdir.mkdir(parents=True, exist_ok=True)
+        port = metrics_port or free_port()
+        full_env = {**(env if env is not None else os.environ),
+                    "KUBECONFIG": str(kubeconfig), "PYTHONUNBUFFERED": "1"}  # fmt: skip
+        stats = workdir / "sim-stats.json"
+        sim = Child(
+            "simulator",
+            kubatch_argv("sim", "run", *sim_args, "--stats-file", str(stats)),
+            workdir / "sim.log",
+            full_env,
+            cwd,
+        )
+        operator = Child(
+            "operator",
+            kubatch_argv("operator", "--metrics-port", str(port), *operator_args),
+            workdir / "operator.log",
+            full_env,
+            cwd,
+        )
+        return cls(kubeconfig, workdir, sim, operator, port, full_env)
+
+    # -- processes -------------------------------------------------------------------------
+
+    def install_crds(self, timeout: float = 60.0) -> list[str]:
+        return install_crds(self.kubeconfig, timeout)
+
+    def start(self, *, wait: bool = True, timeout: float = 60.0) -> None:
+        """Start the simulator, then the operator; with ``wait``, until /metrics answers."""
+        if not self.sim.alive():
+            self.sim.start()
+        self.start_operator(wait=wait, timeout=timeout)
+
+    def start_operator(self, *, wait: bool = True, timeout: float = 60.0) -> None:
+        self.operator.start()
+        if wait:
+            self.wait_operator(timeout)
+
+    def wait_operator(self, timeout: float = 60.0) -> None:
+        """Until the operator serves its metrics (it does once its cache is rebuilt)."""
+
+        def served() -> bool:
+            try:
+                self.metrics_text(timeout=2)
+            except OSError:
+                return False
+            return True
+
+        eventually(served, what="the operator's /metrics", timeout=timeout, every=0.3,
+                   check=self.check)  # fmt: skip
+
+    async def wait_operator_async(self, timeout: float = 60.0) -> None:
+        async def served() -> bool:
+            try:
+                await asyncio.to_thread(self.metrics_text, 2)
+            except OSError:
+                return False
+            return True
+
+        await eventually_async(served, what="the operator's /metrics", timeout=timeout,
+                               every=0.3, check=self.check)  # fmt: skip
+
+    def check(self) -> None:
+        """Raise (with the log's tail) if the simulator or the operator has exited."""
+        self.sim.check()
+        self.operator.check()
+
+    def stop(self) -> None:
+        """Stop the operator, then the simulator (SIGTERM, then SIGKILL), by PID."""
+        self.operator.stop()
+        self.sim.stop()
+
+    def pids(self) -> dict[str, int]:
+        return {c.name: c.pid for c in (self.sim, self.operator) if c.pid is not None}
+
+    # -- what they tell ----------------------------------------------------------------------
+
+    def metrics_text(self, timeout: float = 5.0) -> str:
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return str(resp.read().decode())
+
+    def metrics(self) -> Samples:
+        return parse_metrics(self.metrics_text())
+
+    @property
+    def sim_stats_file(self) -> Path:
+        return self.workdir / "sim-stats.json"
+
+    def sim_stats(self) -> dict[str, Any]:
+        """The simulator's last stats dump (every two seconds and at exit); {} before."""
+        try:
+            stats: dict[str, Any] = json.loads(self.sim_stats_file.read_text())
+        except (OSError, ValueError):
+            return {}
+        return stats
+
+    def reclaim_argv(self, compute_environment: str, fraction: float) -> list[str]:
+        return kubatch_argv("sim", "reclaim", "--compute-environment", compute_environment,
+                            "--fraction", str(fraction))  # fmt: skip
+
+    def reclaim(self, compute_environment: str, fraction: float = 1.0) -> str:
+        """Reclaim spot nodes of a CE now (``kubatch sim reclaim``); its output."""
+        proc = subprocess.run(
+            self.reclaim_argv(compute_environment, fraction), env=self.env, cwd=self.sim.cwd,
+            capture_output=True, text=True, timeout=60, check=True,
+        )  # fmt: skip
+        return proc.stdout

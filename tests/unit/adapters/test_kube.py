@@ -1,0 +1,238 @@
+"""The one Kubernetes client against a scripted API server: headers, identities, writes,
+pagination, 401 re-login, errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from tests.unit.adapters.fake_api import FakeApi, Reply, Seen, config, kube_for, pod, status
+
+from kubatch.adapters.kube import (
+    APPLY_PATCH,
+    BATCHJOBS,
+    CRDS,
+    JOBS,
+    MERGE_PATCH,
+    NODES,
+    PODS,
+    ApiError,
+    Kube,
+    Resource,
+)
+
+
+def host(api: FakeApi) -> str:
+    return f"http://127.0.0.1:{api.port}"
+
+
+@pytest.mark.parametrize(
+    ("res", "namespace", "name", "sub", "path"),
+    [
+        (PODS, "ns", None, "", "/api/v1/namespaces/ns/pods"),
+        (PODS, None, None, "", "/api/v1/pods"),
+        (PODS, "ns", "p 1", "status", "/api/v1/namespaces/ns/pods/p%201/status"),
+        (NODES, "ignored", "n", "", "/api/v1/nodes/n"),
+        (JOBS, "ns", "j", "", "/apis/batch/v1/namespaces/ns/jobs/j"),
+        (CRDS, None, "x.io", "", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/x.io"),
+    ],
+    ids=["collection", "all-namespaces", "subresource", "cluster-scoped", "group", "crd"],
+)
+def test_resource_paths(
+    res: Resource, namespace: str | None, name: str | None, sub: str, path: str
+) -> None:
+    assert res.path(namespace, name, sub) == path
+
+
+def test_api_version() -> None:
+    assert PODS.api_version == "v1"
+    assert BATCHJOBS.api_version == "kubatch.io/v1alpha1"
+
+
+async def test_login_token_and_identities(api: FakeApi, kube: Kube) -> None:
+    api.on("GET", "/api/v1/namespaces/ns/pods/p", Reply(body=pod("p", "1")))
+    assert (await kube.get(PODS, "p", "ns"))["metadata"]["name"] == "p"
+    alice = kube.impersonating(
+        "alice",
+        groups=["team-a", "system:authenticated"],
+        extra={"scopes.example.io/x": ["a b"]},
+    )
+    await alice.get(PODS, "p", "ns")
+    caller = kube.with_bearer_token("caller-token")
+    await caller.get(PODS, "p", "ns")
+    both = caller.impersonating("bob")
+    await both.get(PODS, "p", "ns")
+    plain, imp, tok, tok_imp = api.seen
+    assert plain.headers["Authorization"] == "Bearer t0"
+    assert "Impersonate-User" not in plain.headers
+    assert imp.headers["Authorization"] == "Bearer t0"
+    assert imp.headers["Impersonate-User"] == "alice"
+    assert imp.headers.getall("Impersonate-Group") == ["team-a", "system:authenticated"]
+    assert imp.headers["Impersonate-Extra-scopes.example.io%2Fx"] == "a b"
+    assert tok.headers["Authorization"] == "Bearer caller-token"
+    assert "Impersonate-User" not in tok.headers
+    assert tok_imp.headers["Authorization"] == "Bearer caller-token"
+    assert tok_imp.headers["Impersonate-User"] == "bob"
+
+
+async def test_derived_clients_share_pool_counters_and_hook(api: FakeApi) -> None:
+    api.on("POST", "/api/v1/namespaces/ns/pods", Reply(201, pod("p", "2")))
+    writes: list[tuple[str, str]] = []
+    kube = kube_for(host(api), on_write=lambda verb, res: writes.append((verb, res)))
+    alice = kube.impersonating("alice")
+    token = kube.with_bearer_token("x")
+    assert await alice.session() is await kube.session()
+    assert await token.session() is await kube.session()
+    await alice.create(PODS, pod("p", ""), "ns")
+    await token.create(PODS, pod("p", ""), "ns")
+    assert kube.counters.writes == 2
+    assert writes == [("create", "pods"), ("create", "pods")]
+    await alice.close()  # a derived client does not own the pool
+    session = await kube.session()
+    assert not session.closed
+    await kube.close()
+    assert session.closed
+
+
+async def test_bearer_token_never_rides_on_a_client_certificate() -> None:
+    kube = Kube(config("http://127.0.0.1:1", cert_file="/x/client.crt", key_file="/x/c.key"))
+    caller = kube.with_bearer_token("caller")
+    try:
+        assert await caller.session() is not await kube.session()
+        assert await kube.impersonating("a").session() is await kube.session()
+    finally:
+        await caller.close()
+        await kube.close()
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda k: k.impersonating(""),
+        lambda k: k.impersonating("  "),
+        lambda k: k.impersonating("a", groups=["ok", ""]),
+        lambda k: k.with_bearer_token(""),
+        lambda k: k.with_bearer_token("a\nb"),
+    ],
+    ids=["no-user", "blank-user", "blank-group", "no-token", "multi-line-token"],
+)
+def test_bad_identities_are_refused(make: Any) -> None:
+    kube = Kube(config("http://127.0.0.1:1"))
+    with pytest.raises(ValueError, match=r"impersonating|token"):
+        make(kube)
+
+
+async def test_writes_are_counted_and_shaped(api: FakeApi) -> None:
+    api.on("PATCH", "/apis/batch/v1/namespaces/ns/jobs/j/status", Reply(body={}))
+    api.on("DELETE", "/api/v1/namespaces/ns/pods/p", Reply(body={}))
+    api.on("DELETE", "/api/v1/namespaces/ns/pods/gone", Reply(404, status(404, "NotFound", "x")))
+    api.on(
+        "PATCH",
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/a.io",
+        Reply(body={"metadata": {"name": "a.io"}}),
+    )
+    writes: list[tuple[str, str]] = []
+    kube = kube_for(host(api), on_write=lambda verb, res: writes.append((verb, res)))
+    try:
+        await kube.patch(JOBS, "j", {"status": {"x": 1}}, "ns", status=True)
+        await kube.delete(PODS, "p", "ns", grace_period=0)
+        await kube.delete(PODS, "gone", "ns")  # a missing object is not an error
+        await kube.apply(CRDS, {"metadata": {"name": "a.io"}, "spec": {}}, field_manager="t")
+        with pytest.raises(ValueError, match=r"no metadata\.name"):
+            await kube.apply(CRDS, {"metadata": {}})
+    finally:
+        await kube.close()
+    patch, delete, _, apply = api.seen
+    assert patch.headers["Content-Type"] == MERGE_PATCH
+    assert patch.body == {"status": {"x": 1}}
+    assert delete.body == {"propagationPolicy": "Background", "gracePeriodSeconds": 0}
+    assert apply.headers["Content-Type"] == APPLY_PATCH
+    assert apply.query == {"fieldManager": "t", "force": "true"}
+    assert writes == [
+        ("patch", "jobs/status"),
+        ("delete", "pods"),
+        ("delete", "pods"),
+        ("patch", "customresourcedefinitions"),
+    ]
+    assert kube.counters.writes == 4
+
+
+async def test_errors_carry_the_status_message(api: FakeApi, kube: Kube) -> None:
+    api.on(
+        "GET",
+        "/api/v1/namespaces/ns/pods/p",
+        Reply(403, status(403, "Forbidden", 'pods "p" is forbidden: User "x" cannot get')),
+    )
+    with pytest.raises(ApiError) as info:
+        await kube.get(PODS, "p", "ns")
+    assert info.value.forbidden
+    assert info.value.status == 403
+    assert info.value.message == 'pods "p" is forbidden: User "x" cannot get'
+    assert not (info.value.not_found)
+    assert not (info.value.conflict)
+    assert not (info.value.gone)
+
+
+async def test_a_401_logs_in_again_once(api: FakeApi) -> None:
+    def answer(seen: Seen) -> Reply:
+        if seen.headers.get("Authorization") == "Bearer fresh":
+            return Reply(body=pod("p", "1"))
+        return Reply(401, status(401, "Unauthorized", "expired"))
+
+    api.on("GET", "/api/v1/namespaces/ns/pods/p", answer)
+    cfg = config(host(api), token="stale")
+    logins: list[int] = []
+
+    async def relogin() -> None:
+        logins.append(1)
+        cfg.api_key["BearerToken"] = "Bearer fresh"
+
+    kube = Kube(cfg, relogin=relogin)
+    try:
+        assert (await kube.get(PODS, "p", "ns"))["metadata"]["name"] == "p"
+        assert logins == [1]
+        cfg.api_key["BearerToken"] = "Bearer revoked"
+        logins.clear()
+
+        async def useless() -> None:
+            logins.append(1)
+
+        kube._relogin = useless
+        with pytest.raises(ApiError) as info:
+            await kube.get(PODS, "p", "ns")
+        assert info.value.status == 401
+        assert logins == [1]  # one re-login, then the 401 is the answer
+        # a caller's token is never renewed with the operator's login
+        with pytest.raises(ApiError):
+            await kube.with_bearer_token("someone").get(PODS, "p", "ns")
+        assert logins == [1]
+    finally:
+        await kube.close()
+
+
+async def test_list_pages_selectors_and_expired_continue(api: FakeApi, kube: Kube) -> None:
+    pages = iter(
+        [
+            Reply(body={"metadata": {"continue": "c1"}, "items": [pod("a", "5")]}),
+            Reply(410, status(410, "Expired", "The provided continue parameter is too old")),
+            Reply(body={"metadata": {"continue": "c2"}, "items": [pod("a", "5")]}),
+            Reply(body={"metadata": {"resourceVersion": "9"}, "items": [pod("b", "6")]}),
+        ]
+    )
+    api.on("GET", "/api/v1/pods", lambda _s: next(pages))
+    items, version = await kube.list_with_version(PODS, labels="a=b", fields="x=y", page=1)
+    assert [i["metadata"]["name"] for i in items] == ["a", "b"]
+    assert version == "9"
+    queries = [s.query for s in api.seen]
+    assert queries[0] == {"labelSelector": "a=b", "fieldSelector": "x=y", "limit": "1"}
+    assert queries[1]["continue"] == "c1"
+    assert "continue" not in queries[2]  # the list started over
+    assert queries[3]["continue"] == "c2"
+    assert kube.counters.reads == 4
+
+
+async def test_a_410_without_continue_is_the_callers(api: FakeApi, kube: Kube) -> None:
+    api.on("GET", "/api/v1/pods", Reply(410, status(410, "Expired", "too old")))
+    with pytest.raises(ApiError) as info:
+        await kube.list(PODS)
+    assert info.value.gone
