@@ -32,6 +32,7 @@ import pytest
 import yaml
 from tests.conftest import Kubectl, PlaneHandle, kubectl_for
 
+from kubatch.devkit.polling import NotYet, eventually
 from kubatch.local import chart, containerd, node
 from kubatch.local.images import Image
 from kubatch.local.plane import LocalPlane, PlaneState
@@ -148,16 +149,11 @@ class Real:
         return str(self.kubectl("logs", pod, namespace=namespace).stdout)
 
     def wait(self, what: str, probe: Callable[[], Any], timeout: float = 120) -> Any:
-        deadline = time.monotonic() + timeout
-        last: Any = None
-        while time.monotonic() < deadline:
-            last = probe()
-            if last:
-                return last
-            time.sleep(0.5)
-        raise AssertionError(
-            f"timed out waiting for {what}; last: {last!r}\noperator log:\n{self.operator_log()}"
-        )
+        """``probe()`` until truthy; on timeout the failure shows the operator's log."""
+        try:
+            return eventually(probe, what=what, timeout=timeout)
+        except NotYet as exc:
+            raise NotYet(f"{exc}\noperator log:\n{self.operator_log()}") from None
 
     def wait_phase(
         self, namespace: str, name: str, phases: tuple[str, ...] = ("Succeeded", "Failed"),

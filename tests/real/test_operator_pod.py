@@ -6,8 +6,9 @@ from __future__ import annotations
 import re
 
 import pytest
-from tests.real.conftest import Real, http_get
+from tests.real.conftest import QUEUE, Real, batch_job, definition, http_get
 
+from kubatch.devkit.promtext import Samples, parse_metrics, sample
 from kubatch.local import chart, images, node
 
 pytestmark = pytest.mark.timeout(600)
@@ -99,7 +100,9 @@ def test_probes_pass_and_the_root_filesystem_stays_read_only(
     assert (code, out.strip()) == (0, "ok"), out
 
 
-def test_metrics_are_scraped_from_the_pods_port(real: Real, operator: chart.Installed) -> None:
+def test_metrics_are_scraped_from_the_pods_port(
+    real: Real, operator: chart.Installed, namespace: str
+) -> None:
     pod = real.operator_pod()
     ports = {p["name"]: p for p in pod["spec"]["containers"][0]["ports"]}
     assert ports["metrics"]["containerPort"] == operator.metrics_port
@@ -107,11 +110,35 @@ def test_metrics_are_scraped_from_the_pods_port(real: Real, operator: chart.Inst
     # replicas with the same ports on one node (they would collide)
     assert ports["metrics"]["hostPort"] == operator.metrics_port
     assert ports["health"]["hostPort"] == operator.health_port
-    code, body = http_get(operator.metrics_url)
-    assert code == 200, body
-    names = {line.split("{")[0].split(" ")[0] for line in body.splitlines() if line[:1] != "#"}
-    for metric in ("kubatch_jobs", "kubatch_scheduler_cycle_duration_seconds_count"):
-        assert metric in names, sorted(n for n in names if n.startswith("kubatch_"))[:40]
+
+    def scrape() -> Samples:
+        code, body = http_get(operator.metrics_url)  # the pod's IP and port
+        assert code == 200, body
+        return parse_metrics(body)
+
+    before = scrape()
+    real.apply(
+        [
+            definition("ok", "true"),
+            definition("fails", "exit 4"),
+            batch_job("one-ok", "ok"),
+            batch_job("one-bad", "fails"),
+        ],
+        namespace=namespace,
+    )
+    for name in ("one-ok", "one-bad"):
+        real.wait_phase(namespace, name)
+
+    def grew(name: str, **labels: str) -> float:
+        return sample(scrape(), name, **labels) - sample(before, name, **labels)
+
+    # what the operator counted is what happened, per queue and phase
+    real.wait("the counters", lambda: grew("kubatch_job_completions_total", queue=QUEUE) == 2)
+    assert grew("kubatch_job_submissions_total", queue=QUEUE) == 2
+    assert grew("kubatch_job_completions_total", queue=QUEUE, phase="Succeeded") == 1
+    assert grew("kubatch_job_completions_total", queue=QUEUE, phase="Failed") == 1
+    assert grew("kubatch_job_admissions_total", queue=QUEUE) == 2
+    assert sample(scrape(), "kubatch_scheduler_cycle_duration_seconds_count") > 0
 
 
 def test_a_second_replica_waits_instead_of_colliding_on_ports(
