@@ -40,6 +40,7 @@ from kubatch.demo.report import (
     TERMINATE_AFTER_RUNNING_SECONDS,
     Expectation,
     JobView,
+    examples_ended,
     expected_outcomes,
     job_view,
     paint,
@@ -302,9 +303,8 @@ class Demo:
                     await self.maybe_reclaim(kube, spot_ces)
                     if self.reclaimer is not None and self.reclaimer.poll() is not None:
                         self.finish_reclaim()
-                    done = all(n in items for n in expected) and all(j.phase.terminal for j in jobs)
                     drawn = self.draw(jobs, time.monotonic() - start, drawn, last)
-                    if done:
+                    if examples_ended(items, expected):
                         return list(items.values())
                     if time.monotonic() >= deadline:
                         self.say(f"timed out after {self.args.timeout:.0f}s; jobs still running")
