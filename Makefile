@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help venv binaries images lint crds test test-unit test-component test-integration test-e2e test-real demo bench-core bench-e2e bench-sim clean
+.PHONY: help venv binaries images lint crds test test-unit test-component test-integration test-e2e test-real demo bench-core bench-e2e bench-e2e-sizes bench-e2e-10s bench-scale bench-sim clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -65,8 +65,17 @@ demo: $(STAMP) binaries ## the embedded demo: local control plane, simulated poo
 bench-core: $(STAMP) ## scheduling-core benchmark -> bench/results/core.json
 	$(BIN)/kubatch bench core --json bench/results/core.json
 
-bench-e2e: $(STAMP) binaries ## whole-stack benchmark against raw Jobs -> bench/results/e2e.json
-	$(BIN)/kubatch bench e2e --json bench/results/e2e.json
+bench-e2e: $(STAMP) binaries ## whole stack, 10,000 jobs against raw Jobs (~30 min) -> bench/results/e2e.json
+	$(BIN)/kubatch bench e2e --profile 60 --json bench/results/e2e.json
+
+bench-e2e-sizes: $(STAMP) binaries ## how time, writes and CPU grow with N -> bench/results/e2e-sizes.json
+	$(BIN)/kubatch bench e2e --sizes 1000,5000,10000 --no-extras --json bench/results/e2e-sizes.json
+
+bench-e2e-10s: $(STAMP) binaries ## writes per job with 10-s pods (no raw phase) -> bench/results/e2e-10s.json
+	$(BIN)/kubatch bench e2e --pod-seconds 10 --no-raw --no-extras --json bench/results/e2e-10s.json
+
+bench-scale: $(STAMP) binaries ## 100,000 BatchJobs and ten 10,000-child arrays: RSS, restarts -> bench/results/scale.json
+	$(BIN)/kubatch bench scale --json bench/results/scale.json
 
 bench-sim: $(STAMP) binaries ## simulated node pools at 1,000 nodes / 10,000 pods -> bench/results/sim.json
 	$(BIN)/kubatch bench sim --json bench/results/sim.json
