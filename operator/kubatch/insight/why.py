@@ -1,5 +1,6 @@
-"""The pure half of ``kubectl batch why``: where a job stands and, per compute environment
-of its queue, whether it could ever run there and whether it has room now. No I/O.
+"""Why a job is where it is (``kubectl batch why``; the console's job page): where it
+stands and, per compute environment of its queue, whether it could ever run there and whether
+it has room now. Pure.
 
 ``ce_verdict`` asks the core's fit module (``kubatch.core.fit``), the one answer the operator
 acts on, whether the job can ever run on each CE.
@@ -18,7 +19,7 @@ from kubatch.core.catalogue import DEFAULT, Catalogue
 from kubatch.core.fit import Fit, ce_fit
 from kubatch.core.lifecycle import Phase
 from kubatch.core.resources import QuantityError, Resources, parse_cpu, sum_requests
-from kubatch.plugin.views import Obj, condition, format_table, num_text, status_of
+from kubatch.insight.objects import Obj, condition, format_table, num_text, status_of
 
 
 def job_size(job: Mapping[str, Any], definition: Mapping[str, Any] | None) -> Resources | None:
