@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help venv binaries lint crds test test-unit test-component test-integration test-e2e demo bench-core bench-e2e bench-sim clean
+.PHONY: help venv binaries prometheus test-tools lint crds test test-unit test-component test-integration test-e2e demo bench-core bench-e2e bench-sim clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -26,6 +26,12 @@ venv: $(STAMP) ## create .venv and install kubatch with its test tools
 binaries: $(STAMP) ## obtain the Kubernetes binaries (KUBEBUILDER_ASSETS, cache, or a build from Debian's source)
 	$(BIN)/kubatch local binaries
 
+prometheus: $(STAMP) ## Debian's prometheus + promtool, unpacked into ~/.cache/kubatch (dashboard and alert tests)
+	$(BIN)/python -m kubatch.devkit.prometheus
+
+test-tools: prometheus ## what the tests need besides the venv: prometheus, and cairo + fonts to draw the timeline's SVG as PNG
+	@{ ldconfig -p | grep -q 'libcairo.so.2' && fc-list 2>/dev/null | grep -qi dejavu; } || { echo "installing libcairo2 and fonts-dejavu-core"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libcairo2 fonts-dejavu-core fontconfig >/dev/null; }
+
 lint: $(STAMP) ## ruff, ruff format --check, mypy strict, import-linter
 	$(BIN)/ruff check operator tests bench
 	$(BIN)/ruff format --check operator tests bench
@@ -35,11 +41,11 @@ lint: $(STAMP) ## ruff, ruff format --check, mypy strict, import-linter
 crds: $(STAMP) ## regenerate crds/ and the chart's CRDs from the pydantic models
 	$(BIN)/kubatch crds --out crds --chart helm/kubatch/crds
 
-test: $(STAMP) binaries lint ## every check: lint, types, layers, unit, component, integration and e2e tests
+test: $(STAMP) binaries test-tools lint ## every check: lint, types, layers, unit, component, integration and e2e tests
 	$(BIN)/pytest tests/unit tests/component tests/integration
 	$(BIN)/pytest tests/e2e
 
-test-unit: $(STAMP) ## unit tests only (no control plane)
+test-unit: $(STAMP) test-tools ## unit tests only (no control plane)
 	$(BIN)/pytest tests/unit
 
 test-component: $(STAMP) ## the controller in-process on FakeKube (no control plane, seconds)
@@ -48,7 +54,7 @@ test-component: $(STAMP) ## the controller in-process on FakeKube (no control pl
 test-integration: $(STAMP) binaries ## integration tests on the local control plane
 	$(BIN)/pytest tests/integration
 
-test-e2e: $(STAMP) binaries ## end-to-end tests with simulated node pools and the operator
+test-e2e: $(STAMP) binaries test-tools ## end-to-end tests with simulated node pools and the operator
 	$(BIN)/pytest tests/e2e
 
 demo: $(STAMP) binaries ## the embedded demo: local control plane, simulated pools, operator, examples
