@@ -79,10 +79,8 @@ def run_color(capacity_type: str) -> str:
 
 def lane_note(lane: Lane) -> str:
     """Pure: the words after a lane: phase, attempts, interruptions, where it ran."""
-    parts = [
-        lane.phase.value
-        + (f" ({lane.reason})" if lane.reason and lane.reason not in (lane.phase.value,) else "")
-    ]
+    shown = lane.reason and lane.reason not in (lane.phase.value, "Completed")
+    parts = [lane.phase.value + (f" ({lane.reason})" if shown else "")]
     if lane.array_size is not None:
         parts.append(f"{lane.array_size} children")
     if lane.attempts:

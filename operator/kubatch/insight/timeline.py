@@ -28,7 +28,7 @@ from typing import Any
 
 from kubatch.api import labels as L
 from kubatch.api.records import DATA_KEY, ChildRow, parse_rows
-from kubatch.core.lifecycle import Phase
+from kubatch.core.lifecycle import Phase, Reason
 from kubatch.insight.objects import (
     created_at,
     labels_of,
@@ -302,9 +302,13 @@ def _detail(a: _Attempt) -> str:
     return ", ".join(parts)
 
 
-def _outcome(a: _Attempt, last: bool, phase: Phase, counts: tuple[int, int] | None) -> Outcome:
+def _outcome(
+    a: _Attempt, last: bool, phase: Phase, counts: tuple[int, int] | None, terminated: bool
+) -> Outcome:
     if not a.ended:
         return Outcome.ONGOING
+    if last and terminated:
+        return Outcome.FAILED  # stopped by spec.terminate, not by its node
     if a.interrupted:
         return Outcome.INTERRUPTED
     if last and phase is Phase.SUCCEEDED:
@@ -330,6 +334,7 @@ def segments_of(
     stopped: float | None,
     now: float,
     counts: tuple[int, int] | None = None,
+    terminated: bool = False,
 ) -> tuple[Segment, ...]:
     """Pure: waiting, starting and running segments of one job (or child) from its attempts.
 
@@ -338,7 +343,8 @@ def segments_of(
     (``now`` while it runs). A job that is still waiting gets a waiting segment to ``now``;
     one that ended without running (a failed dependency, terminated in the queue) one to its
     ``stopped`` time. ``counts`` (failures, interruptions) classifies earlier attempts whose
-    pods are gone (array children).
+    pods are gone (array children); ``terminated``: the job ended by ``spec.terminate``, so its
+    last attempt was stopped, not interrupted.
     """
     out: list[Segment] = []
     t = created
@@ -354,7 +360,7 @@ def segments_of(
             end = max(end, now)
         if a.ended and last and stopped is not None and a.stopped is None:
             end = stopped
-        outcome = _outcome(a, last, phase, counts)
+        outcome = _outcome(a, last, phase, counts, terminated)
         base = Segment(
             Span.STARTING,
             admitted,
@@ -426,7 +432,10 @@ def job_lane(
     phase = phase_of(job)
     created = parse_time(st.get("createdAt")) or created_at(job)
     attempts = _collect(list(st.get("attempts") or []), k8s_jobs, pods, None)
-    segments = segments_of(created, attempts, phase, parse_time(st.get("stoppedAt")), now)
+    terminated = phase is Phase.FAILED and st.get("reason") == Reason.TERMINATED.value
+    segments = segments_of(
+        created, attempts, phase, parse_time(st.get("stoppedAt")), now, terminated=terminated
+    )
     n, retries, interruptions = _counts(segments)
     cost = st.get("cost")
     return Lane(
