@@ -4,7 +4,7 @@ The admission rate is counted from the Kubernetes Jobs kubatch created for the q
 attempts (label ``kubatch.io/queue``; a Job's creation is its attempt's admission) over a
 recent window — array children included, since every child attempt is a Job. What waits
 ahead is the queue's waiting work in admissions: a waiting job counts once, a waiting array
-child once. A start estimate is then "room now" or ``now + (ahead + 1) / rate``; when the
+child once. A start estimate is then "room now" or ``now + (ahead + 1/2) / rate``; when the
 operator has already estimated the start of the queue's last waiting job
 (``status.estimatedStartTime``), that is the floor.
 """
@@ -71,9 +71,29 @@ def admission_rate(times: Sequence[float], now: float, window: float = DEFAULT_W
     return Rate(len(recent), span, len(recent) / span)
 
 
-def waiting_ahead(jobs: Iterable[Mapping[str, Any]], queue: str) -> int:
+def running_uids(k8s_jobs: Iterable[Mapping[str, Any]]) -> set[str]:
+    """Pure: the BatchJobs (by uid) with an attempt admitted and not ended: a Kubernetes Job
+    of theirs exists and has not finished. Fresher than their status, which the operator
+    writes in coalesced patches."""
+    out = set()
+    for job in k8s_jobs:
+        st = status_of(job)
+        done = st.get("completionTime") or any(
+            c.get("status") == "True" and c.get("type") in ("Complete", "Failed")
+            for c in st.get("conditions") or []
+        )
+        if not done and labels_of(job).get(L.ARRAY_INDEX) is None:
+            out.add(str(labels_of(job).get(L.BATCHJOB_UID, "")))
+    return out
+
+
+def waiting_ahead(
+    jobs: Iterable[Mapping[str, Any]], queue: str, admitted: set[str] | None = None
+) -> int:
     """Pure: admissions waiting in ``queue`` now: each Runnable job once, each Runnable child
-    of an array once (array parents count their waiting children, not themselves)."""
+    of an array once (array parents count their waiting children, not themselves). A job
+    whose status still says Runnable but that has an unfinished Kubernetes Job (``admitted``,
+    from :func:`running_uids`) was admitted already and is not counted."""
     n = 0
     for job in jobs:
         if (job.get("spec") or {}).get("jobQueue") != queue:
@@ -82,8 +102,10 @@ def waiting_ahead(jobs: Iterable[Mapping[str, Any]], queue: str) -> int:
         if (job.get("spec") or {}).get("arrayProperties"):
             if isinstance(summary, Mapping):
                 n += int(summary.get("runnable") or 0)
-        elif phase_of(job) is Phase.RUNNABLE:
-            n += 1
+        elif phase_of(job) in (Phase.SUBMITTED, Phase.RUNNABLE):
+            uid = str((job.get("metadata") or {}).get("uid") or "")
+            if admitted is None or uid not in admitted:
+                n += 1
     return n
 
 
@@ -131,7 +153,8 @@ def estimate_start(
     - it can never run, or the queue is disabled: no estimate;
     - a compute environment has room for it now and nothing waits ahead (or the queue does
       not block on its head: a job that fits is admitted past bigger ones): now;
-    - else ``now + (ahead + 1) / rate``, no earlier than ``floor`` (the operator's estimate
+    - else ``now + (ahead + 1/2) / rate`` (the next admission is half an interval away on
+      average), no earlier than ``floor`` (the operator's estimate
       for the queue's last waiting job) plus one admission;
     - no admissions to go by: cannot tell.
     """
@@ -149,7 +172,9 @@ def estimate_start(
         return StartEstimate(
             None, position, f"{ahead} waiting ahead and no recent admissions to estimate from"
         )
-    at = now + position / rate.per_second
+    # The next admission comes, on average, half an interval from now (the queue is mid-way
+    # between two); ours is the (ahead + 1)-th.
+    at = now + (ahead + 0.5) / rate.per_second
     basis = f"{ahead} waiting ahead at {rate.text()}"
     if floor is not None and floor + 1 / rate.per_second > at:
         at = floor + 1 / rate.per_second

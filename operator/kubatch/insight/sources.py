@@ -164,7 +164,9 @@ async def plan_job(
     admitted = await list_wide(kube, JOBS, ns, labels=f"{L.QUEUE}={queue_name}")
     waiting = await list_wide(kube, BATCHJOBS, ns)
     rate = rates.admission_rate(rates.admission_times(admitted.items, queue_name), now, window)
-    ahead = max(rates.waiting_ahead(waiting.items, queue_name), rates.queue_waiting(queue))
+    ahead = rates.waiting_ahead(waiting.items, queue_name, rates.running_uids(admitted.items))
+    if waiting.note:  # only the caller's namespace: the queue's own count covers the others
+        ahead = max(ahead, rates.queue_waiting(queue))
     result = plan.build_plan(
         body,
         defn,

@@ -17,6 +17,7 @@ from kubatch.insight.rates import (
     admission_times,
     estimate_start,
     last_estimate,
+    running_uids,
     waiting_ahead,
 )
 from kubatch.timefmt import rfc3339
@@ -208,14 +209,22 @@ def test_waiting_ahead_counts_admissions_not_parents() -> None:
     assert waiting_ahead(jobs, "q") == 8
 
 
+def test_jobs_admitted_but_still_runnable_in_status_are_not_ahead() -> None:
+    jobs = [batchjob("a", 0, "Runnable"), batchjob("b", 1, "Runnable"), batchjob("c", 2, None)]
+    k8s = [k8s_job("a", 1, 5), k8s_job("old", 1, 0, ended=3), k8s_job("arr", 1, 4, index=0)]
+    admitted = running_uids(k8s)
+    assert admitted == {"a-uid"}
+    assert waiting_ahead(jobs, "q", admitted) == 2  # b, and c not yet seen by the operator
+
+
 def test_start_estimates() -> None:
     rate = Rate(30, 300, 0.1)
     assert estimate_start(T, 0, NO_RATE, room_now=True).at == T
     assert estimate_start(T, 3, rate, room_now=True).at == T  # FIFO: it fits, it passes
     strict = estimate_start(T, 3, rate, room_now=True, strict_fifo=True)
-    assert strict.at == pytest.approx(T + 40)
+    assert strict.at == pytest.approx(T + 35)  # (3 ahead + half an interval) / 0.1
     assert strict.position == 4
-    assert estimate_start(T, 9, rate, room_now=False).at == pytest.approx(T + 100)
+    assert estimate_start(T, 9, rate, room_now=False).at == pytest.approx(T + 95)
     floored = estimate_start(T, 0, rate, room_now=False, floor=T + 500)
     assert floored.at == pytest.approx(T + 510)
     assert estimate_start(T, 2, NO_RATE, room_now=False).at is None
@@ -237,6 +246,6 @@ def test_plan_start_from_rate_and_ahead_when_no_room() -> None:
     full = ce("full", max_vcpus=4, allocated=4)
     p = plan(ces=[full], rate=Rate(20, 200, 0.1), ahead=4)
     assert not p.ces[0].verdict.now
-    assert p.start.at == pytest.approx(T + 50)
+    assert p.start.at == pytest.approx(T + 45)
     assert p.start.position == 5
     assert "4 waiting ahead" in p.start.basis
