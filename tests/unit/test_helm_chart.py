@@ -120,7 +120,7 @@ def test_pod_meets_the_restricted_pod_security_standard(render: Render) -> None:
 
 
 EXPECTED_RULES = {
-    ("kubatch.io", "batchjobs"): {"get", "list", "watch", "patch"},
+    ("kubatch.io", "batchjobs"): {"get", "list", "watch", "patch", "delete"},
     ("kubatch.io", "jobqueues"): {"get", "list", "watch", "patch"},
     ("kubatch.io", "computeenvironments"): {"get", "list", "watch", "patch"},
     ("kubatch.io", "jobdefinitions"): {"get", "list", "watch", "patch"},

@@ -161,6 +161,18 @@ class JobStateTimeLimitAction(_Model):
     """``Cancel`` fails the job; ``FallbackToNextComputeEnvironment`` lets it try later CEs."""
 
 
+class SpendingLimit(_Model):
+    """kubatch: a queue's spending limit on the estimated cost of its attempts (node price from
+    the instance catalogue x run time x the job's share of the node). When a window's spend
+    reaches its limit, new admissions wait (``BudgetExceeded``) until the window frees;
+    running jobs are never stopped."""
+
+    per_hour: float | None = Field(None, gt=0)
+    """Dollars per sliding hour."""
+    per_day: float | None = Field(None, gt=0)
+    """Dollars per sliding day (24 hours)."""
+
+
 class JobQueueSpec(_Model):
     """A queue (AWS Batch job queue)."""
 
@@ -178,6 +190,12 @@ class JobQueueSpec(_Model):
     """What to do with jobs that wait too long."""
     namespace_selector: LabelSelector | None = None
     """Namespaces whose BatchJobs may use this queue; all when unset."""
+    spending_limit: SpendingLimit | None = None
+    """kubatch: dollars per hour and/or per day; admissions wait once reached."""
+    finished_job_retention_seconds: int | None = Field(None, ge=0)
+    """kubatch: delete this queue's finished BatchJobs this long after they finished (never
+    one that an unfinished job depends on). Off by default: GitOps tools re-create what they
+    own."""
 
     @property
     def fair_share(self) -> bool:
@@ -203,8 +221,21 @@ class JobCounts(_Status):
     failed: int = 0
 
 
+class QueueSpend(_Status):
+    """What a queue's attempts cost lately (estimated dollars) and whether it waits."""
+
+    last_hour: float = 0.0
+    last_day: float = 0.0
+    blocked_until: datetime | None = None
+    """Set while the spending limit is reached: when admissions resume (if nothing more is
+    charged)."""
+
+
 class JobQueueStatus(_Status):
     job_counts: JobCounts | None = None
+    spend: QueueSpend | None = None
+    admissions_per_minute: float | None = None
+    """Attempts admitted per minute over the last 10 minutes (for ETAs and plans)."""
     conditions: list[Condition] = Field(default_factory=list)
     observed_generation: int | None = None
 
@@ -473,7 +504,10 @@ class BatchJobStatus(_Status):
     """Machine-readable: ``WaitingForDependencies``, ``InsufficientCapacity``, …"""
     message: str | None = None
     queue_position: int | None = None
-    """1-based position among the waiting jobs of its queue."""
+    """1-based position among the waiting jobs of its queue (absent when not waiting)."""
+    estimated_start_time: datetime | None = None
+    """When a waiting job is expected to start: its position over the queue's recent
+    admission rate (absent when not waiting or unknown)."""
     compute_environment: str | None = None
     capacity_type: CapacityType | None = None
     created_at: datetime | None = None
@@ -654,6 +688,8 @@ __all__ = [
     "PodTemplateMeta",
     "Quantity",
     "QueueOrdering",
+    "QueueSpend",
+    "Rerun",
     "Resource",
     "ResourceRequirements",
     "RetryAction",
@@ -661,6 +697,7 @@ __all__ = [
     "SchedulingPolicy",
     "SelectorOperator",
     "ShareAttributes",
+    "SpendingLimit",
     "State",
     "TaintEffect",
     "Terminate",

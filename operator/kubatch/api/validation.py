@@ -194,6 +194,9 @@ def validate_job_queue(jq: JobQueue) -> list[Problem]:
                 f"compute environment {order[i].compute_environment!r} is listed more than once",
             )
         )
+    limit = spec.spending_limit
+    if limit is not None and limit.per_hour is None and limit.per_day is None:
+        problems.append(Problem("spec.spendingLimit", "give perHour, perDay or both"))
     policy = spec.scheduling_policy
     if policy is not None:
         if spec.ordering is QueueOrdering.STRICT_FIFO:

@@ -75,6 +75,7 @@ STATUS_REASONS: dict[str, str | None] = {
     Reason.PARALLELISM_LIMIT: None,
     Reason.WAITING_FOR_SHARE: None,
     Reason.BLOCKED_BY_QUEUE_HEAD: None,
+    Reason.BUDGET_EXCEEDED: None,  # kubatch only: the message says until when
 }
 """kubatch reason -> AWS ``statusReason``; ``None``: kubatch's own message is shown."""
 

@@ -56,6 +56,7 @@ class Reason(StrEnum):
     BLOCKED_BY_QUEUE_HEAD = "BlockedByQueueHead"
     COMPUTE_ENVIRONMENT_DELETED = "ComputeEnvironmentDeleted"
     COMPUTE_ENVIRONMENT_NOT_FOUND = "ComputeEnvironmentNotFound"
+    BUDGET_EXCEEDED = "BudgetExceeded"
 
 
 # --- events: small frozen dataclasses, past tense -------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from kubatch.core.budget import Budget
 from kubatch.core.lifecycle import Phase
 from kubatch.core.resources import Resources
 from kubatch.core.retry import RetryStrategy
@@ -119,6 +120,7 @@ class JobQueue:
     fair_share: FairSharePolicy | None = None
     state_time_limits: tuple[StateTimeLimit, ...] = ()
     namespace_selector: LabelSelector = field(default_factory=LabelSelector)
+    budget: Budget | None = None
 
 
 @dataclass(frozen=True, slots=True)
