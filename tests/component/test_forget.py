@@ -91,9 +91,8 @@ async def test_ended_attempts_jobs_are_deleted_after_the_retention() -> None:
 
 
 async def test_queue_retention_never_deletes_a_job_an_unfinished_one_needs(h: Harness) -> None:
-    from tests.component.conftest import make_ce, make_definition, make_queue
-
     from kubatch.adapters.kube import BATCHJOBS
+    from tests.component.conftest import make_ce, make_definition, make_queue
 
     h.apply(make_ce(), make_definition(), make_queue(finishedJobRetentionSeconds=60))
     h.apply(make_job("parent"), make_job("slow"), make_job("lonely"))

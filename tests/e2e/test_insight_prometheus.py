@@ -7,7 +7,8 @@ succeed, fail, retry, an array, spot capacity that is reclaimed, a second wave o
 submissions — and provokes alerts: a
 queue stuck behind a disabled compute environment while another has room
 (KubatchQueueStuck), a compute environment full to its maxvCpus
-(KubatchComputeEnvironmentAtMax), a queue whose jobs all fail (KubatchJobFailuresHigh).
+(KubatchComputeEnvironmentAtMax), a queue whose jobs all fail (KubatchJobFailuresHigh), a
+queue over its spending limit (KubatchBudgetReached).
 Then every panel's query returns data over the run, and those alerts fire for exactly the
 objects that provoked them.
 """
@@ -122,7 +123,7 @@ def test_every_panel_returns_data_and_alerts_fire(
     ns = namespace
     t0 = time.time()
     od, spot, small, off = f"{ns}-od", f"{ns}-spot", f"{ns}-small", f"{ns}-off"
-    q, qf, qs, qx = f"{ns}-q", f"{ns}-fail", f"{ns}-stuck", f"{ns}-full"
+    q, qf, qs, qx, qb = f"{ns}-q", f"{ns}-fail", f"{ns}-stuck", f"{ns}-full", f"{ns}-budget"
     stack.apply(
         [
             make_ce(od, max_vcpus=16),
@@ -133,6 +134,7 @@ def test_every_panel_returns_data_and_alerts_fire(
             make_queue(qf, [od]),
             make_queue(qs, [off]),
             make_queue(qx, [small]),
+            make_queue(qb, [od], spendingLimit={"perHour": 0.0001}),
         ]
     )
     stack.apply(
@@ -150,6 +152,7 @@ def test_every_panel_returns_data_and_alerts_fire(
             *(make_job(f"bad-{i}", qf, "bad") for i in range(4)),
             *(make_job(f"stuck-{i}", qs, "ok") for i in range(2)),
             *(make_job(f"fill-{i}", qx, "long") for i in range(2)),
+            *(make_job(f"spend-{i}", qb, "long") for i in range(3)),
         ],
         ns,
     )
@@ -180,9 +183,16 @@ def test_every_panel_returns_data_and_alerts_fire(
         lambda: firing(prometheus, "KubatchJobFailuresHigh", queue=qf),
         timeout=90,
     )
-    mine = {q, qf, qs, qx}
+    stack.wait(
+        "KubatchBudgetReached for the queue over its spending limit",
+        lambda: firing(prometheus, "KubatchBudgetReached", queue=qb),
+        timeout=90,
+    )
+    budget = stack.get("jobqueue", qb) or {}
+    assert (budget.get("status") or {}).get("spend", {}).get("blockedUntil"), budget
+    mine = {q, qf, qs, qx, qb}
     for a in firing(prometheus, "KubatchQueueStuck"):
-        assert a["labels"]["queue"] not in mine - {qs}, a
+        assert a["labels"]["queue"] not in mine - {qs}, a  # a queue over budget is not stuck
     for a in firing(prometheus, "KubatchJobFailuresHigh"):
         assert a["labels"]["queue"] not in mine - {qf}, a
     assert not firing(prometheus, "KubatchComputeEnvironmentAtMax", compute_environment=od)

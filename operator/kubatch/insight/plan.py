@@ -35,7 +35,7 @@ from kubatch.insight.objects import (
 )
 from kubatch.insight.rates import Rate, StartEstimate, estimate_start
 from kubatch.insight.why import Verdict, ce_verdict
-from kubatch.timefmt import rfc3339
+from kubatch.timefmt import parse_time, rfc3339
 
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -312,6 +312,9 @@ def build_plan(
         can_run=ever is not None or size is None,
         enabled=enabled or queue is None,
     )
+    chosen_cost = chosen.attempt_cost if chosen is not None else None
+    start, budget_notes = _budget(queue, queue_body, start, chosen_cost, children)
+    notes += budget_notes
     return Plan(
         name=name_of(job_body) or str(meta.get("name")),
         namespace=str(meta.get("namespace")),
@@ -328,6 +331,46 @@ def build_plan(
         likely=likely,
         extra={"queueStatus": dict(status_of(queue_body or {}))},
     )
+
+
+def _budget(
+    queue: api.JobQueue | None,
+    queue_body: Mapping[str, Any] | None,
+    start: StartEstimate,
+    attempt_cost: float | None,
+    children: int,
+) -> tuple[StartEstimate, list[str]]:
+    """The queue's spending limit: a start no earlier than the window frees (while the limit
+    is reached, admissions wait with ``BudgetExceeded``), and what the job would use of it."""
+    notes: list[str] = []
+    limit = queue.spec.spending_limit if queue is not None else None
+    if limit is None:
+        return start, notes
+    spend = status_of(queue_body or {}).get("spend") or {}
+    blocked = parse_time(spend.get("blockedUntil")) if isinstance(spend, Mapping) else None
+    if blocked is not None:
+        notes.append(
+            f"BudgetExceeded: the queue's spending limit is reached; admissions "
+            f"resume at {rfc3339(blocked)}"
+        )
+        if start.at is not None and start.at < blocked:
+            start = StartEstimate(
+                blocked, start.position, start.basis + "; after the spending window frees"
+            )
+    if attempt_cost is not None:
+        total = attempt_cost * children
+        for window, cap, key in (
+            ("hour", limit.per_hour, "lastHour"),
+            ("day", limit.per_day, "lastDay"),
+        ):
+            if cap is None:
+                continue
+            spent = float(spend.get(key) or 0) if isinstance(spend, Mapping) else 0.0
+            notes.append(
+                f"spending limit {money(cap)} per {window}: {money(spent)} spent; "
+                f"this job ≈ {money(total)} ({total / cap:.0%} of it)"
+            )
+    return start, notes
 
 
 def plan_warnings(plan: Plan) -> list[str]:

@@ -87,6 +87,18 @@ def running_uids(k8s_jobs: Iterable[Mapping[str, Any]]) -> set[str]:
     return out
 
 
+def published_rate(queue: Mapping[str, Any] | None, measured: Rate) -> Rate:
+    """Pure: the measured rate, or — when it has nothing to go by (no Jobs to count, e.g. no
+    right to list them) — the one the operator publishes (``status.admissionsPerMinute``,
+    over its last 10 minutes)."""
+    if measured.per_second is not None:
+        return measured
+    per_minute = status_of(queue or {}).get("admissionsPerMinute")
+    if isinstance(per_minute, int | float) and per_minute > 0:
+        return Rate(round(per_minute * 10), 600.0, per_minute / 60)
+    return measured
+
+
 def waiting_ahead(
     jobs: Iterable[Mapping[str, Any]], queue: str, admitted: set[str] | None = None
 ) -> int:

@@ -163,7 +163,8 @@ async def plan_job(
     nodes = await kube.list(NODES) if unmanaged else []
     admitted = await list_wide(kube, JOBS, ns, labels=f"{L.QUEUE}={queue_name}")
     waiting = await list_wide(kube, BATCHJOBS, ns)
-    rate = rates.admission_rate(rates.admission_times(admitted.items, queue_name), now, window)
+    measured = rates.admission_rate(rates.admission_times(admitted.items, queue_name), now, window)
+    rate = rates.published_rate(queue, measured)
     ahead = rates.waiting_ahead(waiting.items, queue_name, rates.running_uids(admitted.items))
     if waiting.note:  # only the caller's namespace: the queue's own count covers the others
         ahead = max(ahead, rates.queue_waiting(queue))

@@ -163,6 +163,7 @@ def explain(
         "reason": st.get("reason"),
         "message": st.get("message"),
         "queuePosition": st.get("queuePosition"),
+        "estimatedStartTime": st.get("estimatedStartTime"),
         "computeEnvironment": st.get("computeEnvironment"),
         "size": size.human() if size else None,
         "vcpus": size.vcpus if size else None,
@@ -203,6 +204,8 @@ def format_explanation(info: Mapping[str, Any]) -> str:
     lines.append(f"Message:       {info['message'] or '<none>'}")
     if info["queuePosition"] is not None:
         lines.append(f"Position:      {info['queuePosition']} in queue {info['queue']}")
+    if info.get("estimatedStartTime"):
+        lines.append(f"Estimated:     start at {info['estimatedStartTime']}")
     if info["computeEnvironment"]:
         lines.append(f"Placed on:     {info['computeEnvironment']}")
     lines.append(f"Size:          {info['size'] or 'unknown'}")

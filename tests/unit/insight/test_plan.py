@@ -17,6 +17,7 @@ from kubatch.insight.rates import (
     admission_times,
     estimate_start,
     last_estimate,
+    published_rate,
     running_uids,
     waiting_ahead,
 )
@@ -249,3 +250,24 @@ def test_plan_start_from_rate_and_ahead_when_no_room() -> None:
     assert p.start.at == pytest.approx(T + 45)
     assert p.start.position == 5
     assert "4 waiting ahead" in p.start.basis
+
+
+def test_a_reached_spending_limit_delays_the_start_and_the_plan_says_what_it_would_use() -> None:
+    q = queue("q", ["big"], spendingLimit={"perHour": 0.5})
+    q["status"] = {"spend": {"lastHour": 0.5, "lastDay": 0.5, "blockedUntil": rfc3339(T + 900)}}
+    p = plan(ces=[ce("big")], q=q, duration=3600)
+    assert p.start.at == T + 900
+    assert "spending window frees" in p.start.basis
+    assert any("BudgetExceeded" in n for n in p.notes)
+    used = next(n for n in p.notes if "per hour" in n)
+    # an m5.xlarge hour ($0.192) for the 2-vCPU job, half of the 4-vCPU node: $0.096, 19%
+    assert "$0.0960 (19% of it)" in used
+
+
+def test_the_operators_published_rate_when_nothing_can_be_measured() -> None:
+    q = queue("q", ["big"])
+    q["status"] = {"admissionsPerMinute": 12.0}
+    assert published_rate(q, NO_RATE).per_second == pytest.approx(0.2)
+    measured = Rate(3, 60, 0.05)
+    assert published_rate(q, measured) is measured
+    assert published_rate(queue("q", ["big"]), NO_RATE) is NO_RATE
