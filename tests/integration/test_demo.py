@@ -30,23 +30,10 @@ def test_demo_runs_the_examples_and_cleans_up() -> None:
     env = {**os.environ, "NO_COLOR": "1"}
     env.pop("KUBECONFIG", None)
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "kubatch.cli",
-            "demo",
-            "--state-dir",
-            str(state_dir),
-            "--timeout",
-            "240",
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=400,
-        check=False,
-    )
+        [sys.executable, "-m", "kubatch.cli", "demo", "--state-dir", str(state_dir),
+         "--timeout", "240"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=400, check=False,
+    )  # fmt: skip
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-6000:]
     summary = proc.stdout.split("kubatch demo: summary", 1)

@@ -29,6 +29,7 @@ from kubatch.adapters.kube import COMPUTEENVIRONMENTS, LEASES, NODES, PODS, ApiE
 from kubatch.api import labels as L
 from kubatch.api.enums import CapacityType
 from kubatch.sim import nodes as N
+from kubatch.sim.kubelet import LogServer
 from kubatch.sim.pods import (
     Behaviour,
     PodPhase,
@@ -103,6 +104,8 @@ class Simulator:
         self._cost: dict[str, float] = {}
         self._stopping = False
         self._ces_synced = False
+        self._logs: LogServer | None = None
+        self.kubelet_port: int | None = None
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -111,6 +114,9 @@ class Simulator:
             self._kubeconfig, limit=max(8, self.config.workers * 2)
         )
         self._ready = {k: asyncio.Event() for k in ("nodes", "pods")}
+        if self.config.serve_logs:
+            self._logs = LogServer(self._pod_for_logs, self._clock)
+            self.kubelet_port = await self._logs.start()
         for _ in range(self.config.workers):
             self._spawn(self._worker())
         self._spawn(
@@ -150,6 +156,9 @@ class Simulator:
             if self._given_kube is None:
                 await self.kube.close()
             self.kube = None
+        if self._logs is not None:
+            await self._logs.stop()
+            self._logs = None
 
     async def __aenter__(self) -> Simulator:
         await self.start()
@@ -212,7 +221,33 @@ class Simulator:
     def _on_node_sync(self, items: list[dict[str, Any]]) -> None:
         for item in items:
             self._on_node("ADDED", item)
+            self._adopt_endpoint(item)
         self._ready["nodes"].set()
+
+    def _adopt_endpoint(self, obj: dict[str, Any]) -> None:
+        """A node of an earlier run points at that run's log server: point it at ours."""
+        if self.kubelet_port is None:
+            return
+        name = str((obj.get("metadata") or {}).get("name", ""))
+        port = ((obj.get("status") or {}).get("daemonEndpoints") or {}).get("kubeletEndpoint")
+        if name not in self._nodes or (port or {}).get("Port") == self.kubelet_port:
+            return
+        body = {"status": N.kubelet_endpoint(name, self.kubelet_port)}
+
+        async def patch() -> None:
+            await self._patch_if_present(NODES, name, body, status=True)
+
+        self._submit(patch)
+
+    async def _pod_for_logs(self, namespace: str, name: str) -> dict[str, Any] | None:
+        if self.kube is None:
+            return None
+        try:
+            return await self.kube.get(PODS, name, namespace)
+        except ApiError as e:
+            if e.not_found:
+                return None
+            raise
 
     def _on_node(self, etype: str, obj: dict[str, Any]) -> None:
         name = (obj.get("metadata") or {}).get("name", "")
@@ -476,7 +511,7 @@ class Simulator:
                 now,
                 managed,
             )
-            body = N.build_node(spec, itype, now, labels)
+            body = N.build_node(spec, itype, now, labels, self.kubelet_port)
             try:
                 created = await self.kube.create(NODES, body)
             except ApiError as e:
