@@ -245,8 +245,8 @@ def cmd_terminate(cluster: Cluster, args: argparse.Namespace, out: TextIO) -> in
     if args.dry_run:
         for j in live:
             out.write(
-                f"batchjob.{GROUP}/{j['metadata']['name']} would be terminated "
-                f"({phase_of(j).value}) (dry run)\n"
+                f"batchjob.{GROUP}/{j['metadata']['name']} terminated ({phase_of(j).value}) "
+                "(dry run)\n"
             )
         return 0
     patch = {"spec": {"terminate": {"reason": args.reason}}}
@@ -270,8 +270,8 @@ def cmd_terminate(cluster: Cluster, args: argparse.Namespace, out: TextIO) -> in
     for j in live:
         name = j["metadata"]["name"]
         if name not in failed:
-            where = f" -n {j['metadata']['namespace']}" if namespace is None else ""
-            out.write(f"batchjob.{GROUP}/{name}{where} terminated (was {phase_of(j).value})\n")
+            shown = f"{j['metadata']['namespace']}/{name}" if namespace is None else name
+            out.write(f"batchjob.{GROUP}/{shown} terminated\n")
     if not chosen:
         print("No matching BatchJobs.", file=sys.stderr)
     elif not args.names and len(live) != 1:
