@@ -29,6 +29,7 @@ from typing import Any
 from kubatch.api import labels as L
 from kubatch.api.records import DATA_KEY, ChildRow, parse_rows
 from kubatch.core.lifecycle import Phase, Reason
+from kubatch.insight.attempts import Attempt, as_int, attempt_key, collect
 from kubatch.insight.objects import (
     created_at,
     labels_of,
@@ -38,10 +39,6 @@ from kubatch.insight.objects import (
 )
 from kubatch.timefmt import parse_time
 
-INTERRUPTION_REASONS = frozenset(
-    {"Terminated", "NodeShutdown", "Shutdown", "Evicted", "NodeLost", "DeletionByTaintManager"}
-)
-"""``status.reason`` of a pod its node took away (as the operator reads it)."""
 DEFAULT_CHILDREN = 50
 """Children drawn per array unless told otherwise (the others are counted, not drawn)."""
 
@@ -149,149 +146,10 @@ class Timeline:
         return out
 
 
-# --------------------------------------------------------------------------- attempts
-
-
-@dataclass(slots=True)
-class _Attempt:
-    number: int
-    admitted: float | None = None
-    started: float | None = None
-    stopped: float | None = None
-    ce: str = ""
-    capacity_type: str = ""
-    node: str = ""
-    exit_code: int | None = None
-    reason: str = ""
-    interrupted: bool | None = None
-    ended: bool = False
-
-
-def capacity_type_of(label_value: object) -> str:
-    """Pure: a node/pod capacity-type label (``spot``/``on-demand``) as the API says it."""
-    text = str(label_value or "").lower()
-    if text == L.SPOT:
-        return "Spot"
-    return "OnDemand" if text in (L.ON_DEMAND, "ondemand") else ""
-
-
-def _int(value: object) -> int | None:
-    try:
-        return int(str(value))
-    except (TypeError, ValueError):
-        return None
-
-
-def _job_ended_at(job: Mapping[str, Any]) -> float | None:
-    st = status_of(job)
-    done = parse_time(st.get("completionTime"))
-    if done is not None:
-        return done
-    for c in st.get("conditions") or []:
-        if c.get("status") == "True" and c.get("type") in ("Complete", "Failed"):
-            return parse_time(c.get("lastTransitionTime")) or parse_time(c.get("lastProbeTime"))
-    return None
-
-
-def _from_job(a: _Attempt, job: Mapping[str, Any]) -> None:
-    labels = labels_of(job)
-    a.admitted = a.admitted or created_at(job)
-    a.ce = a.ce or str(labels.get(L.COMPUTE_ENVIRONMENT, ""))
-    a.capacity_type = a.capacity_type or capacity_type_of(labels.get(L.CAPACITY_TYPE))
-    ended = _job_ended_at(job)
-    if ended is not None:
-        a.ended = True
-        a.stopped = a.stopped or ended
-
-
-def _from_pod(a: _Attempt, pod: Mapping[str, Any]) -> None:
-    st = status_of(pod)
-    labels = labels_of(pod)
-    a.ce = a.ce or str(labels.get(L.COMPUTE_ENVIRONMENT, ""))
-    a.capacity_type = a.capacity_type or capacity_type_of(labels.get(L.CAPACITY_TYPE))
-    a.node = a.node or str((pod.get("spec") or {}).get("nodeName") or "")
-    for cs in st.get("containerStatuses") or []:
-        state = cs.get("state") or {}
-        running, term = state.get("running"), state.get("terminated")
-        if running and a.started is None:
-            a.started = parse_time(running.get("startedAt"))
-        if term:
-            a.started = a.started or parse_time(term.get("startedAt"))
-            a.stopped = a.stopped or parse_time(term.get("finishedAt"))
-            if a.exit_code is None and term.get("exitCode") is not None:
-                a.exit_code = _int(term.get("exitCode"))
-                a.reason = a.reason or str(term.get("reason") or "")
-            a.ended = True
-    disrupted = any(
-        c.get("type") == "DisruptionTarget" and c.get("status") == "True"
-        for c in st.get("conditions") or []
-    )
-    if disrupted or st.get("reason") in INTERRUPTION_REASONS:
-        a.interrupted = True
-        a.ended = True
-        a.reason = a.reason or str(st.get("reason") or "Interrupted")
-    elif st.get("phase") in ("Succeeded", "Failed"):
-        a.ended = True
-        if a.interrupted is None:
-            a.interrupted = False
-
-
-def _from_status(a: _Attempt, entry: Mapping[str, Any]) -> None:
-    a.started = parse_time(entry.get("startedAt")) or a.started
-    a.stopped = parse_time(entry.get("stoppedAt")) or a.stopped
-    a.ce = str(entry.get("computeEnvironment") or a.ce)
-    a.capacity_type = str(entry.get("capacityType") or a.capacity_type)
-    a.node = str(entry.get("nodeName") or a.node)
-    if entry.get("exitCode") is not None:
-        a.exit_code = _int(entry.get("exitCode"))
-    a.reason = str(entry.get("reason") or a.reason)
-    if entry.get("interrupted"):
-        a.interrupted = True
-    if a.stopped is not None:
-        a.ended = True
-        if a.interrupted is None:
-            a.interrupted = bool(entry.get("interrupted"))
-
-
-def attempt_key(obj: Mapping[str, Any]) -> tuple[int | None, int] | None:
-    """Pure: ``(array index or None, attempt number)`` of a kubatch-made Job or pod."""
-    labels = labels_of(obj)
-    attempt = _int(labels.get(L.ATTEMPT))
-    if attempt is None:
-        return None
-    index = labels.get(L.ARRAY_INDEX)
-    return (_int(index) if index is not None else None, attempt)
-
-
-def _collect(
-    entries: Sequence[Mapping[str, Any]],
-    jobs: Iterable[Mapping[str, Any]],
-    pods: Iterable[Mapping[str, Any]],
-    index: int | None,
-) -> list[_Attempt]:
-    by_number: dict[int, _Attempt] = {}
-
-    def get(n: int) -> _Attempt:
-        return by_number.setdefault(n, _Attempt(n))
-
-    for job in jobs:
-        key = attempt_key(job)
-        if key is not None and key[0] == index:
-            _from_job(get(key[1]), job)
-    for pod in pods:
-        key = attempt_key(pod)
-        if key is not None and key[0] == index:
-            _from_pod(get(key[1]), pod)
-    for i, entry in enumerate(entries):
-        n = _int(entry.get("number")) or i + 1
-        _from_status(get(n), entry)
-    return [by_number[n] for n in sorted(by_number)]
-
-
 # --------------------------------------------------------------------------- segments
 
 
-def _detail(a: _Attempt) -> str:
+def _detail(a: Attempt) -> str:
     parts = []
     if a.exit_code is not None:
         parts.append(f"exit {a.exit_code}")
@@ -303,7 +161,7 @@ def _detail(a: _Attempt) -> str:
 
 
 def _outcome(
-    a: _Attempt, last: bool, phase: Phase, counts: tuple[int, int] | None, terminated: bool
+    a: Attempt, last: bool, phase: Phase, counts: tuple[int, int] | None, terminated: bool
 ) -> Outcome:
     if not a.ended:
         return Outcome.ONGOING
@@ -329,7 +187,7 @@ def _outcome(
 
 def segments_of(
     created: float | None,
-    attempts: Sequence[_Attempt],
+    attempts: Sequence[Attempt],
     phase: Phase,
     stopped: float | None,
     now: float,
@@ -431,7 +289,7 @@ def job_lane(
     meta = job.get("metadata") or {}
     phase = phase_of(job)
     created = parse_time(st.get("createdAt")) or created_at(job)
-    attempts = _collect(list(st.get("attempts") or []), k8s_jobs, pods, None)
+    attempts = collect(list(st.get("attempts") or []), k8s_jobs, pods, None)
     terminated = phase is Phase.FAILED and st.get("reason") == Reason.TERMINATED.value
     segments = segments_of(
         created, attempts, phase, parse_time(st.get("stoppedAt")), now, terminated=terminated
@@ -466,7 +324,7 @@ def _running_steps(children: Iterable[Lane]) -> tuple[tuple[float, int], ...]:
     return tuple(steps)
 
 
-def _phase_from(attempts: Sequence[_Attempt]) -> Phase:
+def _phase_from(attempts: Sequence[Attempt]) -> Phase:
     """A child without a record yet: its phase as its last attempt tells."""
     if not attempts:
         return Phase.RUNNABLE
@@ -494,7 +352,7 @@ def array_lane(
     ns, name = str(meta.get("namespace", "")), str(meta.get("name", ""))
     phase = phase_of(job)
     created = parse_time(st.get("createdAt")) or created_at(job)
-    size = _int((spec.get("arrayProperties") or {}).get("size")) or 0
+    size = as_int((spec.get("arrayProperties") or {}).get("size")) or 0
     by_index_jobs: dict[int, list[Mapping[str, Any]]] = defaultdict(list)
     by_index_pods: dict[int, list[Mapping[str, Any]]] = defaultdict(list)
     for obj, into in [(j, by_index_jobs) for j in k8s_jobs] + [(p, by_index_pods) for p in pods]:
@@ -509,7 +367,7 @@ def array_lane(
         if row is None and index not in by_index_jobs and index not in by_index_pods:
             continue
         counts = (row.failures, row.interruptions) if row is not None else None
-        attempts = _collect([], by_index_jobs.get(index, []), by_index_pods.get(index, []), index)
+        attempts = collect([], by_index_jobs.get(index, []), by_index_pods.get(index, []), index)
         child_phase = row.phase if row is not None else _phase_from(attempts)
         if phase.terminal and not child_phase.terminal:
             child_phase = phase  # a terminal parent never shows waiting children

@@ -29,7 +29,7 @@ from kubatch.adapters.kube import COMPUTEENVIRONMENTS, LEASES, NODES, PODS, ApiE
 from kubatch.api import labels as L
 from kubatch.api.enums import CapacityType
 from kubatch.sim import nodes as N
-from kubatch.sim.kubelet import LogServer
+from kubatch.sim.kubelet import LogServer, adopt, endpoint_patch, pod_getter
 from kubatch.sim.pods import (
     Behaviour,
     PodPhase,
@@ -104,8 +104,7 @@ class Simulator:
         self._cost: dict[str, float] = {}
         self._stopping = False
         self._ces_synced = False
-        self._logs: LogServer | None = None
-        self.kubelet_port: int | None = None
+        self.kubelet_port: int | None = None  # the log server's (kubatch.sim.kubelet)
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -115,8 +114,9 @@ class Simulator:
         )
         self._ready = {k: asyncio.Event() for k in ("nodes", "pods")}
         if self.config.serve_logs:
-            self._logs = LogServer(self._pod_for_logs, self._clock)
-            self.kubelet_port = await self._logs.start()
+            logs = LogServer(pod_getter(lambda: self.kube), self._clock)
+            self.kubelet_port = await logs.start()
+            self._spawn(logs.serve())
         for _ in range(self.config.workers):
             self._spawn(self._worker())
         self._spawn(
@@ -156,9 +156,6 @@ class Simulator:
             if self._given_kube is None:
                 await self.kube.close()
             self.kube = None
-        if self._logs is not None:
-            await self._logs.stop()
-            self._logs = None
 
     async def __aenter__(self) -> Simulator:
         await self.start()
@@ -221,33 +218,9 @@ class Simulator:
     def _on_node_sync(self, items: list[dict[str, Any]]) -> None:
         for item in items:
             self._on_node("ADDED", item)
-            self._adopt_endpoint(item)
+            if endpoint_patch(item, self.kubelet_port) is not None:
+                self._spawn(adopt(self.kube, item, self.kubelet_port))
         self._ready["nodes"].set()
-
-    def _adopt_endpoint(self, obj: dict[str, Any]) -> None:
-        """A node of an earlier run points at that run's log server: point it at ours."""
-        if self.kubelet_port is None:
-            return
-        name = str((obj.get("metadata") or {}).get("name", ""))
-        port = ((obj.get("status") or {}).get("daemonEndpoints") or {}).get("kubeletEndpoint")
-        if name not in self._nodes or (port or {}).get("Port") == self.kubelet_port:
-            return
-        body = {"status": N.kubelet_endpoint(name, self.kubelet_port)}
-
-        async def patch() -> None:
-            await self._patch_if_present(NODES, name, body, status=True)
-
-        self._submit(patch)
-
-    async def _pod_for_logs(self, namespace: str, name: str) -> dict[str, Any] | None:
-        if self.kube is None:
-            return None
-        try:
-            return await self.kube.get(PODS, name, namespace)
-        except ApiError as e:
-            if e.not_found:
-                return None
-            raise
 
     def _on_node(self, etype: str, obj: dict[str, Any]) -> None:
         name = (obj.get("metadata") or {}).get("name", "")

@@ -27,6 +27,8 @@ from typing import Any
 
 from aiohttp import web
 
+from kubatch.adapters.kube import NODES, PODS, ApiError, Kube
+from kubatch.sim.nodes import kubelet_endpoint
 from kubatch.sim.pods import behaviour_of
 from kubatch.timefmt import parse_time
 
@@ -112,6 +114,45 @@ def render(lines: list[tuple[float, str]], timestamps: bool) -> bytes:
     return "".join(out).encode()
 
 
+def endpoint_patch(node: dict[str, Any], port: int | None) -> dict[str, Any] | None:
+    """Pure: the status patch that points a node of an earlier run at this run's log server
+    (``None``: no server, or it already does)."""
+    current = ((node.get("status") or {}).get("daemonEndpoints") or {}).get("kubeletEndpoint")
+    if port is None or (current or {}).get("Port") == port:
+        return None
+    name = str((node.get("metadata") or {}).get("name", ""))
+    return {"status": kubelet_endpoint(name, port)}
+
+
+async def adopt(kube: Kube | None, node: dict[str, Any], port: int | None) -> None:
+    """Point a node of an earlier run at this run's log server (gone: nothing to do)."""
+    body = endpoint_patch(node, port)
+    if kube is None or body is None:
+        return
+    try:
+        await kube.patch(NODES, str(node["metadata"]["name"]), body, status=True)
+    except ApiError as e:
+        if not e.not_found:
+            raise
+
+
+def pod_getter(kube: Callable[[], Kube | None]) -> GetPod:
+    """Read a pod through the simulator's client (``None`` when it is gone)."""
+
+    async def get(namespace: str, name: str) -> dict[str, Any] | None:
+        client = kube()
+        if client is None:
+            return None
+        try:
+            return await client.get(PODS, name, namespace)
+        except ApiError as e:
+            if e.not_found:
+                return None
+            raise
+
+    return get
+
+
 def _self_signed(directory: Path) -> ssl.SSLContext:
     cert, key = directory / "kubelet.crt", directory / "kubelet.key"
     subprocess.run(
@@ -165,6 +206,13 @@ class LogServer:
         assert server is not None
         self.port = int(server.sockets[0].getsockname()[1])  # type: ignore[attr-defined]
         return self.port
+
+    async def serve(self) -> None:
+        """Serve until cancelled (the simulator's tasks are), then stop."""
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await self.stop()
 
     async def stop(self) -> None:
         if self._runner is not None:
