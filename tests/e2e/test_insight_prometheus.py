@@ -144,12 +144,19 @@ def test_every_panel_returns_data_and_alerts_fire(
             make_definition(
                 "flaky", duration=1, cpu="500m", memory="512Mi", exit_code=1, retry={"attempts": 2}
             ),
-            make_definition("bad", duration=1, cpu="250m", memory="256Mi", exit_code=2),
+            # failures spread over scrapes: a counter series is born at its first increment, so a
+            # burst within one scrape would show no increase at all
+            *(
+                make_definition(
+                    f"bad{i}", duration=1 + 2 * i, cpu="250m", memory="256Mi", exit_code=2
+                )
+                for i in range(5)
+            ),
             *(make_job(f"ok-{i}", q, "ok") for i in range(4)),
             make_job("arr", q, "ok", arrayProperties={"size": 6, "parallelism": 3}),
             make_job("spotty", q, "long"),
             make_job("flaky", q, "flaky"),
-            *(make_job(f"bad-{i}", qf, "bad") for i in range(4)),
+            *(make_job(f"bad-{i}", qf, f"bad{i}") for i in range(5)),
             *(make_job(f"stuck-{i}", qs, "ok") for i in range(2)),
             *(make_job(f"fill-{i}", qx, "long") for i in range(2)),
             *(make_job(f"spend-{i}", qb, "long") for i in range(3)),
@@ -164,7 +171,7 @@ def test_every_panel_returns_data_and_alerts_fire(
 
     stack.wait("spotty running on spot", spotty_running, timeout=90)
     stack.reclaim(spot, 1.0)
-    for name in [*(f"ok-{i}" for i in range(4)), "arr", "flaky", *(f"bad-{i}" for i in range(4))]:
+    for name in [*(f"ok-{i}" for i in range(4)), "arr", "flaky", *(f"bad-{i}" for i in range(5))]:
         stack.wait_phase(ns, name, timeout=150)
 
     # Alerts: each fires for the objects that provoked it, and only for them.

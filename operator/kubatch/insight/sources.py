@@ -180,7 +180,9 @@ async def plan_job(
         catalogue=catalogue,
         duration=duration,
         namespace=ns,
-        floor=rates.last_estimate(waiting.items, queue_name),
+        # The operator's estimates (and rate) divide by a fixed 10 minutes: far too late for a
+        # queue that started admitting lately. They are the floor only when we measure nothing.
+        floor=rates.last_estimate(waiting.items, queue_name) if rate is not measured else None,
     )
     extra: list[str] = [n for n in (admitted.note, waiting.note) if n]
     problems = list(result.problems)
