@@ -11,7 +11,7 @@ only when the operator has seen every node's pod run; an attempt still Starting
 ``start_timeout_seconds`` after its admission is released whole (``Terminate`` with reason
 ``GangStartTimeout``) and runs again later, counted neither as a failure nor as an
 interruption (``kubatch.core.preemption.released_end``). The timer is a state time limit of
-the core (``TimeLimitAction.RELEASE``) and is armed again after a restart.
+the core (``StateTimeLimit.release``) and is armed again after a restart.
 
 Node ``i``'s Kubernetes Job is named like array child ``i`` (a multi-node job cannot be an
 array, as on AWS): :func:`node_job_name`.
@@ -34,7 +34,9 @@ def node_job_name(batchjob_name: str, token: str, node: int, attempt: int) -> st
 
 def start_limit(gang: Gang) -> StateTimeLimit:
     """Pure: the gang's start timer as a state time limit on Starting."""
-    return StateTimeLimit(Phase.STARTING, gang.start_timeout_seconds, TimeLimitAction.RELEASE)
+    return StateTimeLimit(
+        Phase.STARTING, gang.start_timeout_seconds, TimeLimitAction.CANCEL, release=True
+    )
 
 
 def gang_ce_fit(gang: Gang, ce: ComputeEnvironment | None, name: str = "") -> CeFit:

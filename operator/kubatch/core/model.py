@@ -35,7 +35,6 @@ class Condition(StrEnum):
 class TimeLimitAction(StrEnum):
     CANCEL = "Cancel"
     FALLBACK = "FallbackToNextComputeEnvironment"
-    RELEASE = "Release"  # core only: a gang that did not start in time is released whole
 
 
 class ResourceType(StrEnum):
@@ -115,6 +114,7 @@ class StateTimeLimit:
     max_time_seconds: int
     action: TimeLimitAction
     reason: str | None = None
+    release: bool = False  # a gang's start timer (``kubatch.core.gang``), not a queue's limit
 
 
 @dataclass(frozen=True, slots=True)

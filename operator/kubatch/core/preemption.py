@@ -16,8 +16,9 @@ Victims free the least work: lowest queue priority first, then the youngest atte
 chosen set is minimal — no victim could be spared and the job still fit. Each victim gets a
 ``Preempt`` decision; it keeps its capacity until its pod has ended (its termination grace
 period), meanwhile the preemptor waits with reason ``Preempting`` and the CE is closed to
-everyone else this cycle, so the freed room goes to the preemptor. Capacity being freed (victims not ended yet, gangs being released) counts
-for a preemptor before new victims are chosen, so no cycle preempts twice for the same need.
+everyone else this cycle, so the freed room goes to the preemptor. Capacity being freed
+(victims not ended yet, gangs being released) counts for a preemptor before new victims are
+chosen, so no cycle preempts twice for the same need.
 
 A preempted attempt is recorded as interrupted with reason ``Preempted`` and uses up neither
 retry attempts nor the interruption budget; the job (or array child) is Runnable again

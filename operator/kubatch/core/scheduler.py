@@ -98,7 +98,7 @@ def schedule(snapshot: Snapshot, now: float) -> list[Decision]:
         if limit.reason is not None and (job.reason is None or job.reason != limit.reason):
             continue
         msg = f"{phase} for more than {limit.max_time_seconds}s"
-        if limit.action is TimeLimitAction.RELEASE:  # a gang whose nodes did not all run
+        if limit.release:  # a gang whose nodes did not all run
             gang = job.spec.gang
             if phase is Phase.STARTING and gang is not None:
                 name = node_job_name(job.spec.name, job.spec.token, gang.main_node, job.attempt)
