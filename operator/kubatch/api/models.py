@@ -31,12 +31,18 @@ from kubatch.api.common import (  # re-exported (see __all__)
     ComputeEnvironmentType,
     Condition,
     ConditionStatus,
+    ContainerOverrides,
+    ContainerResources,
+    ContainerShell,
     DependencyCondition,
     DependencyType,
     EnvVar,
     LabelSelector,
     LabelSelectorRequirement,
     ObjectMeta,
+    PodSpecShell,
+    PodTemplate,
+    PodTemplateMeta,
     Quantity,
     QueueOrdering,
     ResourceRequirements,
@@ -50,7 +56,6 @@ from kubatch.api.common import (  # re-exported (see __all__)
     WaitingState,
     _cel,
     _Model,
-    _Shell,
     _Status,
 )
 from kubatch.api.problems import InvalidResource, problems_from_validation_error
@@ -212,43 +217,6 @@ class JobQueueStatus(_Status):
 # --------------------------------------------------------------------------- JobDefinition
 
 
-class ContainerResources(_Shell):
-    """Container resources. The job's size is the sum of its containers' requests; as on AWS,
-    ``cpu`` and ``memory`` may come from the definition or from the job's overrides."""
-
-    requests: dict[str, Quantity] | None = None
-    """``cpu``, ``memory``, ``nvidia.com/gpu``, any extended resource."""
-    limits: dict[str, Quantity] | None = None
-
-
-class ContainerShell(_Shell):
-    """A container of the pod template: kubatch checks these fields, keeps the rest."""
-
-    name: str = Field(min_length=1)
-    image: str = Field(min_length=1)
-    command: list[str] | None = None
-    args: list[str] | None = None
-    resources: ContainerResources | None = None
-    """The job's size is the sum of its containers' requests (limits stand in for missing
-    requests, as in Kubernetes)."""
-
-
-class PodSpecShell(_Shell):
-    containers: list[ContainerShell] = Field(min_length=1)
-
-
-class PodTemplateMeta(_Shell):
-    labels: dict[str, str] | None = None
-    annotations: dict[str, str] | None = None
-
-
-class PodTemplate(_Shell):
-    """A Kubernetes PodTemplateSpec (only a small shell is validated by the schema)."""
-
-    metadata: PodTemplateMeta | None = None
-    spec: PodSpecShell
-
-
 EXIT_CODE_PATTERN = r"^([0-9]+\*?|\*)$"
 ACTION_PATTERN = r"^(?i:retry|exit)$"
 
@@ -353,17 +321,6 @@ class JobDependency(_Model):
     """``N_TO_N`` (child i waits for child i) or ``SEQUENTIAL`` (children one after another)."""
     condition: DependencyCondition = DependencyCondition.SUCCEEDED
     """``Succeeded`` (afterok), ``Completed`` (afterany) or ``Failed`` (afternotok)."""
-
-
-class ContainerOverrides(_Model):
-    """Overrides applied to the first container of the definition's template."""
-
-    command: list[str] | None = None
-    args: list[str] | None = None
-    env: list[EnvVar] | None = None
-    """Merged by name into the container's env."""
-    resources: ResourceRequirements | None = None
-    """Merged key by key into the container's requests/limits."""
 
 
 class Rerun(_Model):
