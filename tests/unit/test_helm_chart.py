@@ -262,7 +262,8 @@ def test_chart_ships_the_generated_crds(helm: Path) -> None:
     chart_crds = sorted(p.name for p in (CHART / "crds").glob("*.yaml"))
     assert chart_crds == sorted(
         f"kubatch.io_{p}.yaml"
-        for p in ("batchjobs", "jobqueues", "computeenvironments", "jobdefinitions")
+        for p in ("batchjobs", "jobqueues", "computeenvironments", "jobdefinitions",
+                  "consumableresources")  # fmt: skip
     )
     for name in chart_crds:
         assert (CHART / "crds" / name).read_text() == (ROOT / "crds" / name).read_text(), name
@@ -275,7 +276,7 @@ def test_chart_ships_the_generated_crds(helm: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     kinds = [d["kind"] for d in yaml.safe_load_all(proc.stdout) if d]
-    assert kinds.count("CustomResourceDefinition") == 4
+    assert kinds.count("CustomResourceDefinition") == 5
 
 
 def test_dockerfile_is_slim_pinned_non_root_and_runs_the_operator() -> None:

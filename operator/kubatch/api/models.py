@@ -19,6 +19,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
+from kubatch.api import consumable, multinode
 from kubatch.api.common import (  # re-exported (see __all__)
     API_VERSION,
     CATEGORY,
@@ -58,6 +59,7 @@ from kubatch.api.common import (  # re-exported (see __all__)
     _Model,
     _Status,
 )
+from kubatch.api.enums import FairSharePreemption, JobDefinitionType, ReclaimPolicy
 from kubatch.api.problems import InvalidResource, problems_from_validation_error
 from kubatch.core.lifecycle import Phase
 
@@ -166,6 +168,17 @@ class JobStateTimeLimitAction(_Model):
     """``Cancel`` fails the job; ``FallbackToNextComputeEnvironment`` lets it try later CEs."""
 
 
+class QueuePreemption(_Model):
+    """kubatch (Kueue-like, opt-in): when this queue's jobs cannot otherwise fit, running
+    attempts are preempted — youngest first, never more than needed — and run again later."""
+
+    reclaim_from_queues: ReclaimPolicy = ReclaimPolicy.NEVER
+    """``LowerPriority``: from queues of a lower priority sharing a compute environment."""
+    within_fair_share: FairSharePreemption = FairSharePreemption.NEVER
+    """``OverFairShare`` (fair-share queues): from shares over their fair share, for shares
+    under it (never the reverse)."""
+
+
 class JobQueueSpec(_Model):
     """A queue (AWS Batch job queue)."""
 
@@ -183,6 +196,8 @@ class JobQueueSpec(_Model):
     """What to do with jobs that wait too long."""
     namespace_selector: LabelSelector | None = None
     """Namespaces whose BatchJobs may use this queue; all when unset."""
+    preemption: QueuePreemption | None = None
+    """Reclaim capacity from running jobs for this queue's jobs; none when unset."""
 
     @property
     def fair_share(self) -> bool:
@@ -268,8 +283,15 @@ class JobTimeout(_Model):
 class JobDefinitionSpec(_Model):
     """A job definition: pod template, parameter defaults, retry and timeout."""
 
-    template: PodTemplate
-    """Pod template of each attempt."""
+    type: JobDefinitionType = JobDefinitionType.CONTAINER
+    """``container`` (one pod per attempt) or ``multinode`` (``nodeProperties``), as AWS."""
+    template: PodTemplate | None = None
+    """Pod template of each attempt (required for ``container``; for ``multinode``, of the
+    nodes whose range has none)."""
+    node_properties: multinode.NodeProperties | None = None
+    """The nodes of a ``multinode`` job (AWS ``nodeProperties``)."""
+    consumable_resource_properties: consumable.ConsumableResourceProperties | None = None
+    """Consumable resources each attempt takes (AWS name)."""
     parameters: dict[str, str] = Field(default_factory=dict)
     """Default values of ``Ref::name`` placeholders in command and args."""
     retry_strategy: RetryStrategy | None = None
@@ -368,6 +390,10 @@ class BatchJobSpec(_Model):
     rerun_of: Rerun | None = None
     """kubatch: re-run these indices of another array (arrayProperties.size must equal their
     number when there are several)."""
+    node_overrides: multinode.NodeOverrides | None = None
+    """A multi-node job's number of nodes and per-range container overrides (AWS name)."""
+    consumable_resource_properties_override: consumable.ConsumableResourceProperties | None = None
+    """Replaces the definition's consumable resources (AWS SubmitJob's name)."""
 
     @property
     def is_array(self) -> bool:
@@ -422,6 +448,9 @@ class JobDefinitionRevision(_Status):
     timeout: JobTimeout | None = None
     scheduling_priority: int | None = None
     interruption_budget: int | None = None
+    node_properties: multinode.NodePropertiesRevision | None = None
+    """A multi-node job's nodes (resolved; ``template`` is then the main node's)."""
+    consumable_resource_properties: consumable.ConsumableResourceProperties | None = None
 
 
 class BatchJobStatus(_Status):
@@ -442,6 +471,8 @@ class BatchJobStatus(_Status):
     """Estimated dollars of all attempts so far."""
     attempts: list[Attempt] = Field(default_factory=list)
     array_status_summary: ArrayStatusSummary | None = None
+    nodes: list[multinode.NodeStatus] = Field(default_factory=list)
+    """A multi-node job: each node of the current attempt."""
     job_definition: JobDefinitionRevision | None = None
     conditions: list[Condition] = Field(default_factory=list)
     observed_generation: int | None = None
@@ -493,12 +524,21 @@ class BatchJob(_Resource):
     status: BatchJobStatus = Field(default_factory=BatchJobStatus)
 
 
-Resource = ComputeEnvironment | JobQueue | JobDefinition | BatchJob
+class ConsumableResource(_Resource):
+    kind: Literal["ConsumableResource"] = "ConsumableResource"
+    spec: consumable.ConsumableResourceSpec
+    status: consumable.ConsumableResourceStatus = Field(
+        default_factory=consumable.ConsumableResourceStatus
+    )
+
+
+Resource = ComputeEnvironment | JobQueue | JobDefinition | BatchJob | ConsumableResource
 KINDS: dict[str, type[Resource]] = {
     "ComputeEnvironment": ComputeEnvironment,
     "JobQueue": JobQueue,
     "JobDefinition": JobDefinition,
     "BatchJob": BatchJob,
+    "ConsumableResource": ConsumableResource,
 }
 
 # --------------------------------------------------------------------------- parse / dump
@@ -533,16 +573,22 @@ def parse_batch_job(body: Mapping[str, Any]) -> BatchJob:
     return _parse(BatchJob, "BatchJob", body)
 
 
+def parse_consumable_resource(body: Mapping[str, Any]) -> ConsumableResource:
+    """Parse a ConsumableResource object; raise :class:`InvalidResource` with every problem."""
+    return _parse(ConsumableResource, "ConsumableResource", body)
+
+
 PARSERS: dict[str, Callable[[Mapping[str, Any]], Resource]] = {
     "ComputeEnvironment": parse_compute_environment,
     "JobQueue": parse_job_queue,
     "JobDefinition": parse_job_definition,
     "BatchJob": parse_batch_job,
+    "ConsumableResource": parse_consumable_resource,
 }
 
 
 def parse(body: Mapping[str, Any]) -> Resource:
-    """Parse any of the four kinds by ``body["kind"]`` (pure)."""
+    """Parse any kind of kubatch's by ``body["kind"]`` (pure)."""
     kind = str(body.get("kind", ""))
     parser = PARSERS.get(kind)
     if parser is None:
@@ -584,6 +630,7 @@ __all__ = [
     "ComputeResources",
     "Condition",
     "ConditionStatus",
+    "ConsumableResource",
     "ContainerOverrides",
     "ContainerResources",
     "ContainerShell",
@@ -591,11 +638,13 @@ __all__ = [
     "DependencyType",
     "EnvVar",
     "EvaluateOnExit",
+    "FairSharePreemption",
     "JobCounts",
     "JobDefinition",
     "JobDefinitionRevision",
     "JobDefinitionSpec",
     "JobDefinitionStatus",
+    "JobDefinitionType",
     "JobDependency",
     "JobQueue",
     "JobQueueSpec",
@@ -611,6 +660,8 @@ __all__ = [
     "PodTemplateMeta",
     "Quantity",
     "QueueOrdering",
+    "QueuePreemption",
+    "ReclaimPolicy",
     "Resource",
     "ResourceRequirements",
     "RetryAction",
@@ -629,6 +680,7 @@ __all__ = [
     "parse",
     "parse_batch_job",
     "parse_compute_environment",
+    "parse_consumable_resource",
     "parse_job_definition",
     "parse_job_queue",
 ]
