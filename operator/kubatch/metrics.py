@@ -188,6 +188,18 @@ class Metrics:
             ["verb", "resource"],
             registry=r,
         )
+        self.queue_spend = Gauge(
+            "kubatch_queue_spend_dollars",
+            "Estimated dollars a queue's attempts cost in the last hour and day (sliding).",
+            ["queue", "window"],
+            registry=r,
+        )
+        self.queue_budget_exceeded = Gauge(
+            "kubatch_queue_budget_exceeded",
+            "1 while a queue's spending limit is reached (its admissions wait), else 0.",
+            ["queue"],
+            registry=r,
+        )
         self.handler_errors = Counter(
             "kubatch_handler_errors_total",
             "Unexpected errors caught in the operator's event handlers, by handler (0 normally).",
@@ -259,6 +271,12 @@ class Metrics:
         """Publish the children of ``queue``'s arrays per phase (absent phases are 0)."""
         for phase in Phase:
             self.array_children.labels(queue=queue, phase=phase.value).set(counts.get(phase, 0))
+
+    def set_spend(self, queue: str, hour: float, day: float, exceeded: bool) -> None:
+        """A queue's spend per window, and whether its limit is reached."""
+        self.queue_spend.labels(queue=queue, window="hour").set(hour)
+        self.queue_spend.labels(queue=queue, window="day").set(day)
+        self.queue_budget_exceeded.labels(queue=queue).set(1 if exceeded else 0)
 
     def remove_queue(self, queue: str) -> None:
         """Forget a deleted queue's gauges (counters stay: they are cumulative)."""

@@ -120,7 +120,7 @@ def test_pod_meets_the_restricted_pod_security_standard(render: Render) -> None:
 
 
 EXPECTED_RULES = {
-    ("kubatch.io", "batchjobs"): {"get", "list", "watch", "patch"},
+    ("kubatch.io", "batchjobs"): {"get", "list", "watch", "patch", "delete"},
     ("kubatch.io", "jobqueues"): {"get", "list", "watch", "patch"},
     ("kubatch.io", "computeenvironments"): {"get", "list", "watch", "patch"},
     ("kubatch.io", "jobdefinitions"): {"get", "list", "watch", "patch"},
@@ -262,8 +262,13 @@ def test_chart_ships_the_generated_crds(helm: Path) -> None:
     chart_crds = sorted(p.name for p in (CHART / "crds").glob("*.yaml"))
     assert chart_crds == sorted(
         f"kubatch.io_{p}.yaml"
-        for p in ("batchjobs", "jobqueues", "computeenvironments", "jobdefinitions",
-                  "consumableresources")  # fmt: skip
+        for p in (
+            "batchjobs",
+            "jobqueues",
+            "computeenvironments",
+            "jobdefinitions",
+            "consumableresources",
+        )
     )
     for name in chart_crds:
         assert (CHART / "crds" / name).read_text() == (ROOT / "crds" / name).read_text(), name

@@ -220,3 +220,19 @@ class ContainerOverrides(_Model):
     """Merged by name into the container's env."""
     resources: ResourceRequirements | None = None
     """Merged key by key into the container's requests/limits."""
+
+
+# --------------------------------------------------------------------------- resources
+
+
+class _Resource(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+        extra="ignore",
+    )
+
+    api_version: Literal["kubatch.io/v1alpha1"] = API_VERSION
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)

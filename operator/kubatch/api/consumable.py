@@ -11,9 +11,11 @@ definition's list; AWS SubmitJob's name). Semantics: ``kubatch.core.consumables`
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
-from kubatch.api.common import Condition, _Model, _Status
+from kubatch.api.common import Condition, _Model, _Resource, _Status
 from kubatch.api.enums import ConsumableResourceType
 
 
@@ -52,3 +54,9 @@ class ConsumableResourceStatus(_Status):
     """Units a job can take now: ``totalQuantity - inUseQuantity`` (never below 0)."""
     conditions: list[Condition] = Field(default_factory=list)
     observed_generation: int | None = None
+
+
+class ConsumableResource(_Resource):
+    kind: Literal["ConsumableResource"] = "ConsumableResource"
+    spec: ConsumableResourceSpec
+    status: ConsumableResourceStatus = Field(default_factory=ConsumableResourceStatus)

@@ -17,7 +17,6 @@ from datetime import datetime
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-from pydantic.alias_generators import to_camel
 
 from kubatch.api import consumable, multinode
 from kubatch.api.common import (  # re-exported (see __all__)
@@ -57,9 +56,12 @@ from kubatch.api.common import (  # re-exported (see __all__)
     WaitingState,
     _cel,
     _Model,
+    _Resource,
     _Status,
 )
-from kubatch.api.enums import FairSharePreemption, JobDefinitionType, ReclaimPolicy
+from kubatch.api.consumable import ConsumableResource
+from kubatch.api.enums import JobDefinitionType
+from kubatch.api.preemption import QueuePreemption
 from kubatch.api.problems import InvalidResource, problems_from_validation_error
 from kubatch.core.lifecycle import Phase
 
@@ -168,15 +170,16 @@ class JobStateTimeLimitAction(_Model):
     """``Cancel`` fails the job; ``FallbackToNextComputeEnvironment`` lets it try later CEs."""
 
 
-class QueuePreemption(_Model):
-    """kubatch (Kueue-like, opt-in): when this queue's jobs cannot otherwise fit, running
-    attempts are preempted — youngest first, never more than needed — and run again later."""
+class SpendingLimit(_Model):
+    """kubatch: a queue's spending limit on the estimated cost of its attempts (node price from
+    the instance catalogue x run time x the job's share of the node). When a window's spend
+    reaches its limit, new admissions wait (``BudgetExceeded``) until the window frees;
+    running jobs are never stopped."""
 
-    reclaim_from_queues: ReclaimPolicy = ReclaimPolicy.NEVER
-    """``LowerPriority``: from queues of a lower priority sharing a compute environment."""
-    within_fair_share: FairSharePreemption = FairSharePreemption.NEVER
-    """``OverFairShare`` (fair-share queues): from shares over their fair share, for shares
-    under it (never the reverse)."""
+    per_hour: float | None = Field(None, gt=0)
+    """Dollars per sliding hour."""
+    per_day: float | None = Field(None, gt=0)
+    """Dollars per sliding day (24 hours)."""
 
 
 class JobQueueSpec(_Model):
@@ -198,6 +201,12 @@ class JobQueueSpec(_Model):
     """Namespaces whose BatchJobs may use this queue; all when unset."""
     preemption: QueuePreemption | None = None
     """Reclaim capacity from running jobs for this queue's jobs; none when unset."""
+    spending_limit: SpendingLimit | None = None
+    """kubatch: dollars per hour and/or per day; admissions wait once reached."""
+    finished_job_retention_seconds: int | None = Field(None, ge=0)
+    """kubatch: delete this queue's finished BatchJobs this long after they finished (never
+    one that an unfinished job depends on). Off by default: GitOps tools re-create what they
+    own."""
 
     @property
     def fair_share(self) -> bool:
@@ -223,8 +232,21 @@ class JobCounts(_Status):
     failed: int = 0
 
 
+class QueueSpend(_Status):
+    """What a queue's attempts cost lately (estimated dollars) and whether it waits."""
+
+    last_hour: float = 0.0
+    last_day: float = 0.0
+    blocked_until: datetime | None = None
+    """Set while the spending limit is reached: when admissions resume (if nothing more is
+    charged)."""
+
+
 class JobQueueStatus(_Status):
     job_counts: JobCounts | None = None
+    spend: QueueSpend | None = None
+    admissions_per_minute: float | None = None
+    """Attempts admitted per minute over the last 10 minutes (for ETAs and plans)."""
     conditions: list[Condition] = Field(default_factory=list)
     observed_generation: int | None = None
 
@@ -459,7 +481,10 @@ class BatchJobStatus(_Status):
     """Machine-readable: ``WaitingForDependencies``, ``InsufficientCapacity``, …"""
     message: str | None = None
     queue_position: int | None = None
-    """1-based position among the waiting jobs of its queue."""
+    """1-based position among the waiting jobs of its queue (absent when not waiting)."""
+    estimated_start_time: datetime | None = None
+    """When a waiting job is expected to start: its position over the queue's recent
+    admission rate (absent when not waiting or unknown)."""
     compute_environment: str | None = None
     capacity_type: CapacityType | None = None
     created_at: datetime | None = None
@@ -487,19 +512,6 @@ class BatchJobStatus(_Status):
 # --------------------------------------------------------------------------- resources
 
 
-class _Resource(BaseModel):
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        validate_by_name=True,
-        validate_by_alias=True,
-        serialize_by_alias=True,
-        extra="ignore",
-    )
-
-    api_version: Literal["kubatch.io/v1alpha1"] = API_VERSION
-    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
-
-
 class ComputeEnvironment(_Resource):
     kind: Literal["ComputeEnvironment"] = "ComputeEnvironment"
     spec: ComputeEnvironmentSpec
@@ -522,14 +534,6 @@ class BatchJob(_Resource):
     kind: Literal["BatchJob"] = "BatchJob"
     spec: BatchJobSpec
     status: BatchJobStatus = Field(default_factory=BatchJobStatus)
-
-
-class ConsumableResource(_Resource):
-    kind: Literal["ConsumableResource"] = "ConsumableResource"
-    spec: consumable.ConsumableResourceSpec
-    status: consumable.ConsumableResourceStatus = Field(
-        default_factory=consumable.ConsumableResourceStatus
-    )
 
 
 Resource = ComputeEnvironment | JobQueue | JobDefinition | BatchJob | ConsumableResource
@@ -638,7 +642,6 @@ __all__ = [
     "DependencyType",
     "EnvVar",
     "EvaluateOnExit",
-    "FairSharePreemption",
     "JobCounts",
     "JobDefinition",
     "JobDefinitionRevision",
@@ -661,7 +664,8 @@ __all__ = [
     "Quantity",
     "QueueOrdering",
     "QueuePreemption",
-    "ReclaimPolicy",
+    "QueueSpend",
+    "Rerun",
     "Resource",
     "ResourceRequirements",
     "RetryAction",
@@ -669,6 +673,7 @@ __all__ = [
     "SchedulingPolicy",
     "SelectorOperator",
     "ShareAttributes",
+    "SpendingLimit",
     "State",
     "TaintEffect",
     "Terminate",

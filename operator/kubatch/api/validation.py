@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from kubatch.api.consumable import ConsumableResourceProperties
+from kubatch.api.enums import FairSharePreemption
 from kubatch.api.models import (
     BatchJob,
     BatchJobSpec,
@@ -25,7 +26,6 @@ from kubatch.api.models import (
     ContainerShell,
     DependencyType,
     EvaluateOnExit,
-    FairSharePreemption,
     JobDefinition,
     JobDefinitionType,
     JobQueue,
@@ -203,6 +203,9 @@ def validate_job_queue(jq: JobQueue) -> list[Problem]:
                 f"compute environment {order[i].compute_environment!r} is listed more than once",
             )
         )
+    limit = spec.spending_limit
+    if limit is not None and limit.per_hour is None and limit.per_day is None:
+        problems.append(Problem("spec.spendingLimit", "give perHour, perDay or both"))
     policy = spec.scheduling_policy
     if policy is not None:
         if spec.ordering is QueueOrdering.STRICT_FIFO:

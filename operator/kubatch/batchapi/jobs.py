@@ -80,6 +80,7 @@ STATUS_REASONS: dict[str, str | None] = {
     Reason.GANG_START_TIMEOUT: None,
     Reason.PREEMPTED: None,
     Reason.PREEMPTING: None,
+    Reason.BUDGET_EXCEEDED: None,  # kubatch only: the message says until when
 }
 """kubatch reason -> AWS ``statusReason``; ``None``: kubatch's own message is shown."""
 

@@ -40,6 +40,9 @@ class AttemptLog:
     finished: set[Ident] = field(default_factory=set)
     nodes: dict[Ident, str] = field(default_factory=dict)
     deadlines: dict[Ident, tuple[float, convert.AttemptLabels]] = field(default_factory=dict)
+    charged: dict[Ident, float] = field(default_factory=dict)  # budget: charged up to when
+    waits: dict[Ident, tuple[float, convert.PodWait]] = field(default_factory=dict)
+    """Attempts whose pod does not run, since when and why."""
 
 
 class Attempts:
@@ -69,11 +72,16 @@ class Attempts:
         self.timings = timings
         self.logs: dict[str, AttemptLog] = {}
         self.vanished: list[tuple[str, convert.AttemptLabels, str, str | None]] = []
+        self.ended: dict[str, dict[str, float]] = {}
+        """Kubernetes Jobs of ended attempts, per BatchJob key (Job name -> when it ended),
+        deleted after the retention (``Effects.retain``); their record stays in the status."""
         self.verdicts: list[tuple[float, str, convert.AttemptLabels, bool]] = []
 
     def forget(self, key: str) -> None:
-        """The BatchJob was deleted: drop what was known of its attempts."""
+        """The BatchJob was deleted: drop what was known of its attempts (its Jobs go with it:
+        they are owned)."""
         self.logs.pop(key, None)
+        self.ended.pop(key, None)
         self.children.forget(key)
         self.vanished = [v for v in self.vanished if v[0] != key]
         self.verdicts = [v for v in self.verdicts if v[1] != key]
@@ -137,12 +145,15 @@ class Attempts:
             self.cache.attempt_started(rec.key, lab.index, lab.attempt, now)
             if rec.timeout_seconds:
                 alog.deadlines[ident] = (started + rec.timeout_seconds, lab)
+            alog.charged[ident] = started
             if lab.index is None:
                 self._started(rec, lab.attempt, pod_name, node, started)
             elif rec.array_size:
                 self.children.started(rec.key, rec.array_size, lab.index, node,
                                       lab.compute_environment)  # fmt: skip
             self.poke()
+        if phase == "Pending" and not deleted:
+            self._waiting(rec, lab, alog, convert.pod_wait(body), now)
         if phase in ("Succeeded", "Failed"):
             out = convert.pod_outcome(body)
             self.finish(rec, lab, out, pod_name, node, timed_out=out.reason == "DeadlineExceeded")
@@ -151,6 +162,32 @@ class Attempts:
             # or its node went away. ``settle`` looks at the Job to tell.
             self.vanished.append((rec.key, lab, pod_name, node))
             self.poke()
+
+    def _waiting(
+        self,
+        rec: JobRecord,
+        lab: convert.AttemptLabels,
+        alog: AttemptLog,
+        wait: convert.PodWait | None,
+        now: float,
+    ) -> None:
+        """A Starting attempt whose pod does not run says why, in the cluster's words (plain
+        jobs: in the status message, once per change)."""
+        ident = (lab.index, lab.attempt)
+        seen = alog.waits.get(ident)
+        if wait is None:
+            alog.waits.pop(ident, None)
+            return
+        if seen is not None and seen[1] == wait:
+            return
+        since = seen[0] if seen is not None and seen[1].kind == wait.kind else now
+        alog.waits[ident] = (since, wait)
+        if lab.index is None:
+            text = f"the pod cannot run yet: {wait.text}"
+            if wait.kind == "Unschedulable":
+                text = f"the scheduler cannot place the pod: {wait.text}"
+            self.jobs.stage(rec, {"reason": wait.kind, "message": text[:1000]})
+        self.poke()
 
     def _started(
         self, rec: JobRecord, attempt: int, pod: str, node: str | None, started: float
@@ -181,6 +218,14 @@ class Attempts:
             self._timed_out(rec, lab, self.log_of(rec.key).nodes.get((lab.index, lab.attempt)))
             return
         active = self.cache.is_active(rec.key, lab.index, lab.attempt)
+        name = str((body.get("metadata") or {}).get("name", ""))
+        ended = self.ended.setdefault(rec.key, {})
+        if deleted:
+            ended.pop(name, None)
+        elif not active and name not in ended:
+            # An ended attempt's Job (seen after a restart, or an older attempt): its end is
+            # when the Job finished, else now.
+            ended[name] = convert.job_finished_at(body) or self.clock()
         if deleted and active:
             # The attempt's Job is gone (stopped by kubatch, or deleted by someone): its pod
             # goes with it, whether or not one ever ran.
@@ -214,8 +259,13 @@ class Attempts:
         alog.finished.add(ident)
         alog.started.discard(ident)
         alog.deadlines.pop(ident, None)
-        alog.nodes.pop(ident, None)
+        alog.waits.pop(ident, None)
         now = self.clock()
+        self._charge(rec, ident, alog, out.stopped_at or now)
+        alog.charged.pop(ident, None)
+        alog.nodes.pop(ident, None)
+        job_name = job_name_for_attempt(rec.name, rec.uid, lab.index, lab.attempt)
+        self.ended.setdefault(rec.key, {})[job_name] = now
         cost = self._cost(rec, lab, out, node, now)
         self.cache.attempt_finished(
             rec.key,
@@ -298,12 +348,40 @@ class Attempts:
         )
         self.finish(rec, lab, out, None, node, timed_out=True)
 
+    # ------------------------------------------------------------------ budgets
+
+    def charge_running(self, now: float) -> None:
+        """Charge each queue the cost of its running attempts since their last charge (what
+        spending limits count; see ``kubatch.core.budget``)."""
+        for key, alog in self.logs.items():
+            if not alog.charged:
+                continue
+            rec = self.jobs.get(key)
+            if rec is None:
+                continue
+            for ident in list(alog.charged):
+                self._charge(rec, ident, alog, now)
+
+    def _charge(self, rec: JobRecord, ident: Ident, alog: AttemptLog, until: float) -> None:
+        since = alog.charged.get(ident)
+        if since is None or until <= since:
+            return
+        alog.charged[ident] = until
+        info = self.registry.nodes.get(alog.nodes.get(ident, ""))
+        job = self.cache.job(rec.key)
+        if info is None or job is None:
+            return
+        price = self.registry.node_price(info)
+        dollars = estimate_cost(price, until - since, job.spec.size.vcpus, info.allocatable.vcpus)
+        self.cache.charge(rec.queue, dollars, until)
+
     # ------------------------------------------------------------------ settled by the loop
 
     async def settle(self) -> None:
         """Each cycle: Job verdicts past their grace, timeouts, vanished pods."""
         await self._settle_verdicts()
         await self._enforce_deadlines()
+        await self._end_stuck()
         await self._settle_vanished()
 
     async def _settle_verdicts(self) -> None:
@@ -368,6 +446,42 @@ class Attempts:
             with contextlib.suppress(ApiError, OSError, TimeoutError):
                 await self.kube.delete(JOBS, name, namespace=rec.namespace)
             self._timed_out(rec, lab, alog.nodes.get(ident))
+
+    async def _end_stuck(self) -> None:
+        """An attempt whose container cannot be pulled or created ends after a bounded time
+        (``timings.pull_timeout``) with that reason, as on AWS; the retry strategy decides."""
+        now = self.clock()
+        limit = self.timings.pull_timeout
+        stuck = [
+            (key, ident, since, wait)
+            for key, alog in self.logs.items()
+            for ident, (since, wait) in alog.waits.items()
+            if wait.blocking and now - since >= limit
+        ]
+        for key, ident, since, wait in stuck:
+            rec = self.jobs.get(key)
+            index, attempt = ident
+            if rec is None or not self.cache.is_active(key, index, attempt):
+                continue
+            name = job_name_for_attempt(rec.name, rec.uid, index, attempt)
+            with contextlib.suppress(ApiError, OSError, TimeoutError):
+                await self.kube.delete(JOBS, name, namespace=rec.namespace)
+            lab = convert.AttemptLabels(rec.namespace, rec.name, rec.uid, attempt, index,
+                                        self._ce_of(rec, attempt))  # fmt: skip
+            out = convert.PodOutcome(
+                exit_code=None,
+                reason=wait.kind,
+                status_reason=f"{wait.kind}: {wait.text} (for {int(now - since)}s)",
+                interrupted=False,
+                started_at=None,
+                stopped_at=now,
+            )
+            self.finish(rec, lab, out, None, None, timed_out=False)
+
+    @staticmethod
+    def _ce_of(rec: JobRecord, attempt: int) -> str:
+        a = rec.attempt(attempt)
+        return str((a or {}).get("computeEnvironment") or "")
 
     async def _settle_vanished(self) -> None:
         if not self.vanished:

@@ -26,6 +26,7 @@ from kubatch.api.pools import (  # re-exported: the controller's conversions in 
 )
 from kubatch.api.resolve import effective_parameters, resolve_pod_template
 from kubatch.core import model as core
+from kubatch.core.budget import Budget
 from kubatch.core.lifecycle import Phase
 from kubatch.core.resources import Resources, sum_requests
 from kubatch.core.retry import ExitRule, RetryStrategy
@@ -80,7 +81,9 @@ def queue_to_core(q: api.JobQueue) -> core.JobQueue:
     selector = (
         LabelSelector.parse(dump(spec.namespace_selector)) if spec.namespace_selector else None
     )
+    limit = spec.spending_limit
     return core.JobQueue(
+        budget=Budget(limit.per_hour, limit.per_day) if limit is not None else None,
         name=q.metadata.name,
         priority=spec.priority,
         enabled=spec.state == api.State.ENABLED,
@@ -241,12 +244,61 @@ def pod_outcome(pod: Mapping[str, Any]) -> PodOutcome:
     )
 
 
+PULL_ERRORS = frozenset({"ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull",
+                         "InvalidImageName", "RegistryUnavailable"})  # fmt: skip
+START_ERRORS = frozenset({"CreateContainerConfigError", "CreateContainerError",
+                          "RunContainerError", "CrashLoopBackOff"})  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class PodWait:
+    """Why a pod that was admitted does not run: ``kind`` is ``Unschedulable`` (the
+    scheduler's words), ``CannotPullContainerError`` or ``CannotStartContainerError`` (the
+    container's waiting reason, as AWS names them), ``text`` what the cluster said."""
+
+    kind: str
+    text: str
+
+    @property
+    def blocking(self) -> bool:
+        """An attempt stuck like this ends after a bounded time (AWS does the same)."""
+        return self.kind != "Unschedulable"
+
+
+def pod_wait(pod: Mapping[str, Any]) -> PodWait | None:
+    """Pure: why a Pending pod does not run, in the cluster's own words (``None``: no
+    reason given, e.g. just created)."""
+    status = pod.get("status") or {}
+    for cs in status.get("containerStatuses") or []:
+        waiting = (cs.get("state") or {}).get("waiting") or {}
+        why = str(waiting.get("reason") or "")
+        if why in PULL_ERRORS or why in START_ERRORS:
+            kind = "CannotPullContainerError" if why in PULL_ERRORS else "CannotStartContainerError"
+            text = f"{why}: {waiting.get('message') or cs.get('image') or ''}".rstrip(": ")
+            return PodWait(kind, text)
+    for c in status.get("conditions") or []:
+        if c.get("type") == "PodScheduled" and c.get("status") == "False":
+            return PodWait("Unschedulable", str(c.get("message") or c.get("reason") or ""))
+    return None
+
+
 def job_deadline_exceeded(job: Mapping[str, Any]) -> bool:
     """Pure: the Job controller stopped the Job at ``activeDeadlineSeconds``."""
     return any(
         c.get("type") == "Failed" and c.get("reason") == "DeadlineExceeded"
         for c in (job.get("status") or {}).get("conditions") or []
     )
+
+
+def job_finished_at(job: Mapping[str, Any]) -> float | None:
+    """Pure: when a finished Job finished (``completionTime`` or its final condition)."""
+    status = job.get("status") or {}
+    if status.get("completionTime"):
+        return parse_time(status["completionTime"])
+    for c in status.get("conditions") or []:
+        if c.get("type") in ("Complete", "Failed") and c.get("status") == "True":
+            return parse_time(c.get("lastTransitionTime"))
+    return None
 
 
 def job_finished(job: Mapping[str, Any]) -> bool | None:

@@ -14,7 +14,7 @@ import contextlib
 import copy
 import logging
 import math
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -78,6 +78,25 @@ async def bounded(coros: Iterable[Awaitable[None]], limit: int) -> None:
     await asyncio.gather(*(one(c) for c in coros))
 
 
+class Rates:
+    """Attempts admitted per queue over the last ``window`` seconds (ETAs, plans)."""
+
+    def __init__(self, window: float = 600.0) -> None:
+        self.window = window
+        self.times: dict[str, deque[float]] = {}
+
+    def admitted(self, queue: str, now: float) -> None:
+        self.times.setdefault(queue, deque()).append(now)
+
+    def per_second(self, queue: str, now: float) -> float:
+        times = self.times.get(queue)
+        if not times:
+            return 0.0
+        while times and times[0] < now - self.window:
+            times.popleft()
+        return len(times) / self.window
+
+
 class Effects:
     """Carries out decisions and writes status."""
 
@@ -108,12 +127,17 @@ class Effects:
         self.clock = clock
         self.poke = poke
         self._written_objects: dict[tuple[str, str], JsonDict] = {}
+        self.rates = Rates()
+        self._blocked: set[str] = set()  # queues whose spending limit is reached
 
     # ------------------------------------------------------------------ decisions
 
     async def apply(self, decisions: list[Decision], now: float) -> None:
         """Stage the status of every decision (in order: a Retry of attempt n then the
         Admit of n+1 in one cycle leaves the job Starting), then create and delete Jobs."""
+        for d in decisions:
+            if isinstance(d, Admit):
+                self.rates.admitted(d.queue, now)
         for d in decisions:
             if not isinstance(d, Admit | Terminate):
                 self._stage(d, now)
@@ -189,6 +213,7 @@ class Effects:
             self.metrics.observe_admission(rec.queue, wait, placement.capacity_type)
         if rec.admitted_at is None:
             rec.admitted_at = now
+
         if d.index is None:
             if rec.attempt(d.attempt) is None:
                 rec.attempts.append(
@@ -233,7 +258,11 @@ class Effects:
             if rec.finished:
                 return
             rec.phase = d.phase
-            fields = st.waiting_fields(d)
+            eta = None
+            rate = self.rates.per_second(rec.queue, now)
+            if d.queue_position is not None and rate > 0 and d.resumes_at is None:
+                eta = now + d.queue_position / rate
+            fields = st.waiting_fields(d, eta)
         elif isinstance(d, Retry):
             if d.index is not None:
                 return
@@ -250,6 +279,7 @@ class Effects:
             if rec.finished:
                 return
             rec.finished = True
+            rec.finished_at = now
             rec.phase = Phase.FAILED if isinstance(d, Fail) else Phase.SUCCEEDED
             fields = st.final_fields(d, convert.rfc3339(now), rec.attempts, rec.array_size)
             if isinstance(d, Fail):
@@ -387,6 +417,45 @@ class Effects:
         entry.written.add(chunk)
         entry.hashes[chunk] = digest
 
+    # ------------------------------------------------------------------ retention
+
+    async def retain(self, now: float) -> None:
+        """Delete, paced, what has been kept long enough: the Kubernetes Jobs (and so the
+        pods) of ended attempts after ``job_retention``; finished BatchJobs of queues with
+        ``finishedJobRetentionSeconds`` — never one that an unfinished job still depends on."""
+        budget = self.settings.retention_deletes_per_cycle
+        work: list[Awaitable[None]] = []
+        if self.settings.job_retention > 0:
+            cutoff = now - self.settings.job_retention
+            for key, ended in self.attempts.ended.items():
+                ns = key.partition("/")[0]
+                for name, when in list(ended.items()):
+                    if when <= cutoff and len(work) < budget:
+                        ended.pop(name)
+                        work.append(self._delete(JOBS, name, ns))
+        for rec in list(self.jobs.records.values()):
+            if len(work) >= budget:
+                break
+            keep = self._queue_retention(rec.queue)
+            if keep is None or not rec.finished or rec.finished_at is None:
+                continue
+            if now - rec.finished_at >= keep and not self.cache.needed_by_unfinished(rec.key):
+                rec.finished_at = None  # asked once; the DELETED event forgets it
+                work.append(self._delete(BATCHJOBS, rec.name, rec.namespace))
+        if work:
+            await bounded(work, 8)
+
+    def _queue_retention(self, queue: str) -> float | None:
+        q = self.registry.queues.get(queue)
+        keep = q.spec.finished_job_retention_seconds if q is not None else None
+        return float(keep) if keep is not None else None
+
+    async def _delete(self, res: Resource, name: str, ns: str) -> None:
+        try:
+            await self.kube.delete(res, name, namespace=ns)
+        except (ApiError, OSError, TimeoutError) as exc:
+            log.debug("retention: %s %s/%s not deleted: %s", res.plural, ns, name, exc)
+
     # ------------------------------------------------------------------ events
 
     async def post_events(self) -> None:
@@ -423,6 +492,14 @@ class Effects:
                 self.metrics.set_array_children(name, children.get(name, {}))
             prev = self._prev_conditions("JobQueue", name)
             status = st.queue_status(q, c, now_iso, prev, reg.missing_ces(q))
+            status["admissionsPerMinute"] = round(self.rates.per_second(name, now) * 60, 2)
+            spent = self.cache.budget_state(name, now)
+            if spent is not None:
+                status["spend"] = st.spend_fields(spent)
+                self._budget_events(q, spent)
+                if self.metrics is not None:
+                    self.metrics.set_spend(name, spent.spent_hour, spent.spent_day,
+                                           spent.blocked_until is not None)  # fmt: skip
             work.append(self._patch_object("JobQueue", name, status))
         backlog = self.cache.backlog()
         for name, ce in reg.ces.items():
@@ -438,6 +515,20 @@ class Effects:
                 work.append(self._patch_object(kind, name, body))
         reg.dirty_notes.clear()
         await bounded(work, 8)
+
+    def _budget_events(self, q: api.JobQueue, spent: Any) -> None:
+        """One Warning when a queue's spending limit is reached, one Normal when it frees."""
+        name = q.metadata.name
+        ref = {"apiVersion": "kubatch.io/v1alpha1", "kind": "JobQueue",
+               "metadata": {"name": name, "uid": q.metadata.uid}}  # fmt: skip
+        if spent.blocked_until is not None and name not in self._blocked:
+            self._blocked.add(name)
+            msg = (f"spending limit ${spent.limit:g} per {spent.window} reached; new admissions "
+                   f"wait until {convert.rfc3339(spent.blocked_until)}")  # fmt: skip
+            self.events.warn(ref, "BudgetExceeded", msg)
+        elif spent.blocked_until is None and name in self._blocked:
+            self._blocked.discard(name)
+            self.events.note(ref, "BudgetAvailable", "spending window freed: admitting again")
 
     def _ce_status(
         self, name: str, ce: api.ComputeEnvironment, backlog: int, now_iso: str

@@ -429,6 +429,8 @@ class Intake:
         phase = status.phase or Phase.SUBMITTED
         rec.phase = phase
         rec.finished = phase.terminal
+        if phase.terminal:
+            rec.finished_at = convert.ts(status.stopped_at) or self.clock()
         rec.attempts = [dump(a) for a in status.attempts]
         rec.conditions = [dump(c) for c in status.conditions]
         written = dump(status)

@@ -71,6 +71,7 @@ class Loop:
         """One scheduling cycle and its writes."""
         await self.attempts.settle()
         now = self.clock()
+        self.attempts.charge_running(now)
         t0 = time.perf_counter()
         snap = self.cache.snapshot(now)
         decisions = schedule(snap, now)
@@ -82,6 +83,7 @@ class Loop:
         await self.effects.flush()
         await self.effects.flush_children(now)
         await self.effects.post_events()
+        await self.effects.retain(now)
         if now - self._last_objects >= self.timings.object_status:
             self._last_objects = now
             await self.effects.publish_objects(now)

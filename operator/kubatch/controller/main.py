@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from kubatch.adapters.catalogue import load_catalogue
-from kubatch.controller.settings import Settings
+from kubatch.controller.settings import Settings, Timings
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,6 +37,20 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="this replica's name (Events, leader lease); default: the host name",
     )
+    p.add_argument(
+        "--pull-timeout",
+        type=float,
+        default=600.0,
+        help="seconds an attempt whose image cannot be pulled (or container created) waits "
+        "before it ends with CannotPullContainerError (the retry strategy decides)",
+    )
+    p.add_argument(
+        "--job-retention",
+        type=float,
+        default=7200.0,
+        help="seconds the Kubernetes Job and pod (and so the logs) of an ended attempt are "
+        "kept; its record stays in the BatchJob's status (0: keep for ever)",
+    )
     p.add_argument("--verbose", "-v", action="store_true")
     return p
 
@@ -44,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
 def settings_from(args: argparse.Namespace) -> Settings:
     """The operator's settings from its command line (reads the catalogue file)."""
     return Settings(
+        timings=Timings(pull_timeout=args.pull_timeout),
+        job_retention=args.job_retention,
         namespaces=tuple(args.namespaces or ()),
         catalogue=load_catalogue(args.catalogue),
         identity=args.identity or socket.gethostname(),

@@ -48,6 +48,7 @@ class JobRecord:
     admitted_at: float | None = None
     started_at: float | None = None
     finished: bool = False
+    finished_at: float | None = None  # for the queue's retention of finished jobs
     cost: float = 0.0  # estimated dollars of the attempts so far
     notice: str | None = None  # an ignored edit, shown as condition SpecChangeIgnored
     indices: tuple[int, ...] = ()  # a re-run: the original index of each child

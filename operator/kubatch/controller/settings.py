@@ -45,6 +45,11 @@ class Settings:
     """Instance types, sizes and prices (built in, extended by the user's file)."""
     cache: CacheConfig = field(default_factory=CacheConfig)
     timings: Timings = field(default_factory=Timings)
+    job_retention: float = 7200.0
+    """Seconds the Kubernetes Job (and pod, and so its logs) of an ended attempt is kept; the
+    attempt's record stays in the BatchJob's status. 0 keeps them for ever."""
+    retention_deletes_per_cycle: int = 50
+    """Deletions of retained objects per cycle (paced: they are writes)."""
     write_concurrency: int = 48
     """API writes in flight at once."""
     identity: str = "kubatch-operator"

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from kubatch.controller.convert import rfc3339
+from kubatch.core.budget import BudgetState
 from kubatch.core.decisions import Admit, Fail, Retry, SetWaiting, Succeed, UpdateArraySummary
 from kubatch.core.lifecycle import Phase
 
@@ -186,15 +187,30 @@ def patch_for(
 # --------------------------------------------------------------------------- status fields
 
 
-def waiting_fields(d: SetWaiting) -> JsonDict:
-    """Pure: a waiting job's phase, reason, message and 1-based queue position (absent when
-    it has none)."""
+def waiting_fields(d: SetWaiting, eta: float | None = None) -> JsonDict:
+    """Pure: a waiting job's phase, reason, message, 1-based queue position and estimated
+    start (each absent when it has none)."""
+    message = d.message
+    if d.resumes_at is not None:
+        message += f" (until {rfc3339(d.resumes_at)} if nothing more is charged)"
     return {
         "phase": str(d.phase),
         "reason": str(d.reason),
-        "message": d.message,
+        "message": message,
         "queuePosition": d.queue_position,
+        "estimatedStartTime": rfc3339(eta) if eta is not None else None,
     }
+
+
+def spend_fields(state: BudgetState) -> JsonDict:
+    """Pure: a queue's ``status.spend``."""
+    out: JsonDict = {
+        "lastHour": round(state.spent_hour, 4),
+        "lastDay": round(state.spent_day, 4),
+    }
+    if state.blocked_until is not None:
+        out["blockedUntil"] = rfc3339(state.blocked_until)
+    return out
 
 
 def admitted_fields(d: Admit, capacity_type: str, attempts: list[JsonDict]) -> JsonDict:
@@ -204,6 +220,7 @@ def admitted_fields(d: Admit, capacity_type: str, attempts: list[JsonDict]) -> J
         "reason": "Admitted",
         "message": f"Kubernetes Job {d.k8s_job_name} created on {d.compute_environment}",
         "queuePosition": None,
+        "estimatedStartTime": None,
         "computeEnvironment": d.compute_environment,
         "capacityType": capacity_type,
         "attempts": attempts,

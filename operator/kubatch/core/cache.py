@@ -19,7 +19,7 @@ import heapq
 import math
 from collections.abc import Iterable, Mapping
 
-from kubatch.core import arrays, ends, holdings, restore
+from kubatch.core import arrays, budget, deps, ends, holdings, restore
 from kubatch.core.capacity import Ledger
 from kubatch.core.consumables import ConsumableBook
 from kubatch.core.decisions import (
@@ -35,7 +35,7 @@ from kubatch.core.decisions import (
     UpdateArraySummary,
 )
 from kubatch.core.fit import Fit, QueueFit, queue_fit
-from kubatch.core.graph import DependencyGraph, parents, satisfies
+from kubatch.core.graph import DependencyGraph, parents
 from kubatch.core.lifecycle import (
     AdmissionRolledBack,
     Admitted,
@@ -51,8 +51,6 @@ from kubatch.core.lifecycle import (
 )
 from kubatch.core.model import (
     ComputeEnvironment,
-    Dependency,
-    DependencyType,
     JobQueue,
     JobSpec,
     StateTimeLimit,
@@ -87,6 +85,7 @@ class Cache:
         self.consumables = ConsumableBook()  # ConsumableResources (upsert/remove: the book's)
         self.victims: VictimIndex | None = None  # running attempts, once a queue preempts
         self.releasing: dict[Slot, Releasing] = {}  # attempts preempted / gangs released
+        self.spend: dict[str, budget.Spend] = {}  # per queue: charges of the last day
 
     @property
     def queues(self) -> Mapping[str, QueueState]:
@@ -160,18 +159,18 @@ class Cache:
             self._not_allowed(job, now)
             return
         job.unsatisfied = self.graph.link(spec)
-        if self._in_cycle(job):
+        if deps.in_cycle(self, job):
             return
         for key, dep in parents(spec):
             parent = self.jobs.get(key)
             if parent is not None:
-                self._dependency_known(job, dep, parent, now)
+                deps.dependency_known(self, job, dep, parent, now)
                 if job.phase.terminal:
                     return
         for dependent_key, dep in self.graph.dependents(spec.key):
             dependent = self.jobs.get(dependent_key)
             if dependent is not None and not dependent.phase.terminal:
-                self._dependency_known(dependent, dep, job, now)
+                deps.dependency_known(self, dependent, dep, job, now)
         if job.phase is Phase.SUBMITTED:
             self._set_waiting_phase(job, now)
 
@@ -276,6 +275,20 @@ class Cache:
             return
         ends.plain_finished(self, job, attempt, result, now)
 
+    def charge(self, queue: str, dollars: float, now: float) -> None:
+        """The estimated cost of a queue's running attempts since their last charge."""
+        entry = self.spend.get(queue)
+        if entry is None:
+            entry = self.spend[queue] = budget.Spend()
+        entry.charge(dollars, now)
+
+    def budget_state(self, queue: str, now: float) -> budget.BudgetState | None:
+        """A queue's spend per window and whether its admissions wait (``None``: no limit)."""
+        qs = self.book.get(queue)
+        if qs is None or qs.spec.budget is None:
+            return None
+        return budget.state(self.spend.get(queue), qs.spec.budget, now)
+
     # --- queries -----------------------------------------------------------------------------
 
     def job(self, key: str) -> JobView | None:
@@ -296,6 +309,13 @@ class Cache:
             arr = job.array
             return index in arr.active and arr.child_attempt[index] == attempt
         return job.phase in (Phase.STARTING, Phase.RUNNING) and job.attempt == attempt
+
+    def needed_by_unfinished(self, key: str) -> bool:
+        """Whether an unfinished job names ``key`` in its dependencies (retention keeps it)."""
+        return any(
+            (d := self.jobs.get(k)) is not None and not d.phase.terminal
+            for k, _dep in self.graph.dependents(key)
+        )
 
     def pending_count(self) -> int:
         return self.book.pending_count()
@@ -353,6 +373,15 @@ class Cache:
             full_refresh=full,
             jobs=self.jobs,
             namespace_labels=self.book.namespace_labels,
+            budgets={
+                q.spec.name: st
+                for q in self.book.by_priority
+                if q.spec.budget is not None
+                and (
+                    st := budget.state(self.spend.get(q.spec.name), q.spec.budget, now)
+                ).blocked_until
+                is not None
+            },
             **holdings.snapshot_fields(self),
         )
 
@@ -481,9 +510,10 @@ class Cache:
             self.outbox.fresh.add(job.key)
             self._arm_timers(job, now)
         else:
-            self._make_runnable(job, now)
+            self.make_runnable(job, now)
 
-    def _make_runnable(self, job: JobState, now: float) -> None:
+    def make_runnable(self, job: JobState, now: float) -> None:
+        """All of ``job``'s dependencies are met (or there were none)."""
         if self.book.get(job.spec.queue) is None and job.phase is Phase.SUBMITTED:
             self._orphan(job)
             return
@@ -573,7 +603,7 @@ class Cache:
         if job.array is not None:
             self.outbox.dirty_arrays.add(job.key)
         if propagate:
-            self._propagate(job, now)
+            deps.propagate(self, job, now)
 
     def succeed(self, job: JobState, now: float) -> None:
         """``job`` (or every child of an array) succeeded."""
@@ -583,7 +613,7 @@ class Cache:
         self.outbox.status[job.key] = Succeed(job.key)
         if job.array is not None:
             self.outbox.dirty_arrays.add(job.key)
-        self._propagate(job, now)
+        deps.propagate(self, job, now)
 
     def retry(
         self,
@@ -616,63 +646,5 @@ class Cache:
         )
 
     def settle_dependents(self, job: JobState, now: float) -> None:
-        """``job`` is terminal: settle its dependents (used by ``restore``)."""
-        self._propagate(job, now)
-
-    def _propagate(self, job: JobState, now: float) -> None:
-        """``job`` became terminal: settle the edges of its dependents (reverse index)."""
-        for dependent_key, dep in self.graph.dependents(job.key):
-            d = self.jobs.get(dependent_key)
-            if d is None or d.phase.terminal or dep.type is DependencyType.N_TO_N:
-                continue  # N_TO_N edges are settled per child
-            if satisfies(dep.condition, job.phase):
-                self._edge_satisfied(d, now)
-            else:
-                msg = f"dependency {job.spec.name} is {job.phase} (needs {dep.condition})"
-                self.fail(d, Reason.DEPENDENCY_FAILED, msg, now)
-
-    def _in_cycle(self, job: JobState) -> bool:
-        """Fail every job on a dependency cycle through the new ``job``."""
-
-        def lookup(key: str) -> JobSpec | None:
-            j = self.jobs.get(key)
-            # finished jobs cannot be on a new cycle, except those a cycle already failed
-            if j is None or (j.phase.terminal and j.reason is not Reason.DEPENDENCY_CYCLE):
-                return None
-            return j.spec
-
-        members = self.graph.cycle_through(job.spec, lookup)
-        if members is None:
-            return False
-        names = ", ".join(sorted(k.split("/", 1)[1] for k in members))
-        failing = [self.jobs[k] for k in sorted(members) if not self.jobs[k].phase.terminal]
-        for member in failing:
-            msg = f"dependency cycle between: {names}"
-            self.fail(member, Reason.DEPENDENCY_CYCLE, msg, member.state_since, propagate=False)
-        for member in failing:
-            self._propagate(member, member.state_since)
-        return True
-
-    def _dependency_known(
-        self, job: JobState, dep: Dependency, parent: JobState, now: float
-    ) -> None:
-        """``parent`` (named by ``dep``) is known: count its edge per child for N_TO_N, and
-        settle it at once if ``parent`` already finished."""
-        if dep.type is DependencyType.N_TO_N:
-            problem = arrays.link_n_to_n(job, dep, parent)
-            if problem is not None:
-                self.fail(job, *problem, now)
-                return
-            self._edge_satisfied(job, now)
-            return
-        if parent.phase.terminal:
-            if satisfies(dep.condition, parent.phase):
-                self._edge_satisfied(job, now)
-            else:
-                msg = f"dependency {parent.spec.name} is {parent.phase} (needs {dep.condition})"
-                self.fail(job, Reason.DEPENDENCY_FAILED, msg, now)
-
-    def _edge_satisfied(self, job: JobState, now: float) -> None:
-        job.unsatisfied -= 1
-        if job.unsatisfied == 0 and job.phase in (Phase.SUBMITTED, Phase.PENDING):
-            self._make_runnable(job, now)
+        """``job`` became terminal: settle the edges of its dependents (see ``deps``)."""
+        deps.propagate(self, job, now)

@@ -40,6 +40,7 @@ class SetWaiting:
     reason: Reason
     message: str
     queue_position: int | None
+    resumes_at: float | None = None  # BudgetExceeded: when the spending window frees
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,6 +61,7 @@ class Reason(StrEnum):
     GANG_START_TIMEOUT = "GangStartTimeout"
     PREEMPTED = "Preempted"
     PREEMPTING = "Preempting"
+    BUDGET_EXCEEDED = "BudgetExceeded"
 
 
 # --- events: small frozen dataclasses, past tense -------------------------------------------

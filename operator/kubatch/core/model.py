@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from kubatch.core.budget import Budget
 from kubatch.core.lifecycle import Phase
 from kubatch.core.resources import Resources
 from kubatch.core.retry import RetryStrategy
@@ -138,6 +139,7 @@ class JobQueue:
     state_time_limits: tuple[StateTimeLimit, ...] = ()
     namespace_selector: LabelSelector = field(default_factory=LabelSelector)
     preemption: PreemptionPolicy | None = None
+    budget: Budget | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,6 +39,7 @@ _MESSAGES = {
     Reason.QUEUE_DISABLED: "the job queue is disabled",
     Reason.COMPUTE_ENVIRONMENT_DISABLED: "no Enabled compute environment in the queue's order",
     Reason.COMPUTE_ENVIRONMENT_NOT_FOUND: "the queue's compute environments do not exist (yet)",
+    Reason.BUDGET_EXCEEDED: "the queue's spending limit is reached: admissions wait",
     Reason.PARALLELISM_LIMIT: "array parallelism reached",
     Reason.WAITING_FOR_SHARE: "waiting for its fair share",
     Reason.BLOCKED_BY_QUEUE_HEAD: "StrictFIFO: waiting behind the queue head",
@@ -136,7 +137,9 @@ def schedule(snapshot: Snapshot, now: float) -> list[Decision]:
     cyc.admitted |= failed
     for qs in snapshot.queues:
         if not qs.spec.enabled:
-            _walk_disabled(cyc, qs)
+            _walk_disabled(cyc, qs, Reason.QUEUE_DISABLED)
+        elif qs.spec.name in snapshot.budgets:
+            _walk_disabled(cyc, qs, Reason.BUDGET_EXCEEDED, every_cycle=True)
         elif qs.spec.fair_share is not None:
             _walk_fair_share(cyc, qs, now)
         else:
@@ -171,6 +174,8 @@ def schedule(snapshot: Snapshot, now: float) -> list[Decision]:
             qs = queues.get(job.spec.queue)
             if qs is not None and not qs.spec.enabled:
                 reason = Reason.QUEUE_DISABLED
+            elif qs is not None and qs.spec.name in snapshot.budgets:
+                reason = Reason.BUDGET_EXCEEDED
             elif qs is not None and qs.spec.fair_share is not None:
                 reason = Reason.WAITING_FOR_SHARE
             elif qs is not None and qs.spec.strict_fifo:
@@ -188,8 +193,11 @@ def schedule(snapshot: Snapshot, now: float) -> list[Decision]:
             and not (snapshot.full_refresh and _moved_enough(last[2], pos))
         ):
             continue  # only the position moved (a little): written at a later refresh
+        resumes = None
+        if reason is Reason.BUDGET_EXCEEDED and (b := snapshot.budgets.get(job.spec.queue)):
+            resumes = b.blocked_until
         msg = cyc.messages.get(key) or _MESSAGES.get(reason, str(reason))
-        out.append(SetWaiting(key, phase, reason, msg, pos))
+        out.append(SetWaiting(key, phase, reason, msg, pos, resumes))
     return out
 
 
@@ -213,8 +221,10 @@ def _moved_enough(old: int | None, new: int | None) -> bool:
     return new < 100 or abs(new - old) * 10 >= old
 
 
-def _walk_disabled(cyc: _Cycle, qs: QueueView) -> None:
-    if not cyc.snap.full_refresh:
+def _walk_disabled(cyc: _Cycle, qs: QueueView, reason: Reason, every_cycle: bool = False) -> None:
+    """A queue that admits nothing now: its waiting jobs get ``reason`` and positions (on
+    refresh cycles, or every cycle for a queue that only just stopped admitting)."""
+    if not cyc.snap.full_refresh and not every_cycle:
         return  # fresh jobs are handled by the caller
     pos = 1  # 1-based: 1 = next to start
     depth = cyc.snap.config.position_refresh_depth
@@ -222,7 +232,7 @@ def _walk_disabled(cyc: _Cycle, qs: QueueView) -> None:
         for job in lst:
             if pos > depth:
                 return
-            _refresh(cyc, job, Reason.QUEUE_DISABLED, pos)
+            _refresh(cyc, job, reason, pos)
             pos += 1
 
 

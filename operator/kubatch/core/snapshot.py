@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from kubatch.core.budget import BudgetState
 from kubatch.core.capacity import Room
 from kubatch.core.decisions import Decision
 from kubatch.core.lifecycle import Phase, Reason
@@ -133,6 +134,8 @@ class Snapshot:
         default_factory=dict
     )
     """Attempts being stopped on purpose (preempted, gangs released): (attempt, reason, CE)."""
+    budgets: Mapping[str, BudgetState] = field(default_factory=dict)
+    """Queues whose spending limit is reached (admissions wait)."""
 
     def queue(self, name: str) -> QueueView | None:
         for q in self.queues:
