@@ -135,6 +135,9 @@ EXPECTED_RULES = {
     ("", "events"): {"create", "patch"},
     ("", "configmaps"): {"list", "create", "patch"},
     ("apiextensions.k8s.io", "customresourcedefinitions"): {"get", "list", "watch"},
+    # scheduling depth (#17)
+    ("kubatch.io", "consumableresources"): {"get", "list", "watch", "patch"},
+    ("kubatch.io", "consumableresources/status"): {"patch", "update"},
 }
 
 
