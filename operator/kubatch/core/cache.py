@@ -268,7 +268,9 @@ class Cache:
         if job is None:
             return
         result = AttemptResult(exit_code, reason, status_reason, interrupted, timed_out)
-        if holdings.finished(self, job, index, attempt, result, now):
+        if (self.victims is not None or self.releasing) and holdings.finished(
+            self, job, index, attempt, result, now
+        ):
             return
         if job.array is not None and index is not None:
             arrays.child_finished(self, job, index, attempt, result, now)
@@ -452,7 +454,8 @@ class Cache:
         self.book.running(job, d.resources.mcpu, now)
         if job.array is not None and d.index is not None:
             arrays.child_admitted(self, job, d)
-            holdings.admitted(self, job, d, now)
+            if job.spec.consumables or self.victims is not None:
+                holdings.admitted(self, job, d, now)
             return
         self.book.drop(job)
         job.phase = next_phase(job.phase, Admitted())
@@ -462,7 +465,8 @@ class Cache:
         job.position = None
         job.state_since = now
         self.outbox.fresh.discard(job.key)
-        holdings.admitted(self, job, d, now)
+        if job.spec.consumables or self.victims is not None:
+            holdings.admitted(self, job, d, now)
         self._arm_timers(job, now)
 
     # --- transitions (shared with ``arrays``) ----------------------------------------------
@@ -570,7 +574,8 @@ class Cache:
         )
 
     def _arm_timers(self, job: JobState, now: float) -> None:
-        holdings.arm_gang(self, job, now)
+        if job.spec.gang is not None:
+            holdings.arm_gang(self, job, now)
         qs = self.book.get(job.spec.queue)
         if qs is None or not qs.spec.state_time_limits:
             return

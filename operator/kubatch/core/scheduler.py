@@ -251,7 +251,9 @@ def _try_admit(cyc: _Cycle, qs: QueueView, job: JobView) -> Reason | None:
         if ce is None or not ce.enabled:
             continue
         any_enabled = True
-        if name in cyc.blocked or not _runs_on(cyc, name, size, gang):
+        if name in cyc.blocked or not (
+            _can_run(cyc, name, size) if gang is None else gang_can_run(gang, ce)
+        ):
             continue
         if snap.rooms[name].fits(size):
             target = name

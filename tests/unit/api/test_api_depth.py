@@ -192,3 +192,27 @@ def test_node_status_uses_kubernetes_spelling() -> None:
 
     assert dump(NodeStatus(index=1, pod_ip="10.0.0.1")) == {
         "index": 1, "main": False, "podIP": "10.0.0.1"}  # fmt: skip
+
+
+def test_the_depth_examples_are_valid() -> None:
+    from pathlib import Path
+
+    import yaml
+
+    from kubatch.api.models import JobDefinition
+
+    root = Path(__file__).resolve().parents[3] / "examples"
+    docs = [d for p in sorted((root / "depth").glob("*.yaml"))
+            for d in yaml.safe_load_all(p.read_text()) if d]  # fmt: skip
+    assert {d["kind"] for d in docs} == {
+        "JobDefinition", "BatchJob", "ConsumableResource", "JobQueue"}  # fmt: skip
+    defs: dict[str, JobDefinition] = {
+        d["metadata"]["name"]: parse_job_definition(d) for d in docs if d["kind"] == "JobDefinition"
+    }
+    for doc in docs:
+        assert check_manifest(doc, definitions=defs) == [], doc["metadata"]["name"]
+    mpi = parse_job_definition(next(d for d in docs if d["metadata"]["name"] == "mpi-train"))
+    big = parse_batch_job(next(d for d in docs if d["metadata"]["name"] == "train-8-nodes"))
+    nodes = resolve_node_properties(mpi, big)
+    assert nodes is not None
+    assert [r.target_nodes for r in nodes.node_range_properties] == ["0:0", "1:7"]
