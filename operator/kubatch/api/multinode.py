@@ -101,7 +101,7 @@ class NodeStatus(_Status):
     """The Kubernetes node the pod runs on."""
     pod_ip: str | None = Field(None, alias="podIP")
     phase: str | None = None
-    """The pod's phase: Pending, Running, Succeeded or Failed."""
+    """The pod's phase: Pending, Running, Succeeded, Failed (Deleted: its pod is gone)."""
     exit_code: int | None = None
     reason: str | None = None
 
