@@ -1,7 +1,11 @@
 # kubatch operator image: slim, pinned base, non-root, dependencies pinned by constraints.txt.
 #   docker build -t kubatch:dev .
 #   kind load docker-image kubatch:dev
-FROM python:3.11-slim-bookworm AS build
+# BASE_IMAGE is any Debian bookworm image with Python 3.11 (`python` and its venv module);
+# `kubatch local images` builds this file with buildah on a debootstrapped local base.
+ARG BASE_IMAGE=python:3.11-slim-bookworm
+
+FROM ${BASE_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 COPY pyproject.toml constraints.txt README.md ./
@@ -10,7 +14,7 @@ RUN python -m venv /opt/kubatch \
  && /opt/kubatch/bin/pip install --upgrade pip \
  && /opt/kubatch/bin/pip install -c constraints.txt .
 
-FROM python:3.11-slim-bookworm
+FROM ${BASE_IMAGE}
 LABEL org.opencontainers.image.title="kubatch" \
       org.opencontainers.image.description="AWS Batch, rebuilt as a Kubernetes-native operator" \
       org.opencontainers.image.licenses="Apache-2.0"
@@ -22,5 +26,5 @@ RUN groupadd --system --gid 10001 kubatch \
       --shell /usr/sbin/nologin kubatch
 COPY --from=build /opt/kubatch /opt/kubatch
 USER 10001:10001
-EXPOSE 8080
+EXPOSE 8080 8081
 ENTRYPOINT ["kubatch", "operator"]

@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help venv binaries lint crds test test-unit test-component test-integration test-e2e demo bench-core bench-e2e bench-sim clean
+.PHONY: help venv binaries images lint crds test test-unit test-component test-integration test-e2e test-real demo bench-core bench-e2e bench-sim clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -24,7 +24,10 @@ $(STAMP): pyproject.toml constraints.txt
 venv: $(STAMP) ## create .venv and install kubatch with its test tools
 
 binaries: $(STAMP) ## obtain the Kubernetes binaries (KUBEBUILDER_ASSETS, cache, or a build from Debian's source)
-	$(BIN)/kubatch local binaries
+	$(BIN)/kubatch local binaries --real-node
+
+images: $(STAMP) binaries ## build the real node's images: pause, busybox, the operator's Dockerfile (cached)
+	$(BIN)/kubatch local images --if-supported
 
 lint: $(STAMP) ## ruff, ruff format --check, mypy strict, import-linter
 	$(BIN)/ruff check operator tests bench
@@ -33,11 +36,13 @@ lint: $(STAMP) ## ruff, ruff format --check, mypy strict, import-linter
 	$(BIN)/lint-imports
 
 crds: $(STAMP) ## regenerate crds/ and the chart's CRDs from the pydantic models
-	$(BIN)/kubatch crds --out crds --chart helm/kubatch/crds
+	$(BIN)/kubatch crds --out crds --chart helm/kubatch/files/crds
 
-test: $(STAMP) binaries lint ## every check: lint, types, layers, unit, component, integration and e2e tests
+test: $(STAMP) binaries lint ## every check: lint, types, layers, unit, component, integration, e2e and real tests
 	$(BIN)/pytest tests/unit tests/component tests/integration
 	$(BIN)/pytest tests/e2e
+	$(BIN)/kubatch local images --if-supported
+	$(BIN)/pytest tests/real
 
 test-unit: $(STAMP) ## unit tests only (no control plane)
 	$(BIN)/pytest tests/unit
@@ -50,6 +55,9 @@ test-integration: $(STAMP) binaries ## integration tests on the local control pl
 
 test-e2e: $(STAMP) binaries ## end-to-end tests with simulated node pools and the operator
 	$(BIN)/pytest tests/e2e
+
+test-real: $(STAMP) images ## real containers on a real kubelet node, the chart installed in-cluster
+	$(BIN)/pytest tests/real
 
 demo: $(STAMP) binaries ## the embedded demo: local control plane, simulated pools, operator, examples
 	$(BIN)/kubatch demo $(DEMO_ARGS)

@@ -12,8 +12,46 @@ import time
 from pathlib import Path
 
 
+def _local_images(args: argparse.Namespace) -> int:
+    """``kubatch local images``: build (or find in the cache) every image of the real node."""
+    from kubatch.local import binaries, images, node
+
+    reason = node.unavailable_reason()
+    if reason:
+        print(f"kubatch local: no real node here ({reason}); no images to build")
+        return 0 if args.if_supported else 2
+    built = [images.pause_image(binaries.ensure_node(allow_build=True).pause)]
+    built.append(images.busybox_image())
+    if not args.no_operator:
+        built.append(images.operator_image(Path(args.context).resolve()))
+    for image in built:
+        print(f"{image.name:48} {image.archive}")
+    return 0
+
+
+def _local_install(args: argparse.Namespace, plane: object) -> int:
+    """``kubatch local install``: the chart in-cluster on the real node, with the local image."""
+    from kubatch.local import chart
+    from kubatch.local.plane import LocalPlane
+
+    assert isinstance(plane, LocalPlane)
+    state = plane.state()
+    if state is None or not plane.healthy(state):
+        print("kubatch local: no running plane: kubatch local up --real-node", file=sys.stderr)
+        return 2
+    image = chart.build_and_import(state, Path(args.context).resolve())
+    done = chart.install(
+        state, Path(args.chart).resolve(), image, release=args.release, namespace=args.namespace,
+        take_ownership=args.take_ownership,
+    )  # fmt: skip
+    print(f"kubatch local: the operator runs in-cluster ({done.namespace}/{done.release})")
+    print(f"  kubectl --kubeconfig {state.kubeconfig} -n {done.namespace} get pods")
+    print(f"  curl -s {done.metrics_url} | grep ^kubatch_")
+    return 0
+
+
 def _local(args: argparse.Namespace) -> int:
-    from kubatch.local import binaries
+    from kubatch.local import binaries, chart, containerd, images, node, packages
     from kubatch.local.plane import LocalPlane, PlaneError
 
     plane = LocalPlane(Path(args.state_dir) if args.state_dir else None)
@@ -22,11 +60,28 @@ def _local(args: argparse.Namespace) -> int:
             found = binaries.ensure(allow_build=True)
             for name, path in vars(found).items():
                 print(f"{name:24} {path}")
+            if args.real_node:
+                reason = node.unavailable_reason()
+                if reason:
+                    print(f"kubatch local: no kubelet needed here ({reason})")
+                    return 0
+                for name, path in vars(binaries.ensure_node(allow_build=True)).items():
+                    print(f"{name:24} {path}")
             return 0
+        if args.action == "images":
+            return _local_images(args)
+        if args.action == "install":
+            return _local_install(args, plane)
         if args.action == "up":
             t0 = time.monotonic()
-            state = plane.up(timeout=args.timeout)
+            state = plane.up(timeout=args.timeout, real_node=args.real_node)
             print(f"kubatch local: up in {time.monotonic() - t0:.1f}s", file=sys.stderr)
+            if state.node is not None:
+                print(
+                    f"kubatch local: real node {state.node.name} with images "
+                    f"{', '.join(state.node.images)}",
+                    file=sys.stderr,
+                )
             print(
                 f"kubatch local: try  kubectl --kubeconfig {state.kubeconfig} get --raw /version",
                 file=sys.stderr,
@@ -45,11 +100,21 @@ def _local(args: argparse.Namespace) -> int:
             print(f"state dir   {plane.state_dir}")
             print(f"kubeconfig  {current.kubeconfig}")
             print(f"server      {current.server}")
+            if current.node is not None:
+                print(f"real node   {current.node.name} at {current.node.ip} ({current.node.dir})")
             print(f"{'COMPONENT':26}{'PID':>8}{'PORT':>8}  STATE")
             for name, pid, port, alive in plane.status():
                 print(f"{name:26}{pid:>8}{port:>8}  {'running' if alive else 'stopped'}")
             return 0 if plane.healthy(current) else 1
-    except (PlaneError, binaries.BinariesError) as exc:
+    except (
+        PlaneError,
+        binaries.BinariesError,
+        images.ImageError,
+        packages.PackagesError,
+        node.NodeError,
+        containerd.ContainerdError,
+        chart.ChartError,
+    ) as exc:
         print(f"kubatch local: error: {exc}", file=sys.stderr)
         return 2
     return 2
@@ -72,9 +137,34 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     local = sub.add_parser("local", help="the local Kubernetes control plane")
-    local.add_argument("action", choices=["up", "down", "status", "binaries"])
+    local.add_argument(
+        "action",
+        choices=["up", "down", "status", "binaries", "images", "install"],
+        help="up/down/status: the plane; binaries: obtain the Kubernetes binaries; images: build "
+        "the real node's images (pause, busybox, the operator's Dockerfile); install: the Helm "
+        "chart in-cluster on the real node",
+    )
     local.add_argument("--state-dir", help="where the plane keeps its state (default ~/.local/…)")
     local.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for ready")
+    local.add_argument(
+        "--real-node",
+        action="store_true",
+        help="up: also a real node (containerd + kubelet, needs root and cgroup v1); "
+        "binaries: also the kubelet and pause",
+    )
+    local.add_argument("--context", default=".", help="images/install: the Dockerfile's directory")
+    local.add_argument("--no-operator", action="store_true", help="images: not the operator's")
+    local.add_argument(
+        "--if-supported", action="store_true", help="images: exit 0 where no real node can run"
+    )
+    local.add_argument("--chart", default="helm/kubatch", help="install: the chart's directory")
+    local.add_argument("--release", default="kubatch", help="install: the Helm release")
+    local.add_argument("--namespace", default="kubatch-system", help="install: its namespace")
+    local.add_argument(
+        "--take-ownership",
+        action="store_true",
+        help="install: adopt CRDs installed by a 0.1.x chart (crds/ folder), once",
+    )
     local.set_defaults(func=_local)
 
     for name, module, help_ in (

@@ -24,9 +24,9 @@ Kubectl = Callable[..., "subprocess.CompletedProcess[str]"]
 
 
 def crd_documents() -> list[dict[str, Any]]:
-    """The chart's CRDs (generated into helm/kubatch/crds/ by ``make crds``)."""
+    """The chart's CRDs (generated into helm/kubatch/files/crds/ by ``make crds``)."""
     docs: list[dict[str, Any]] = []
-    for path in sorted((CHART / "crds").glob("*.yaml")):
+    for path in sorted((CHART / "files" / "crds").glob("*.yaml")):
         docs += [d for d in yaml.safe_load_all(path.read_text()) if d]
     return docs
 
@@ -96,7 +96,7 @@ def test_rendered_chart_is_accepted_by_the_api_server(
 
 def test_chart_crds_are_served(kubectl: Kubectl, installed: object) -> None:
     crds = crd_documents()
-    assert crds, "helm/kubatch/crds/ is empty: run make crds"
+    assert crds, "helm/kubatch/files/crds/ is empty: run make crds"
     served = kubectl("api-resources", "--api-group=kubatch.io", "-o", "name").stdout.split()
     assert sorted(served) == sorted(
         f"{p}.kubatch.io"

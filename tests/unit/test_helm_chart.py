@@ -77,6 +77,7 @@ def test_renders_the_expected_objects(render: Render) -> None:
             "Deployment",
             "ConfigMap",
         ]
+        + ["CustomResourceDefinition"] * 5
     )
 
 
@@ -89,10 +90,10 @@ def test_deployment_one_replica_recreate_runs_the_operator(render: Render) -> No
     (container,) = pod["containers"]
     assert container["command"] == ["kubatch"]
     assert container["args"][0] == "operator"
-    env = {e["name"]: e.get("value") for e in container["env"]}
-    assert env["KUBATCH_METRICS_PORT"] == "8080"
-    assert env["KUBATCH_METRICS_ADDR"] == "0.0.0.0"
-    assert container["ports"] == [{"name": "metrics", "containerPort": 8080, "protocol": "TCP"}]
+    assert container["ports"] == [
+        {"name": "metrics", "containerPort": 8080, "protocol": "TCP"},
+        {"name": "health", "containerPort": 8081, "protocol": "TCP"},
+    ]
     assert pod["serviceAccountName"] == "rel-kubatch"
     assert container["resources"]["requests"]["cpu"]
     assert container["resources"]["limits"]["memory"]
@@ -100,7 +101,16 @@ def test_deployment_one_replica_recreate_runs_the_operator(render: Render) -> No
         render("operator.verbose=true", "operator.extraArgs={--namespace,team-a}"), "Deployment"
     )
     args = pod["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert args == ["operator", "--verbose", "--namespace", "team-a"]
+    assert args == [
+        "operator",
+        "--health-port=8081",
+        "--health-addr=0.0.0.0",
+        "--metrics-port=8080",
+        "--metrics-addr=0.0.0.0",
+        "--verbose",
+        "--namespace",
+        "team-a",
+    ]
 
 
 def test_pod_meets_the_restricted_pod_security_standard(render: Render) -> None:
@@ -262,7 +272,7 @@ def test_every_value_is_documented_in_values_yaml_and_readme() -> None:
 
 
 def test_chart_ships_the_generated_crds(helm: Path) -> None:
-    chart_crds = sorted(p.name for p in (CHART / "crds").glob("*.yaml"))
+    chart_crds = sorted(p.name for p in (CHART / "files" / "crds").glob("*.yaml"))
     assert chart_crds == sorted(
         f"kubatch.io_{p}.yaml"
         for p in (
@@ -274,24 +284,69 @@ def test_chart_ships_the_generated_crds(helm: Path) -> None:
         )
     )
     for name in chart_crds:
-        assert (CHART / "crds" / name).read_text() == (ROOT / "crds" / name).read_text(), name
+        shipped = (CHART / "files" / "crds" / name).read_text()
+        assert shipped == (ROOT / "crds" / name).read_text(), name
+    # Templates, not crds/ (which Helm never upgrades): every install and upgrade applies them.
+    assert not (CHART / "crds").exists()
     proc = subprocess.run(
-        [str(helm), "template", "rel", str(CHART), "--include-crds"],
+        [str(helm), "template", "rel", str(CHART)],
         capture_output=True,
         text=True,
         check=False,
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
-    kinds = [d["kind"] for d in yaml.safe_load_all(proc.stdout) if d]
-    assert kinds.count("CustomResourceDefinition") == 5
+    rendered = {
+        d["metadata"]["name"]: d
+        for d in yaml.safe_load_all(proc.stdout)
+        if d and d["kind"] == "CustomResourceDefinition"
+    }
+    assert len(rendered) == 5
+    for name in chart_crds:
+        generated = yaml.safe_load((ROOT / "crds" / name).read_text())
+        crd = rendered[generated["metadata"]["name"]]
+        assert crd["spec"] == generated["spec"], name
+        assert crd["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+        assert crd["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "Helm"
+
+
+def test_crds_can_be_left_to_the_user_and_dropped_on_uninstall(render: Render) -> None:
+    assert not by_kind(render("crds.install=false"), "CustomResourceDefinition")
+    for crd in by_kind(render("crds.keep=false"), "CustomResourceDefinition"):
+        assert "helm.sh/resource-policy" not in (crd["metadata"].get("annotations") or {})
+
+
+def test_host_network_talks_to_the_api_server_on_loopback(render: Render) -> None:
+    pod = one(
+        render(
+            "hostNetwork=true", "apiServer.host=127.0.0.1", "apiServer.port=6443",
+            "metrics.bindAddress=127.0.0.1", "health.bindAddress=127.0.0.1", "health.port=9000",
+        ),
+        "Deployment",
+    )["spec"]["template"]["spec"]  # fmt: skip
+    assert pod["hostNetwork"] is True
+    assert pod["dnsPolicy"] == "ClusterFirstWithHostNet"
+    (container,) = pod["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["KUBERNETES_SERVICE_HOST"] == "127.0.0.1"
+    assert env["KUBERNETES_SERVICE_PORT"] == "6443"
+    assert "--metrics-addr=127.0.0.1" in container["args"]
+    assert "--health-addr=127.0.0.1" in container["args"]
+    assert "--health-port=9000" in container["args"]
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
+    default = one(render(), "Deployment")["spec"]["template"]["spec"]
+    assert "hostNetwork" not in default
+    assert "KUBERNETES_SERVICE_HOST" not in {e["name"] for e in default["containers"][0]["env"]}
 
 
 def test_dockerfile_is_slim_pinned_non_root_and_runs_the_operator() -> None:
     text = (ROOT / "Dockerfile").read_text()
     bases = re.findall(r"^FROM\s+(\S+)", text, flags=re.MULTILINE)
     assert bases, "no FROM"
-    assert all(b == "python:3.11-slim-bookworm" for b in bases), bases
+    # the base is a build argument whose default is the public slim image
+    assert all(b == "${BASE_IMAGE}" for b in bases), bases
+    assert re.search(r"^ARG BASE_IMAGE=python:3.11-slim-bookworm$", text, flags=re.MULTILINE)
     assert "-c constraints.txt" in text
     (user,) = re.findall(r"^USER\s+(\S+)", text, flags=re.MULTILINE)
     uid = user.split(":")[0]
@@ -363,3 +418,15 @@ def test_batch_api_is_off_by_default_and_least_privilege_when_on(render: Render)
             "verbs": ["get"],
         }
     ]
+
+
+def test_batch_api_follows_host_network_and_the_api_server_address(render: Render) -> None:
+    docs = render("batchApi.enabled=true", "hostNetwork=true", "apiServer.host=127.0.0.1",
+                  "apiServer.port=6443")  # fmt: skip
+    dep = next(
+        d for d in docs if d["kind"] == "Deployment" and "batch-api" in d["metadata"]["name"]
+    )
+    pod = dep["spec"]["template"]["spec"]
+    assert pod["hostNetwork"] is True
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    assert (env["KUBERNETES_SERVICE_HOST"], env["KUBERNETES_SERVICE_PORT"]) == ("127.0.0.1", "6443")

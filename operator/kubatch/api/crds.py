@@ -4,8 +4,8 @@
 structural schemas (``$ref`` inlined, ``Optional`` unions collapsed, int-or-string quantities,
 OpenAPI v3.0 ``exclusiveMinimum``) and adds names, printer columns and the status subresource.
 ``write_crds`` and ``main`` write them to disk (``kubatch crds --out crds --chart
-helm/kubatch/crds``). The output is deterministic; a unit test compares it with the committed
-files.
+helm/kubatch/files/crds``). The output is deterministic; a unit test compares it with the
+committed files.
 
 CEL ``x-kubernetes-validations`` rules are emitted only with ``cel=True`` (``--cel``): a 1.20
 API server does not know the field, and kubectl's client-side validation rejects a CRD that

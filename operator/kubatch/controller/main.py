@@ -27,6 +27,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics-port", type=int, default=8080, help="/metrics port (0: off)")
     p.add_argument("--metrics-addr", default="127.0.0.1", help="/metrics bind address")
     p.add_argument(
+        "--health-port",
+        type=int,
+        default=0,
+        help="/healthz port for probes (0: off); answers once the state is rebuilt",
+    )
+    p.add_argument("--health-addr", default="127.0.0.1", help="/healthz bind address")
+    p.add_argument(
         "--catalogue",
         type=Path,
         default=None,
@@ -80,7 +87,9 @@ async def run(args: argparse.Namespace, stop: asyncio.Event | None = None) -> No
     memo.settings = settings
     memo.metrics = metrics
     memo.kubeconfig = args.kubeconfig
+    health = getattr(args, "health_port", 0)
     await kopf.operator(
+        liveness_endpoint=f"http://{args.health_addr}:{health}/healthz" if health else None,
         standalone=True,
         clusterwide=not settings.namespaces,
         namespaces=list(settings.namespaces),
@@ -95,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if args.health_port:  # probes call /healthz every few seconds: no access log line each
+        logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     try:
         asyncio.run(run(args))
     except KeyboardInterrupt:

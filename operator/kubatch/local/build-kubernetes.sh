@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # Build kube-apiserver, kube-controller-manager, kube-scheduler and kubectl (Kubernetes 1.20.2) from
-# Debian bookworm's *source* package, which carries the full upstream tree including vendor/.
-# Usage: build-kubernetes.sh OUT_DIR
+# Debian bookworm's *source* package, which carries the full upstream tree including vendor/;
+# on request also the kubelet (static, CGO off) and the pause program of build/pause (gcc -static).
+# Usage: build-kubernetes.sh OUT_DIR [WHAT...]   (WHAT: the names above, kubelet, pause)
+# The unpacked source tree stays in OUT_DIR/.build (re-fetched when missing) for later targets.
 # Facts behind each step: ../../../docs/decisions/0002-local-control-plane.md
 set -euo pipefail
-out=${1:?usage: build-kubernetes.sh OUT_DIR}
+out=${1:?usage: build-kubernetes.sh OUT_DIR [WHAT...]}
+shift
+whats=("$@")
+[ ${#whats[@]} -gt 0 ] || whats=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 work=${KUBATCH_BUILD_DIR:-$out/.build}
@@ -17,11 +22,15 @@ command -v go >/dev/null 2>&1 || need_pkgs+=(golang-go)
 [ -d /usr/share/gocode/src/github.com/modern-go/reflect2 ] || need_pkgs+=(golang-github-modern-go-reflect2-dev)
 command -v dpkg-source >/dev/null 2>&1 || need_pkgs+=(dpkg-dev)
 command -v rsync >/dev/null 2>&1 || need_pkgs+=(rsync)
+if [[ " ${whats[*]} " == *" pause "* ]]; then
+  command -v gcc >/dev/null 2>&1 || need_pkgs+=(gcc)
+  [ -f /usr/include/signal.h ] || need_pkgs+=(libc6-dev)
+fi
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   say "installing Debian packages: ${need_pkgs[*]}"
   [ "$(id -u)" = 0 ] || die "need root to apt-get install ${need_pkgs[*]} (or install them yourself, or set KUBEBUILDER_ASSETS to existing binaries)"
   apt-get update -qq || die "apt-get update failed: check the apt sources of this machine"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}" >/dev/null \
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=300 "${need_pkgs[@]}" >/dev/null \
     || die "apt-get install ${need_pkgs[*]} failed"
 fi
 
@@ -61,10 +70,20 @@ rm -f "$r2"/*.go "$r2"/*.s
 cp -f /usr/share/gocode/src/github.com/modern-go/reflect2/*.go /usr/share/gocode/src/github.com/modern-go/reflect2/*.s "$r2/"
 
 cd "$srcdir"
-for what in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+for what in "${whats[@]}"; do
   if [ -x "$out/$what" ]; then say "$what already built"; continue; fi
-  say "building $what (cold: ~3.5 min for kube-apiserver, ~40 s for the others on 2 cores)"
-  GOFLAGS= GO111MODULE=off GOPROXY=off CGO_ENABLED=0 make WHAT="cmd/$what" >"$work/build-$what.log" 2>&1 \
+  if [ "$what" = pause ]; then
+    # The pod sandbox's pause program, exactly as build/pause/Makefile compiles it.
+    say "building pause from build/pause/linux/pause.c"
+    gcc -Os -Wall -Werror -static -DVERSION=v3.4-kubatch -o "$out/pause.tmp" build/pause/linux/pause.c \
+      || die "compiling pause.c failed"
+    mv "$out/pause.tmp" "$out/pause"
+    say "built $out/pause"
+    continue
+  fi
+  say "building $what (cold: ~3.5 min for kube-apiserver or the kubelet, ~40 s for the others on 2 cores)"
+  GOFLAGS= GO111MODULE=off GOPROXY=off CGO_ENABLED=0 KUBE_STATIC_OVERRIDES="$what" \
+    make WHAT="cmd/$what" >"$work/build-$what.log" 2>&1 \
     || { tail -30 "$work/build-$what.log" >&2; die "building $what failed; full log: $work/build-$what.log"; }
   bin=$(find _output -type f -name "$what" -perm -u+x | head -1)
   [ -n "$bin" ] || die "build of $what produced no binary"

@@ -1,8 +1,15 @@
 """The local Kubernetes control plane: etcd, kube-apiserver, kube-controller-manager and
-kube-scheduler on 127.0.0.1, started and stopped by PID.
+kube-scheduler on 127.0.0.1, started and stopped by PID; optionally a real node (containerd and
+the kubelet, ``kubatch.local.node``).
 
 State lives in one directory (``state.json`` with ports and PIDs, certificates, logs, the
 kubeconfig); ``up`` is idempotent: a plane whose processes still run and answer is reused.
+
+A plane with a real node differs in what real pods need: the ServiceAccount admission plugin
+is on (tokens are mounted; a pod in a brand-new namespace waits a moment for its token), the
+API server reaches the kubelet (on the node's loopback address) with a client certificate, and
+the controller-manager also runs the Deployment and ReplicaSet controllers (the Helm chart).
+Planes without one keep ServiceAccount admission off, so simulated pods are admitted at once.
 """
 
 from __future__ import annotations
@@ -25,6 +32,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from kubatch.local import binaries as bins
+from kubatch.local import images as imgs
+from kubatch.local import node as node_mod
+from kubatch.local import packages
+from kubatch.local.node import NodeState
 
 HOST = "127.0.0.1"
 CONTROLLERS = (
@@ -36,6 +47,7 @@ CONTROLLERS = (
     "nodelifecycle",
     "podgc",
 )
+REAL_NODE_CONTROLLERS = ("deployment", "replicaset")
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
 
 
@@ -64,6 +76,7 @@ class PlaneState:
     kubectl: str
     processes: list[Process] = field(default_factory=list)
     started_at: float = 0.0
+    node: NodeState | None = None
 
     @property
     def kubeconfig(self) -> Path:
@@ -86,6 +99,7 @@ class PlaneState:
             return None
         raw = json.loads(path.read_text())
         raw["processes"] = [Process(**p) for p in raw.get("processes", [])]
+        raw["node"] = NodeState(**raw["node"]) if raw.get("node") else None
         return cls(**raw)
 
 
@@ -170,6 +184,27 @@ def make_pki(pki: Path) -> None:
     _openssl("rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub", cwd=pki)
 
 
+def make_kubelet_client_cert(pki: Path) -> None:
+    """The API server's client certificate towards kubelets (``kubectl logs``/``exec``)."""
+    if (pki / "kubelet-client.crt").is_file():
+        return
+    (pki / "client.cnf").write_text(
+        "[req]\ndistinguished_name=dn\n[dn]\n[ext]\n"
+        "keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n"
+    )
+    _openssl("genrsa", "-out", "kubelet-client.key", "2048", cwd=pki)
+    _openssl(
+        "req", "-new", "-key", "kubelet-client.key",
+        "-subj", "/O=system:masters/CN=kube-apiserver-kubelet-client",
+        "-out", "kubelet-client.csr", cwd=pki,
+    )  # fmt: skip
+    _openssl(
+        "x509", "-req", "-in", "kubelet-client.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+        "-CAcreateserial", "-days", "3650", "-extfile", "client.cnf", "-extensions", "ext",
+        "-out", "kubelet-client.crt", cwd=pki,
+    )  # fmt: skip
+
+
 def write_kubeconfig(path: Path, server: str, ca: Path, token: str) -> None:
     path.write_text(
         f"""apiVersion: v1
@@ -240,20 +275,40 @@ class LocalPlane:
 
     # -- up -----------------------------------------------------------------------------------
 
-    def up(self, *, timeout: float = 120.0, allow_build: bool = True) -> PlaneState:
+    def up(
+        self, *, timeout: float = 120.0, allow_build: bool = True, real_node: bool = False
+    ) -> PlaneState:
+        """Start the plane (or reuse a healthy one); with ``real_node`` also a real node.
+
+        A real node needs root, Linux and cgroup v1 (``node.unavailable_reason``); its Debian
+        packages are installed and its binaries and images built when missing.
+        """
         existing = self.state()
         if existing is not None:
             if self.healthy(existing):
+                if real_node and existing.node is None:
+                    raise PlaneError(
+                        f"the plane at {existing.server} runs without a real node: stop it "
+                        "(kubatch local down) and start it again with --real-node"
+                    )
                 _log(f"reusing the running plane at {existing.server}")
                 return existing
             _log("a previous plane is not healthy: stopping what is left of it")
             self.down()
         binaries = bins.ensure(allow_build=allow_build)
+        node_parts: tuple[bins.NodeBinaries, imgs.Image, list[imgs.Image]] | None = None
+        if real_node:
+            reason = node_mod.unavailable_reason()
+            if reason:
+                raise PlaneError(f"no real node on this machine: {reason}")
+            packages.ensure(packages.NODE_PACKAGES, log=_log)
+            node_bins = bins.ensure_node(allow_build=allow_build)
+            node_parts = (node_bins, imgs.pause_image(node_bins.pause), [imgs.busybox_image()])
         self.state_dir.mkdir(parents=True, exist_ok=True)
         pki = self.state_dir / "pki"
         make_pki(pki)
         token = secrets.token_hex(16)
-        (self.state_dir / "tokens.csv").write_text(f'{token},admin,admin,"system:masters"\n')
+        tokens = f'{token},admin,admin,"system:masters"\n'
         state = PlaneState(
             state_dir=str(self.state_dir),
             token=token,
@@ -261,15 +316,76 @@ class LocalPlane:
             kubectl=str(binaries.kubectl),
             started_at=time.time(),
         )
+        if node_parts is not None:
+            make_kubelet_client_cert(pki)
+            state.node = node_mod.new_state(self.state_dir, free_port(), free_port())
+            node_token = secrets.token_hex(16)
+            user = f"system:node:{state.node.name}"
+            tokens += f'{node_token},{user},{user},"system:nodes,system:masters"\n'
+            write_kubeconfig(self.state_dir / "kubelet.kubeconfig", state.server, pki / "ca.crt",
+                             node_token)  # fmt: skip
+        (self.state_dir / "tokens.csv").write_text(tokens)
         write_kubeconfig(state.kubeconfig, state.server, pki / "ca.crt", token)
         try:
             self._start_all(state, binaries, timeout)
+            if node_parts is not None:
+                self._start_node(state, *node_parts, time.monotonic() + timeout)
         except BaseException:
             self._stop(state)
             raise
         return state
 
-    def _spawn(self, state: PlaneState, name: str, port: int, argv: list[str]) -> Process:
+    def _start_node(
+        self,
+        state: PlaneState,
+        node_bins: bins.NodeBinaries,
+        pause: imgs.Image,
+        images: list[imgs.Image],
+        deadline: float,
+    ) -> None:
+        node = state.node
+        assert node is not None
+        ca = self.state_dir / "pki" / "ca.crt"
+
+        def spawn(name: str, port: int, argv: list[str]) -> int:
+            cmdline0 = {"containerd": "containerd", "kubelet": str(node_bins.kubelet)}[name]
+            return self._spawn(state, name, port, argv, cmdline0=cmdline0).pid
+
+        def alive(pid: int) -> bool:
+            child = self._children.get(pid)
+            return child is not None and child.poll() is None
+
+        def ready() -> bool:
+            code, body = _get(f"{state.server}/api/v1/nodes/{node.name}", state.token, ca)
+            if code != 200:
+                return False
+            conditions = json.loads(body).get("status", {}).get("conditions") or []
+            return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+        node_mod.start(
+            node,
+            spawn=spawn,
+            kubelet=node_bins.kubelet,
+            kubeconfig=self.state_dir / "kubelet.kubeconfig",
+            ca=ca,
+            pause=pause,
+            images=images,
+            node_ready=ready,
+            alive=alive,
+            deadline=deadline,
+            log=_log,
+        )
+        state.save()
+
+    def _spawn(
+        self,
+        state: PlaneState,
+        name: str,
+        port: int,
+        argv: list[str],
+        *,
+        cmdline0: str | None = None,
+    ) -> Process:
         if _port_busy(port):
             raise PlaneError(f"port {port} for {name} is busy: stop what uses it and retry")
         logs = self.state_dir / "logs"
@@ -284,7 +400,7 @@ class LocalPlane:
                 cwd=self.state_dir,
             )
         self._children[proc.pid] = proc
-        p = Process(name=name, pid=proc.pid, port=port, cmdline0=argv[0])
+        p = Process(name=name, pid=proc.pid, port=port, cmdline0=cmdline0 or argv[0])
         state.processes.append(p)
         state.save()
         return p
@@ -308,6 +424,21 @@ class LocalPlane:
             last = f"{code} {body[:200]}"
             time.sleep(0.2)
         raise PlaneError(f"{p.name} not ready after the timeout ({url}: {last})")
+
+    def _admission_and_kubelet_flags(self, state: PlaneState) -> list[str]:
+        if state.node is None:
+            # No kubelet mounts tokens: skip ServiceAccount admission, pods are admitted at once.
+            return ["--disable-admission-plugins=ServiceAccount"]
+        pki = self.state_dir / "pki"
+        return [
+            f"--kubelet-client-certificate={pki / 'kubelet-client.crt'}",
+            f"--kubelet-client-key={pki / 'kubelet-client.key'}",
+            "--kubelet-preferred-address-types=InternalIP",
+        ]
+
+    @staticmethod
+    def _controllers(state: PlaneState) -> tuple[str, ...]:
+        return CONTROLLERS + (REAL_NODE_CONTROLLERS if state.node is not None else ())
 
     def _start_all(self, state: PlaneState, b: bins.Binaries, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -355,7 +486,7 @@ class LocalPlane:
                 f"--service-account-signing-key-file={pki / 'sa.key'}",
                 "--service-account-issuer=https://kubernetes.default.svc",
                 "--service-cluster-ip-range=10.96.0.0/16",
-                "--disable-admission-plugins=ServiceAccount",
+                *self._admission_and_kubelet_flags(state),
                 "--max-requests-inflight=1000",
                 "--max-mutating-requests-inflight=500",
                 "--watch-cache=true",
@@ -376,7 +507,7 @@ class LocalPlane:
                 f"--bind-address={HOST}",
                 f"--secure-port={kcm_port}",
                 "--port=0",
-                f"--controllers={','.join(CONTROLLERS)}",
+                f"--controllers={','.join(self._controllers(state))}",
                 f"--service-account-private-key-file={pki / 'sa.key'}",
                 f"--root-ca-file={pki / 'ca.crt'}",
                 "--use-service-account-credentials=false",
@@ -414,21 +545,40 @@ class LocalPlane:
 
     # -- down ---------------------------------------------------------------------------------
 
-    @staticmethod
-    def _stop(state: PlaneState, grace: float = 10.0) -> None:
-        for p in reversed(state.processes):
-            if pid_alive(p.pid, p.cmdline0):
+    def _alive(self, p: Process) -> bool:
+        child = self._children.get(p.pid)
+        if child is not None:  # started by this object: exact, even before its final exec
+            return child.poll() is None
+        return pid_alive(p.pid, p.cmdline0)
+
+    def _terminate(self, procs: list[Process], grace: float) -> None:
+        for p in procs:
+            if self._alive(p):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(p.pid, signal.SIGTERM)
         deadline = time.monotonic() + grace
-        for p in reversed(state.processes):
-            while pid_alive(p.pid, p.cmdline0) and time.monotonic() < deadline:
+        for p in procs:
+            while self._alive(p) and time.monotonic() < deadline:
                 _reap(p.pid)
                 time.sleep(0.05)
-            if pid_alive(p.pid, p.cmdline0):
+            if self._alive(p):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(p.pid, signal.SIGKILL)
                 _reap(p.pid)
+
+    def _stop(self, state: PlaneState, grace: float = 10.0) -> None:
+        node = state.node
+        if node is not None:
+            # kubelet first (it would restart containers), then the containers themselves,
+            # then containerd, then what it leaves: shims, cgroups, the bridge.
+            by_name = {p.name: p for p in state.processes}
+            self._terminate([by_name[n] for n in ("kubelet",) if n in by_name], grace)
+            node_mod.stop_workloads(node)
+            self._terminate([by_name[n] for n in ("containerd",) if n in by_name], grace)
+            left = node_mod.cleanup(node)
+            if left:
+                _log(f"could not remove the cgroups {', '.join(left[:5])}")
+        self._terminate(list(reversed(state.processes)), grace)
 
     def down(self) -> int:
         """Stop every process this plane started (by PID) and remove its state; return count."""

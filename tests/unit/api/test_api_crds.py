@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_committed_crds_equal_generated() -> None:
-    stale = stale_files(ROOT / "crds", ROOT / "helm" / "kubatch" / "crds")
+    stale = stale_files(ROOT / "crds", ROOT / "helm" / "kubatch" / "files" / "crds")
     assert stale == [], f"run `make crds`: stale {stale}"
 
 
