@@ -20,6 +20,7 @@ from kubatch.adapters.fake import FakeKube
 from kubatch.adapters.kube import (
     BATCHJOBS,
     COMPUTEENVIRONMENTS,
+    CONSUMABLERESOURCES,
     EVENTS,
     JOBDEFINITIONS,
     JOBQUEUES,
@@ -43,6 +44,7 @@ KINDS: dict[str, Resource] = {
     "BatchJob": BATCHJOBS,
     "Node": NODES,
     "Namespace": NAMESPACES,
+    "ConsumableResource": CONSUMABLERESOURCES,
 }
 API = "kubatch.io/v1alpha1"
 
@@ -129,6 +131,7 @@ class Harness:
             (BATCHJOBS, intake.on_batch_job),
             (NODES, intake.on_node),
             (NAMESPACES, intake.on_namespace),
+            (CONSUMABLERESOURCES, intake.on_consumable_resource),
         ]
         for res, handler in handlers:
             self.kube.subscribe(res, lambda kind, obj, h=handler: h(obj, deleted=kind == "DELETED"))

@@ -117,6 +117,7 @@ BATCHJOBS = Resource("kubatch.io", "v1alpha1", "batchjobs")
 JOBDEFINITIONS = Resource("kubatch.io", "v1alpha1", "jobdefinitions")
 JOBQUEUES = Resource("kubatch.io", "v1alpha1", "jobqueues", namespaced=False)
 COMPUTEENVIRONMENTS = Resource("kubatch.io", "v1alpha1", "computeenvironments", namespaced=False)
+CONSUMABLERESOURCES = Resource("kubatch.io", "v1alpha1", "consumableresources", namespaced=False)
 
 
 @dataclass
