@@ -247,6 +247,7 @@ class Effects:
                     }
                 )
             rec.phase = Phase.STARTING
+            rec.hold_until = now + self.settings.timings.starting_hold
             self.jobs.stage(rec, st.admitted_fields(d, placement.capacity_type, rec.attempts))
         if existed:
             await self._replay_existing(ns, d.k8s_job_name)
@@ -333,11 +334,15 @@ class Effects:
         keys = self.jobs.take_dirty()
         if not keys:
             return
-        now_iso = convert.rfc3339(self.clock())
+        now = self.clock()
+        now_iso = convert.rfc3339(now)
         work = []
         for key in keys:
             rec = self.jobs.get(key)
             if rec is None or not rec.pending:
+                continue
+            if now < rec.hold_until and st.only_admitted(rec.pending, rec.written):
+                self.jobs.dirty.add(key)  # Starting waits for Running a moment (Timings)
                 continue
             out = st.patch_for(
                 rec.pending,
