@@ -232,6 +232,8 @@ class Metrics:
     def observe_submission(self, queue: str) -> None:
         """A BatchJob was accepted into ``queue``."""
         self.submissions.labels(queue=queue).inc()
+        # A queue's rare-event counters start at 0, so their panels show 0 rather than nothing.
+        self.gang_releases.labels(queue=queue)
 
     def observe_admission(
         self, queue: str, wait_seconds: float | None = None, capacity_type: str = "OnDemand"

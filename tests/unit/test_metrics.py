@@ -252,3 +252,11 @@ def test_every_metric_is_documented() -> None:
     for family in Metrics().registry.collect():
         series = f"{family.name}_total" if family.type == "counter" else family.name
         assert f"| `{series}` | {family.type}" in doc, f"{series} missing in docs/observability.md"
+
+
+def test_a_queues_gang_releases_start_at_zero() -> None:
+    m = Metrics()
+    m.observe_submission("q")
+    assert _value(m, "kubatch_gang_releases_total", queue="q") == 0.0
+    m.observe_gang_release("q")
+    assert _value(m, "kubatch_gang_releases_total", queue="q") == 1.0
