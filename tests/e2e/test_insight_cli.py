@@ -104,7 +104,12 @@ def test_plan_estimates_a_later_start_behind_a_backlog(
     stack.apply([make_job(f"w{i}", q, "short") for i in range(6)], ns)
 
     def backlog() -> bool:
-        return sum(phase(stack, ns, f"w{i}") == "Runnable" for i in range(6)) >= 3
+        # plan's "room now" reads the CE's published status (every 2 s): wait for it too
+        allocated = ((stack.get("computeenvironment", ce) or {}).get("status") or {}).get(
+            "allocatedvCpus"
+        )
+        waiting = sum(phase(stack, ns, f"w{i}") == "Runnable" for i in range(6))
+        return waiting >= 3 and allocated is not None and float(allocated) >= 2
 
     stack.wait("a backlog", backlog, timeout=30, every=0.2)
     (tmp_path / "job.yaml").write_text(yaml.safe_dump(make_job("next", q, "short")))
