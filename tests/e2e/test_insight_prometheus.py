@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 import yaml
 from tests.e2e.conftest import Stack
-from tests.e2e.factories import make_ce, make_definition, make_job, make_queue
+from tests.e2e.factories import API, make_ce, make_definition, make_job, make_queue
 from tests.unit.test_alerts import render_rules
 
 from kubatch.devkit.prometheus import PrometheusServer, ensure
@@ -124,6 +124,7 @@ def test_every_panel_returns_data_and_alerts_fire(
     t0 = time.time()
     od, spot, small, off = f"{ns}-od", f"{ns}-spot", f"{ns}-small", f"{ns}-off"
     q, qf, qs, qx, qb = f"{ns}-q", f"{ns}-fail", f"{ns}-stuck", f"{ns}-full", f"{ns}-budget"
+    qp, licence = f"{ns}-urgent", f"{ns}-licence"
     stack.apply(
         [
             make_ce(od, max_vcpus=16),
@@ -135,11 +136,21 @@ def test_every_panel_returns_data_and_alerts_fire(
             make_queue(qs, [off]),
             make_queue(qx, [small]),
             make_queue(qb, [od], spendingLimit={"perHour": 0.0001}),
+            # depth (#17): a queue that preempts the full CE's jobs, a licence pool
+            make_queue(qp, [small], priority=100,
+                       preemption={"reclaimFromQueues": "LowerPriority"}),
+            {"apiVersion": API, "kind": "ConsumableResource", "metadata": {"name": licence},
+             "spec": {"totalQuantity": 2, "resourceType": "REPLENISHABLE"}},
         ]
-    )
+    )  # fmt: skip
+    licensed = make_definition("licensed", duration=2, cpu="500m", memory="512Mi")
+    licensed["spec"]["consumableResourceProperties"] = {
+        "consumableResourceList": [{"consumableResource": licence, "quantity": 1}]
+    }
     stack.apply(
         [
             make_definition("ok", duration=2, cpu="500m", memory="512Mi"),
+            licensed,
             make_definition("long", duration=25, cpu="1", memory="512Mi"),
             make_definition(
                 "flaky", duration=1, cpu="500m", memory="512Mi", exit_code=1, retry={"attempts": 2}
@@ -153,6 +164,7 @@ def test_every_panel_returns_data_and_alerts_fire(
                 for i in range(5)
             ),
             *(make_job(f"ok-{i}", q, "ok") for i in range(4)),
+            make_job("licensed", q, "licensed"),
             make_job("arr", q, "ok", arrayProperties={"size": 6, "parallelism": 3}),
             make_job("spotty", q, "long"),
             make_job("flaky", q, "flaky"),
@@ -209,6 +221,11 @@ def test_every_panel_returns_data_and_alerts_fire(
     assert float(stuck["value"]) == 2, stuck
     assert qs in stuck["annotations"]["summary"]
 
+    # The full CE's high-priority queue preempts one of its low-priority jobs.
+    stack.apply([make_job("urgent", qp, "ok")], ns)
+    stack.wait_phase(ns, "urgent", timeout=120)
+    stack.wait_phase(ns, "licensed", timeout=60)
+
     stack.wait_phase(ns, "spotty", timeout=150)
     # A second wave into series that exist by now (Prometheus sees a counter's first
     # increment only once the series has a sample before it).
@@ -236,3 +253,13 @@ def test_every_panel_returns_data_and_alerts_fire(
     retries = prometheus.query(f'sum(kubatch_job_retries_total{{queue="{q}"}})')
     assert retries, "no retry series"
     assert float(retries[0]["value"][1]) == 1, retries
+    preempted = prometheus.query(
+        f'sum(kubatch_job_preemptions_total{{queue="{qx}",preemptor_queue="{qp}"}})'
+    )
+    assert preempted, "no preemption series"
+    assert float(preempted[0]["value"][1]) == 1, preempted
+    total = prometheus.query(
+        f'kubatch_consumable_resource_units{{resource="{licence}",state="total"}}'
+    )
+    assert total, "no consumable resource series"
+    assert float(total[0]["value"][1]) == 2, total
