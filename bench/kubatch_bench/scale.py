@@ -119,7 +119,9 @@ class Seen:
         self.phase[name] = str(status.get("phase") or "")
         summary = status.get("arrayStatusSummary") or {}
         if summary:
-            self.children_known[name] = sum(int(v) for v in summary.values() if str(v).isdigit())
+            self.children_known[name] = sum(
+                int(v) for k, v in summary.items() if k != "size" and str(v).isdigit()
+            )  # children counted by phase ("size" is the array's size, not a phase)
 
     def on_job(self, etype: str, obj: dict[str, Any]) -> None:
         owner = (obj["metadata"].get("labels") or {}).get(L.BATCHJOB)

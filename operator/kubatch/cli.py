@@ -7,6 +7,7 @@ for kopf, and a missing optional piece fails with a clear message.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 from pathlib import Path
@@ -120,6 +121,10 @@ def _local(args: argparse.Namespace) -> int:
     return 2
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def _delegate(module: str, argv: list[str]) -> int:
     import importlib
 
@@ -191,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
             if not rest or rest[0] not in ("core", "e2e", "scale", "sim"):
                 print("usage: kubatch bench {core,e2e,scale,sim} [options]", file=sys.stderr)
                 return 2
+            # SIGTERM (timeout, CI) unwinds like Ctrl-C: the benchmark stops what it started
+            signal.signal(signal.SIGTERM, _interrupt)
             return _delegate(f"kubatch_bench.{rest[0]}", rest[1:])
         module = {
             "operator": "kubatch.controller.main",
