@@ -94,11 +94,6 @@ from kubatch_bench.e2e_spec import (
 from kubatch_bench.trace import Trace, stage_table
 
 TAG = "e2e"
-RESOURCES = {
-    "ComputeEnvironment": K.COMPUTEENVIRONMENTS,
-    "JobQueue": K.JOBQUEUES,
-    "JobDefinition": K.JOBDEFINITIONS,
-}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -477,8 +472,7 @@ async def _setup(run: Run) -> int:
     stack.start(wait=False)
     for name, pid in stack.pids().items():
         _log(f"started the {name} (pid {pid})")
-    for doc in setup_manifests(args.vcpus, args.free_vcpus, run.pod_seconds):
-        await run.create_all(RESOURCES[doc["kind"]], [doc], doc["metadata"].get("namespace"))
+    await H.create_setup(kube, setup_manifests(args.vcpus, args.free_vcpus, run.pod_seconds))
     want = {
         CE: math.ceil(args.vcpus / NODE_VCPUS),
         CE_FREE: math.ceil(args.free_vcpus / NODE_VCPUS),

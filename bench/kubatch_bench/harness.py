@@ -102,6 +102,19 @@ async def names(
     return [str(i["metadata"]["name"]) for i in items]
 
 
+SETUP_KINDS = {
+    "ComputeEnvironment": K.COMPUTEENVIRONMENTS,
+    "JobQueue": K.JOBQUEUES,
+    "JobDefinition": K.JOBDEFINITIONS,
+}
+
+
+async def create_setup(kube: Kube, docs: Iterable[dict[str, Any]]) -> None:
+    """Create a benchmark's compute environments, queues and definitions, in order."""
+    for doc in docs:
+        await create_all(kube, SETUP_KINDS[doc["kind"]], [doc], doc["metadata"].get("namespace"))
+
+
 async def paced_delete(
     kube: Kube,
     res: Resource,

@@ -50,11 +50,6 @@ TARGETS = {
     "restart_to_first_admission_s_with_10000": ("≤", 10.0),
     "restart_to_first_admission_s_with_100000": ("≤", 60.0),
 }
-KINDS = {
-    "ComputeEnvironment": K.COMPUTEENVIRONMENTS,
-    "JobQueue": K.JOBQUEUES,
-    "JobDefinition": K.JOBDEFINITIONS,
-}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -269,8 +264,7 @@ async def _bench(args: argparse.Namespace, site: Site) -> dict[str, Any]:
         await apply_crds(kube)
         await H.ensure_namespace(kube, NS)
         stack.start(wait=False)
-        for doc in manifests():
-            await H.create_all(kube, KINDS[doc["kind"]], [doc], doc["metadata"].get("namespace"))
+        await H.create_setup(kube, manifests())
 
         async def ready() -> bool:
             return all([await H.ready_nodes(kube, ce) >= 1 for ce in (HOLD, PROBE)])

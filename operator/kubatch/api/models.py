@@ -445,17 +445,10 @@ class Attempt(_Status):
     the job's share of the node's vCPUs)."""
 
 
-class ArrayStatusSummary(_Status):
+class ArrayStatusSummary(JobCounts):
     """Children of an array per phase (bounded whatever the size)."""
 
     size: int = 0
-    submitted: int = 0
-    pending: int = 0
-    runnable: int = 0
-    starting: int = 0
-    running: int = 0
-    succeeded: int = 0
-    failed: int = 0
 
 
 class JobDefinitionRevision(_Status):

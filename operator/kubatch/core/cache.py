@@ -499,12 +499,7 @@ class Cache:
 
     def _set_waiting_phase(self, job: JobState, now: float) -> None:
         """A submitted job: Submitted (queue not found), Pending or Runnable."""
-        qs = self.book.get(job.spec.queue)
-        if qs is None:
-            self._orphan(job)
-            return
-        if not self.book.allowed(qs, job.spec.namespace):
-            self._not_allowed(job, now)
+        if self._queue_of(job, now) is None:
             return
         if job.unsatisfied > 0:
             job.phase = next_phase(job.phase, Validated())
@@ -530,13 +525,21 @@ class Cache:
             return
         self._enqueue(job, now)
 
-    def _enqueue(self, job: JobState, now: float) -> None:
+    def _queue_of(self, job: JobState, now: float) -> QueueState | None:
+        """The job's queue; ``None`` once the job is marked waiting for a queue that does not
+        exist, or refused by one that does not take its namespace."""
         qs = self.book.get(job.spec.queue)
         if qs is None:
             self._orphan(job)
-            return
+            return None
         if not self.book.allowed(qs, job.spec.namespace):
             self._not_allowed(job, now)
+            return None
+        return qs
+
+    def _enqueue(self, job: JobState, now: float) -> None:
+        qs = self._queue_of(job, now)
+        if qs is None:
             return
         gang = job.spec.gang
         verdict = self.fit(qs, job.spec.size) if gang is None else holdings.gang_fit(self, qs, gang)

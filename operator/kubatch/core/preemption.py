@@ -314,12 +314,7 @@ class _FairShares:
     def __init__(self, snap: Snapshot, qs: QueueView) -> None:
         fs = qs.spec.fair_share
         assert fs is not None
-        total = 0
-        for name in qs.spec.compute_environments:
-            ce = snap.ces.get(name)
-            if ce is not None and ce.enabled:
-                total += ce.limit().mcpu
-        self.total = total
+        self.total = snap.enabled_mcpu(qs)
         self.used: dict[str, int] = {k: v for k, v in qs.running_by_share.items() if v > 0}
         for key, _index in snap.releasing:
             j = snap.jobs.get(key)

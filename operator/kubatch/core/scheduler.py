@@ -503,11 +503,7 @@ def _walk_fair_share(cyc: _Cycle, qs: QueueView, now: float) -> None:
     snap = cyc.snap
     fs = qs.spec.fair_share
     assert fs is not None
-    total = 0
-    for name in qs.spec.compute_environments:
-        ce = snap.ces.get(name)
-        if ce is not None and ce.enabled:
-            total += ce.limit().mcpu
+    total = snap.enabled_mcpu(qs)
     running = {k: v for k, v in qs.running_by_share.items() if v > 0}
     used = sum(running.values())
     cr = fs.compute_reservation / 100

@@ -143,6 +143,15 @@ class Snapshot:
                 return q
         return None
 
+    def enabled_mcpu(self, qs: QueueView) -> int:
+        """The maxvCpus (milli) of the queue's enabled compute environments together."""
+        total = 0
+        for name in qs.spec.compute_environments:
+            ce = self.ces.get(name)
+            if ce is not None and ce.enabled:
+                total += ce.limit().mcpu
+        return total
+
 
 class Outbox:
     """Status changes coalesced per job until the next snapshot, and events (Retry,
