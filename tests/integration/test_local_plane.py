@@ -174,60 +174,34 @@ def test_cli_up_status_down(tmp_path: Any) -> None:
 
     from kubatch.local.plane import LocalPlane, pid_alive
 
+    def run(argv: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+
     state_dir = tmp_path / "plane"
     kubatch = [sys.executable, "-m", "kubatch.cli", "local"]
-    up = subprocess.run(
-        [*kubatch, "up", "--state-dir", str(state_dir)],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
+    up = run([*kubatch, "up", "--state-dir", str(state_dir)], 240)
     try:
         assert up.returncode == 0, up.stderr
         kubeconfig = up.stdout.strip().splitlines()[-1]
         plane = LocalPlane(state_dir)
         state = plane.state()
         assert state is not None
-        version = subprocess.run(
-            [state.kubectl, "--kubeconfig", kubeconfig, "get", "--raw", "/version"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=True,
-        )
+        version = run([state.kubectl, "--kubeconfig", kubeconfig, "get", "--raw", "/version"], 30)
+        assert version.returncode == 0, version.stderr
         assert json.loads(version.stdout)["gitVersion"].startswith("v1.")
         # A second `up` reuses the running plane: same PIDs, same kubeconfig.
-        again = subprocess.run(
-            [*kubatch, "up", "--state-dir", str(state_dir)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        again = run([*kubatch, "up", "--state-dir", str(state_dir)], 60)
         assert again.returncode == 0
         assert again.stdout.strip().splitlines()[-1] == kubeconfig
         state2 = plane.state()
         assert state2 is not None
         assert [p.pid for p in state2.processes] == [p.pid for p in state.processes]
-        status = subprocess.run(
-            [*kubatch, "status", "--state-dir", str(state_dir)],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
+        status = run([*kubatch, "status", "--state-dir", str(state_dir)], 30)
         assert status.returncode == 0
         for name in ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"):
             assert name in status.stdout
     finally:
-        down = subprocess.run(
-            [*kubatch, "down", "--state-dir", str(state_dir)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        down = run([*kubatch, "down", "--state-dir", str(state_dir)], 60)
     assert down.returncode == 0
     assert not any(pid_alive(p.pid, p.cmdline0) for p in state.processes)
     assert not state_dir.exists()

@@ -78,6 +78,16 @@ def test_every_rule_has_a_passing_promtool_unit_test(
     }
     names = {r["alert"] for r in all_rules(rules)}
     assert names <= tested, f"rules without a firing unit test: {sorted(names - tested)}"
+    proc = promtool_test(tools, rules, tests, tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "SUCCESS" in proc.stdout
+
+
+def promtool_test(
+    tools: Tools, rules: dict[str, Any], tests: dict[str, Any], tmp_path: Path
+) -> subprocess.CompletedProcess[str]:
+    """``promtool test rules`` of ``tests`` against the rules (annotations left out: their
+    templates are checked apart)."""
     bare = {
         "groups": [
             {**g, "rules": [{k: v for k, v in r.items() if k != "annotations"} for r in g["rules"]]}
@@ -87,9 +97,7 @@ def test_every_rule_has_a_passing_promtool_unit_test(
     (tmp_path / "rules.yaml").write_text(yaml.safe_dump(bare))
     tests["rule_files"] = [str(tmp_path / "rules.yaml")]
     (tmp_path / "test.yaml").write_text(yaml.safe_dump(tests))
-    proc = promtool(tools, "test", "rules", str(tmp_path / "test.yaml"))
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "SUCCESS" in proc.stdout
+    return promtool(tools, "test", "rules", str(tmp_path / "test.yaml"))
 
 
 def test_promtool_unit_tests_can_fail(rules: dict[str, Any], tools: Tools, tmp_path: Path) -> None:
@@ -97,16 +105,7 @@ def test_promtool_unit_tests_can_fail(rules: dict[str, Any], tools: Tools, tmp_p
     tests = yaml.safe_load(UNIT_TESTS.read_text())
     first = next(t for case in tests["tests"] for t in case["alert_rule_test"] if t["exp_alerts"])
     first["exp_alerts"][0]["exp_labels"]["severity"] = "none-such"
-    bare = {
-        "groups": [
-            {**g, "rules": [{k: v for k, v in r.items() if k != "annotations"} for r in g["rules"]]}
-            for g in rules["groups"]
-        ]
-    }
-    (tmp_path / "rules.yaml").write_text(yaml.safe_dump(bare))
-    tests["rule_files"] = [str(tmp_path / "rules.yaml")]
-    (tmp_path / "test.yaml").write_text(yaml.safe_dump(tests))
-    proc = promtool(tools, "test", "rules", str(tmp_path / "test.yaml"))
+    proc = promtool_test(tools, rules, tests, tmp_path)
     assert proc.returncode != 0
     assert "FAILED" in proc.stdout + proc.stderr
 
