@@ -332,8 +332,12 @@ def build(
     tags = definitions.tags(body)
     if tags:
         annotations[names.TAGS] = json.dumps(tags, sort_keys=True)
-    if consumable is not None and consumable[1]:
-        annotations[consumables.CONSUMABLE_NAMES] = consumables.names_annotation(consumable[1])
+    # The AWS names of its consumable resources: the override's, else the definition's.
+    aws_names = consumables.read_names(definition)
+    if consumable is not None:
+        aws_names = json.loads(consumables.names_annotation(consumable[1]))
+    if aws_names:
+        annotations[consumables.CONSUMABLE_NAMES] = json.dumps(aws_names, sort_keys=True)
     propagate = body.boolean("propagateTags")
     if propagate is not None:
         annotations[names.AWS] = json.dumps({"propagateTags": propagate})

@@ -556,6 +556,18 @@ def test_jobs_and_definitions_take_consumables(server: Server, setup: dict[str, 
     assert d["consumableResourceProperties"] == {
         "consumableResourceList": [{"consumableResource": "Seats", "quantity": 3}]
     }
+    # A job that takes the definition's resources shows their AWS names once recorded.
+    _job(server, plain["jobId"])["status"] = {
+        "jobDefinition": {
+            "name": "licensed.1",
+            "template": {"spec": {"containers": [{"name": "main", "image": "busybox"}]}},
+            "consumableResourceProperties": defn["spec"]["consumableResourceProperties"],
+        }
+    }
+    d = u.describe_jobs(jobs=[plain["jobId"]])["jobs"][0]
+    assert d["consumableResourceProperties"] == {
+        "consumableResourceList": [{"consumableResource": "Seats", "quantity": 2}]
+    }
     with pytest.raises(BotoError) as err:
         u.submit_job(
             jobName="x",
