@@ -128,9 +128,12 @@ async def check_consumables(ctx: Context, manifest: JsonDict) -> None:
 
 async def _node_record(ctx: Context, obj: JsonDict) -> JsonDict | None:
     """A multi-node job's resolved nodeProperties (recorded, else from its definition)."""
-    recorded = ((obj.get("status") or {}).get("jobDefinition") or {}).get("nodeProperties")
+    revision = (obj.get("status") or {}).get("jobDefinition") or {}
+    recorded = revision.get("nodeProperties")
     if isinstance(recorded, dict):
         return recorded
+    if revision.get("template") is not None:
+        return None  # recorded by the operator: not a multi-node job
     name = str((obj.get("spec") or {}).get("jobDefinition", ""))
     memo = ctx.cache.setdefault("definitions", {})
     if name not in memo:

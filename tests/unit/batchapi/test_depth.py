@@ -143,7 +143,7 @@ def test_multinode_eks_ranges(server: Server, setup: dict[str, Any]) -> None:
         (
             {**NODES, "nodeRangeProperties": [{"targetNodes": "0:1", "container": MAIN}]},
             {},
-            "node",  # node 2 has no range (kubatch's validation)
+            "must account for every node",  # node 2 has no range
         ),
         (
             {
