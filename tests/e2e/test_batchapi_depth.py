@@ -44,8 +44,8 @@ def test_multinode_job_through_boto3(stack: Stack, api: Api, namespace: str) -> 
             "numNodes": 2,
             "mainNode": 0,
             "nodeRangeProperties": [
-                {"targetNodes": "0", "eksProperties": {"podProperties": pod("mpirun", 6)}},
-                {"targetNodes": "1:", "eksProperties": {"podProperties": pod("worker", 3)}},
+                {"targetNodes": "0", "eksProperties": {"podProperties": pod("mpirun", 10)}},
+                {"targetNodes": "1:", "eksProperties": {"podProperties": pod("worker", 8)}},
             ],
         },
         retryStrategy={"attempts": 1},
@@ -78,7 +78,7 @@ def test_multinode_job_through_boto3(stack: Stack, api: Api, namespace: str) -> 
         found = batch.describe_jobs(jobs=ids)["jobs"]
         return found if [d["status"] for d in found] == ["RUNNING"] * 3 else None
 
-    nodes = eventually("the 3 nodes running", running_nodes, 90, every=1.0)
+    nodes = eventually("the 3 nodes running", running_nodes, 90, every=0.5)
     assert [d["nodeDetails"] for d in nodes] == [
         {"nodeIndex": 0, "isMainNode": True},
         {"nodeIndex": 1, "isMainNode": False},
@@ -112,7 +112,7 @@ def test_a_consumable_resource_made_with_boto3_runs_two_jobs_one_at_a_time(
         batch.register_job_definition(
             jobDefinitionName="solver",
             type="container",
-            eksProperties={"podProperties": pod("solve", 5, cpu="1")},
+            eksProperties={"podProperties": pod("solve", 8, cpu="1")},
             consumableResourceProperties={
                 "consumableResourceList": [{"consumableResource": licence, "quantity": 1}]
             },

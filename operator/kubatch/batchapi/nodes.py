@@ -150,6 +150,8 @@ def template_of(record: Mapping[str, Any], index: int) -> JsonDict:
     """Pure: the resolved pod template of node ``index`` in a job's node record."""
     num = int(record.get("numNodes") or 1)
     for rr in record.get("nodeRangeProperties") or []:
+        if not isinstance(rr, dict):
+            continue
         parsed = parse_targets(str(rr.get("targetNodes", "")), num)
         if not isinstance(parsed, str) and parsed[0] <= index <= parsed[1]:
             template = rr.get("template")
