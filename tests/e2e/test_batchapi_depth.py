@@ -11,11 +11,12 @@ from typing import Any
 import pytest
 from tests.e2e.batchapi_support import Api, api, eventually, pool, wait_job
 from tests.e2e.conftest import Stack
+from tests.e2e.test_batchapi_process import client, served
 
 from kubatch.batchapi import names
 
 pytestmark = pytest.mark.timeout(300)
-__all__ = ["api"]
+__all__ = ["api", "served"]
 
 
 def pod(command: str, duration: float, cpu: str = "500m") -> dict[str, Any]:
@@ -172,3 +173,22 @@ def test_a_consumable_resource_made_with_boto3_runs_two_jobs_one_at_a_time(
     finally:
         admin.delete_consumable_resource(consumableResource=made["consumableResourceArn"])
     assert stack.get("consumableresource", names.kube_name(licence)) is None
+
+
+def test_consumable_resources_under_the_charts_rbac(
+    stack: Stack, namespace: str, served: tuple[str, dict[str, Any]]
+) -> None:
+    """The server as a process with exactly the chart's role manages consumable resources."""
+    url, keys = served
+    admin, user = client(url, keys["admin"]), client(url, keys["user"])
+    name = f"seats-{namespace}"
+    admin.create_consumable_resource(consumableResourceName=name, totalQuantity=2)
+    admin.update_consumable_resource(consumableResource=name, operation="ADD", quantity=1)
+    assert user.describe_consumable_resource(consumableResource=name)["totalQuantity"] == 3
+    listed = user.list_consumable_resources(
+        filters=[{"name": "CONSUMABLE_RESOURCE_NAME", "values": [name]}]
+    )["consumableResources"]
+    assert [c["consumableResourceName"] for c in listed] == [name]
+    assert user.list_jobs_by_consumable_resource(consumableResource=name)["jobs"] == []
+    admin.delete_consumable_resource(consumableResource=name)
+    assert stack.get("consumableresource", name) is None
