@@ -98,19 +98,11 @@ async def submit_job(ctx: Context, body: Any) -> JsonDict:
 
 
 def _missing(defn: Any, job: Any) -> list[str]:
-    """What vCPU/memory the job's pods lack (every node's, for a multi-node job)."""
-    if defn.spec.node_properties is None:
-        return jobs.missing_resources(resolve_pod_template(defn, job))
-    try:
-        record = resolve_node_properties(defn, job)
-    except (ValueError, IndexError):
-        return []  # the semantic validation names what is wrong with the ranges
-    found: list[str] = []
-    for rr in record.node_range_properties if record is not None else []:
-        for what in jobs.missing_resources(rr.template or {}):
-            if what not in found:
-                found.append(what)
-    return found
+    """What vCPU/memory the job's pod lacks (a multi-node job's ranges are checked by
+    kubatch's validation, which names the nodes)."""
+    if defn.spec.node_properties is not None:
+        return []
+    return jobs.missing_resources(resolve_pod_template(defn, job))
 
 
 async def check_consumables(ctx: Context, manifest: JsonDict) -> None:

@@ -605,3 +605,39 @@ def test_jobs_and_definitions_take_consumables(server: Server, setup: dict[str, 
     )
     assert USER.namespace == "team-a"
     assert server.run(server.kube.get(BATCHJOBS, plain["jobId"], "team-a"))["metadata"]
+
+
+def test_multinode_nodes_without_resources_are_refused_at_submit(setup: dict[str, Any]) -> None:
+    u = setup["user"]
+    bare = {"image": "busybox", "command": ["x"]}
+    u.register_job_definition(
+        jobDefinitionName="bare-mnp",
+        type="multinode",
+        nodeProperties={
+            "numNodes": 2,
+            "mainNode": 0,
+            "nodeRangeProperties": [
+                {"targetNodes": "0", "container": MAIN},
+                {"targetNodes": "1", "container": bare},
+            ],
+        },
+    )
+    with pytest.raises(BotoError) as err:
+        u.submit_job(jobName="x", jobQueue="depth-q", jobDefinition="bare-mnp")
+    assert "nodes 1:1 request no cpu or no memory" in message(err)
+    with pytest.raises(BotoError) as err:  # the definition's ranges end closed
+        u.submit_job(
+            jobName="x", jobQueue="depth-q", jobDefinition="bare-mnp", nodeOverrides={"numNodes": 3}
+        )
+    assert "ends open" in message(err)
+    ok = u.submit_job(
+        jobName="x",
+        jobQueue="depth-q",
+        jobDefinition="bare-mnp",
+        nodeOverrides={
+            "nodePropertyOverrides": [
+                {"targetNodes": "1", "containerOverrides": {"resourceRequirements": RES}}
+            ]
+        },
+    )
+    assert ok["jobId"]
