@@ -9,6 +9,7 @@ from typing import Any
 from kubatch.adapters.kube import (
     BATCHJOBS,
     COMPUTEENVIRONMENTS,
+    CONSUMABLERESOURCES,
     JOBDEFINITIONS,
     JOBQUEUES,
     Resource,
@@ -254,8 +255,8 @@ async def _tagged(ctx: Context, arn_text: str, change: bool) -> tuple[Resource, 
     obj: JsonDict | None
     if arn.kind == "job":
         ref = names.parse_job_id(arn.resource, ctx.region, ctx.account)
-        if ref is not None and ref.index is not None:
-            raise not_supported("tags on one child of an array job", "tag the array job")
+        if ref is not None and (ref.index is not None or ref.node is not None):
+            raise not_supported("tags on one child or node of a job", "tag the job itself")
         obj = await lookup.job(ctx, ref.name) if ref is not None else None
         res: Resource = BATCHJOBS
     elif arn.kind == "job-definition":
@@ -269,6 +270,11 @@ async def _tagged(ctx: Context, arn_text: str, change: bool) -> tuple[Resource, 
             ctx.require_admin("TagResource")
         obj = await lookup.queue(ctx, arn_text, "resourceArn")
         res = JOBQUEUES
+    elif arn.kind == "consumable-resource":
+        if change:
+            ctx.require_admin("TagResource")
+        obj = await lookup.consumable_resource(ctx, arn_text, "resourceArn")
+        res = CONSUMABLERESOURCES
     else:
         if change:
             ctx.require_admin("TagResource")

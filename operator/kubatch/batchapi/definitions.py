@@ -21,7 +21,7 @@ import re
 from typing import Any
 
 from kubatch.api.models import API_VERSION
-from kubatch.batchapi import eks, names, pods
+from kubatch.batchapi import consumables, eks, names, nodes, pods
 from kubatch.batchapi.errors import ClientError, not_supported, prune
 from kubatch.batchapi.names import Arn
 from kubatch.batchapi.reader import Reader
@@ -106,23 +106,41 @@ def build(body: Reader, namespace: str, revision: int) -> JsonDict:
     body.only(REGISTER_FIELDS)
     name = body.req_str("jobDefinitionName", pattern=names.AWS_NAME, what=names.NAME_RULE)
     kind = body.req_str("type", enum=("container", "multinode"))
-    if kind == "multinode" or body.has("nodeProperties"):
-        raise not_supported("multi-node parallel jobs (type multinode, nodeProperties)")
-    for key in ("ecsProperties", "consumableResourceProperties"):
-        if body.has(key):
-            raise not_supported(key, "use containerProperties or eksProperties")
+    if body.has("ecsProperties"):
+        raise not_supported("ecsProperties", "use containerProperties or eksProperties")
     cp, ep = body.struct("containerProperties"), body.struct("eksProperties")
-    if (cp is None) == (ep is None):
-        raise ClientError("give exactly one of containerProperties and eksProperties")
-    if cp is not None:
-        template, style, properties = pods.container_template(cp), "container", dict(cp.data)
+    spec: JsonDict = {}
+    properties: JsonDict
+    if kind == "multinode":
+        np = body.struct("nodeProperties", required=True)
+        assert np is not None
+        if cp is not None or ep is not None:
+            raise ClientError(
+                "a multinode job definition gives its containers in nodeProperties."
+                "nodeRangeProperties (container or eksProperties), not in containerProperties "
+                "or eksProperties"
+            )
+        spec["type"] = "multinode"
+        spec["nodeProperties"], style = nodes.node_properties(np, namespace)
+        properties = {"nodeProperties": dict(np.data)}
     else:
-        assert ep is not None
-        template, style, properties = eks.pod_template(ep, namespace), "eks", dict(ep.data)
+        if body.has("nodeProperties"):
+            raise ClientError("nodeProperties: allowed only with type multinode")
+        if (cp is None) == (ep is None):
+            raise ClientError("give exactly one of containerProperties and eksProperties")
+        if cp is not None:
+            spec["template"], style = pods.container_template(cp), "container"
+            properties = dict(cp.data)
+        else:
+            assert ep is not None
+            spec["template"], style = eks.pod_template(ep, namespace), "eks"
+            properties = dict(ep.data)
+    consumable = consumables.requirements(body.struct("consumableResourceProperties"))
+    if consumable is not None and consumable[0]["consumableResourceList"]:
+        spec["consumableResourceProperties"] = consumable[0]
     platforms = body.strings(
         "platformCapabilities", max_items=3, enum=("EC2", "FARGATE", "MANAGED_INSTANCES")
     )
-    spec: JsonDict = {"template": template}
     params = body.str_map("parameters", max_items=1000, max_key=256)
     if params:
         spec["parameters"] = params
@@ -150,6 +168,8 @@ def build(body: Reader, namespace: str, revision: int) -> JsonDict:
     tag_values = tags(body)
     if tag_values:
         annotations[names.TAGS] = json.dumps(tag_values, sort_keys=True)
+    if consumable is not None and consumable[1]:
+        annotations[consumables.CONSUMABLE_NAMES] = consumables.names_annotation(consumable[1])
     return {
         "apiVersion": API_VERSION,
         "kind": "JobDefinition",
@@ -240,7 +260,7 @@ def view(obj: JsonDict, region: str, account: str) -> JsonDict:
         "jobDefinitionArn": arn(obj, region, account),
         "revision": revision_of(obj),
         "status": status_of(obj),
-        "type": "container",
+        "type": "multinode" if spec.get("type") == "multinode" else "container",
         "parameters": dict(spec.get("parameters") or {}),
         "tags": read_tags(obj),
         "platformCapabilities": doc.get("platformCapabilities") or ["EC2"],
@@ -256,8 +276,19 @@ def view(obj: JsonDict, region: str, account: str) -> JsonDict:
         out["timeout"] = {"attemptDurationSeconds": to["attemptDurationSeconds"]}
     if doc.get("propagateTags") is not None:
         out["propagateTags"] = bool(doc["propagateTags"])
+    consumable = consumables.properties_view(
+        spec.get("consumableResourceProperties"), consumables.read_names(obj)
+    )
+    if consumable is not None:
+        out["consumableResourceProperties"] = consumable
     properties = doc.get("properties")
-    if style == "container":
+    if out["type"] == "multinode":
+        np = (
+            nodes.registered_view(properties) if isinstance(properties, dict) else None
+        ) or nodes.spec_view(spec, style)
+        if np is not None:
+            out["nodeProperties"] = np
+    elif style == "container":
         out["containerProperties"] = pods.with_defaults(
             properties if isinstance(properties, dict) else pods.template_container(template)
         )

@@ -15,7 +15,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kubatch.api.models import API_VERSION
-from kubatch.batchapi import definitions, eks, names, pods
+from kubatch.api.multinode import MAX_NODES
+from kubatch.batchapi import consumables, definitions, eks, names, pods
 from kubatch.batchapi.errors import ClientError, epoch_ms, not_supported
 from kubatch.batchapi.names import Arn, JobRef
 from kubatch.batchapi.reader import Reader
@@ -44,6 +45,9 @@ SUBMIT_FIELDS = (
     "consumableResourcePropertiesOverride",
 )
 _ESSENTIAL = "Essential container in task exited"
+_GANG = "Not every node of the multi-node job started in time; the attempt was released"
+_PREEMPTED = "Job attempt preempted for a job of a higher-priority queue or share"
+_WITH_MESSAGE = (Reason.INSUFFICIENT_CAPACITY, Reason.GANG_START_TIMEOUT, Reason.PREEMPTED)
 
 STATUS_REASONS: dict[str, str | None] = {
     # Finished.
@@ -77,8 +81,8 @@ STATUS_REASONS: dict[str, str | None] = {
     Reason.BLOCKED_BY_QUEUE_HEAD: None,
     # Scheduling depth (#17): kubatch's own messages name the resource or the preemptor.
     Reason.CONSUMABLE_UNAVAILABLE: None,
-    Reason.GANG_START_TIMEOUT: None,
-    Reason.PREEMPTED: None,
+    Reason.GANG_START_TIMEOUT: _GANG,
+    Reason.PREEMPTED: _PREEMPTED,
     Reason.PREEMPTING: None,
     Reason.BUDGET_EXCEEDED: None,  # kubatch only: the message says until when
 }
@@ -92,7 +96,7 @@ def status_reason(reason: str | None, message: str | None) -> str | None:
     text = STATUS_REASONS.get(reason)
     if text is None:
         return message or reason
-    if reason == Reason.INSUFFICIENT_CAPACITY and message:
+    if reason in _WITH_MESSAGE and message:
         return f"{text} - {message}"
     return text
 
@@ -108,64 +112,120 @@ def aws_status(phase: str | None) -> str:
 # --------------------------------------------------------------------------- submit
 
 
-def overrides(body: Reader, style: str, first_container: str) -> JsonDict:
-    """Pure: kubatch ``spec.overrides`` from ``containerOverrides``/``eksPropertiesOverride``."""
-    for key in ("nodeOverrides", "ecsPropertiesOverride", "consumableResourcePropertiesOverride"):
-        if body.has(key):
-            raise not_supported(key)
-    co, eo = body.struct("containerOverrides"), body.struct("eksPropertiesOverride")
-    if co is not None and eo is not None:
-        raise ClientError("give containerOverrides or eksPropertiesOverride, not both")
+def container_overrides(co: Reader, style: str) -> JsonDict:
+    """Pure: kubatch ``ContainerOverrides`` of AWS ``containerOverrides``."""
     out: JsonDict = {}
-    if co is not None:
-        co.only(
-            ("vcpus", "memory", "command", "instanceType", "environment", "resourceRequirements")
-        )
-        co.string("instanceType", max_len=256)  # multi-node only on AWS: no effect
-        command = co.strings("command", max_items=1000)
-        if command is not None:
-            out["args" if style == "container" else "command"] = command
-        env = pods.environment(co.structs("environment", max_items=1000))
+    co.only(("vcpus", "memory", "command", "instanceType", "environment", "resourceRequirements"))
+    co.string("instanceType", max_len=256)  # multi-node only on AWS: no effect
+    command = co.strings("command", max_items=1000)
+    if command is not None:
+        out["args" if style == "container" else "command"] = command
+    env = pods.environment(co.structs("environment", max_items=1000))
+    if env:
+        out["env"] = env
+    requests, limits = pods.resource_requirements(co)
+    resources = {k: v for k, v in (("requests", requests), ("limits", limits)) if v}
+    if resources:
+        out["resources"] = resources
+    return out
+
+
+def eks_overrides(eo: Reader, first_container: str) -> JsonDict:
+    """Pure: kubatch ``ContainerOverrides`` of AWS ``eksPropertiesOverride``."""
+    out: JsonDict = {}
+    eo.only(("podProperties",))
+    pp = eo.struct("podProperties")
+    if pp is None:
+        return out
+    pp.only(("containers", "initContainers", "metadata"))
+    for key in ("initContainers", "metadata"):
+        if pp.has(key):
+            raise not_supported(pp.field(key), "only the first container is overridden")
+    for c in pp.structs("containers", max_items=1) or []:
+        c.only(("name", "image", "command", "args", "env", "resources"))
+        name = c.string("name", max_len=63)
+        if name is not None and name != first_container:
+            raise not_supported(
+                f"{c.field('name')} {name!r}",
+                f"only the first container ({first_container!r}) is overridden",
+            )
+        if c.has("image"):
+            raise not_supported(c.field("image"), "register a new revision instead")
+        for key in ("command", "args"):
+            values = c.strings(key, max_items=1000)
+            if values is not None:
+                out[key] = values
+        env = pods.environment(c.structs("env", max_items=1000))
         if env:
             out["env"] = env
-        requests, limits = pods.resource_requirements(co)
-        resources = {k: v for k, v in (("requests", requests), ("limits", limits)) if v}
-        if resources:
-            out["resources"] = resources
+        res = c.struct("resources")
+        if res is not None:
+            res.only(("limits", "requests"))
+            view = eks.container(Reader({"image": "x", "resources": dict(res.data)}, c.path), 0)
+            if view.get("resources"):
+                out["resources"] = view["resources"]
+    return out
+
+
+def _one_override(r: Reader, style: str, first_container: str) -> JsonDict:
+    co, eo = r.struct("containerOverrides"), r.struct("eksPropertiesOverride")
+    if co is not None and eo is not None:
+        raise ClientError(
+            f"{r.path + ': ' if r.path else ''}give containerOverrides or eksPropertiesOverride, "
+            "not both"
+        )
+    if co is not None:
+        return container_overrides(co, style)
     if eo is not None:
-        eo.only(("podProperties",))
-        pp = eo.struct("podProperties")
-        if pp is not None:
-            pp.only(("containers", "initContainers", "metadata"))
-            for key in ("initContainers", "metadata"):
-                if pp.has(key):
-                    raise not_supported(pp.field(key), "only the first container is overridden")
-            items = pp.structs("containers", max_items=1) or []
-            for c in items:
-                c.only(("name", "image", "command", "args", "env", "resources"))
-                name = c.string("name", max_len=63)
-                if name is not None and name != first_container:
-                    raise not_supported(
-                        f"{c.field('name')} {name!r}",
-                        f"only the first container ({first_container!r}) is overridden",
-                    )
-                if c.has("image"):
-                    raise not_supported(c.field("image"), "register a new revision instead")
-                for key in ("command", "args"):
-                    values = c.strings(key, max_items=1000)
-                    if values is not None:
-                        out[key] = values
-                env = pods.environment(c.structs("env", max_items=1000))
-                if env:
-                    out["env"] = env
-                res = c.struct("resources")
-                if res is not None:
-                    res.only(("limits", "requests"))
-                    view = eks.container(
-                        Reader({"image": "x", "resources": dict(res.data)}, c.path), 0
-                    )
-                    if view.get("resources"):
-                        out["resources"] = view["resources"]
+        return eks_overrides(eo, first_container)
+    return {}
+
+
+def overrides(body: Reader, style: str, first_container: str) -> JsonDict:
+    """Pure: kubatch ``spec.overrides`` from ``containerOverrides``/``eksPropertiesOverride``."""
+    if body.has("ecsPropertiesOverride"):
+        raise not_supported("ecsPropertiesOverride")
+    return _one_override(body, style, first_container)
+
+
+NODE_OVERRIDE_FIELDS = (
+    "targetNodes",
+    "containerOverrides",
+    "ecsPropertiesOverride",
+    "instanceTypes",
+    "eksPropertiesOverride",
+    "consumableResourcePropertiesOverride",
+)
+
+
+def node_overrides(no: Reader, style: str, first_container: str) -> JsonDict:
+    """Pure: kubatch ``spec.nodeOverrides`` of AWS ``nodeOverrides`` (the ranges are checked
+    against the definition by kubatch's validation)."""
+    no.only(("numNodes", "nodePropertyOverrides"))
+    out: JsonDict = {}
+    num = no.integer("numNodes", lo=1, hi=MAX_NODES)
+    if num is not None:
+        out["numNodes"] = num
+    items = []
+    for o in no.structs("nodePropertyOverrides", max_items=MAX_NODES) or []:
+        o.only(NODE_OVERRIDE_FIELDS)
+        for key in ("ecsPropertiesOverride", "consumableResourcePropertiesOverride"):
+            if o.has(key):
+                raise not_supported(
+                    o.field(key),
+                    "kubatch takes consumable resources per job: give "
+                    "consumableResourcePropertiesOverride at the top level"
+                    if key.startswith("consumable")
+                    else "",
+                )
+        o.strings("instanceTypes", max_items=100, max_len=256)  # no effect
+        item: JsonDict = {"targetNodes": o.req_str("targetNodes", max_len=16)}
+        ov = _one_override(o, style, first_container)
+        if ov:
+            item["containerOverrides"] = ov
+        items.append(item)
+    if items:
+        out["nodePropertyOverrides"] = items
     return out
 
 
@@ -183,10 +243,11 @@ def depends_on(body: Reader, region: str, account: str) -> list[JsonDict]:
             ref = names.parse_job_id(job_id, region, account)
             if ref is None:
                 raise ClientError(f"{d.field('jobId')}: {job_id[:200]!r} is not a job id of yours")
-            if ref.index is not None:
+            if ref.index is not None or ref.node is not None:
                 raise not_supported(
-                    f"{d.field('jobId')}: a dependency on one child of an array ({job_id[:200]})",
-                    "depend on the array job, with type N_TO_N for child-to-child",
+                    f"{d.field('jobId')}: a dependency on one child or node of a job "
+                    f"({job_id[:200]})",
+                    "depend on the job itself (an array: with type N_TO_N for child-to-child)",
                 )
             item["jobName"] = ref.name
         elif kind != "SEQUENTIAL":
@@ -210,9 +271,10 @@ def build(
     body.only(SUBMIT_FIELDS)
     job_name = body.req_str("jobName", pattern=names.JOB_NAME, what=names.JOB_NAME_RULE)
     style = ((definition.get("metadata") or {}).get("annotations") or {}).get(names.STYLE) or "eks"
-    containers = ((definition.get("spec") or {}).get("template") or {}).get("spec", {}).get(
-        "containers"
-    ) or [{}]
+    dspec = definition.get("spec") or {}
+    ranges = (dspec.get("nodeProperties") or {}).get("nodeRangeProperties") or [{}]
+    template = dspec.get("template") or ranges[0].get("template") or {}
+    containers = (template.get("spec") or {}).get("containers") or [{}]
     first = str(containers[0].get("name", "")) if isinstance(containers[0], dict) else ""
     spec: JsonDict = {
         "jobQueue": queue,
@@ -221,9 +283,25 @@ def build(
     params = body.str_map("parameters", max_items=1000, max_key=256)
     if params:
         spec["parameters"] = params
+    multinode = (definition.get("spec") or {}).get("type") == "multinode"
+    if multinode and (body.has("containerOverrides") or body.has("eksPropertiesOverride")):
+        raise ClientError(
+            "a multi-node job takes its overrides in nodeOverrides.nodePropertyOverrides, not "
+            "in containerOverrides or eksPropertiesOverride"
+        )
     ov = overrides(body, style, first)
     if ov:
         spec["overrides"] = ov
+    no = body.struct("nodeOverrides")
+    if no is not None:
+        if not multinode:
+            raise ClientError("nodeOverrides: the job definition is not of type multinode")
+        node_ov = node_overrides(no, style, first)
+        if node_ov:
+            spec["nodeOverrides"] = node_ov
+    consumable = consumables.requirements(body.struct("consumableResourcePropertiesOverride"))
+    if consumable is not None:
+        spec["consumableResourcePropertiesOverride"] = consumable[0]
     rs = definitions.retry_strategy(body.struct("retryStrategy"))
     if rs:
         spec["retryStrategy"] = rs
@@ -254,6 +332,12 @@ def build(
     tags = definitions.tags(body)
     if tags:
         annotations[names.TAGS] = json.dumps(tags, sort_keys=True)
+    # The AWS names of its consumable resources: the override's, else the definition's.
+    aws_names = consumables.read_names(definition)
+    if consumable is not None:
+        aws_names = json.loads(consumables.names_annotation(consumable[1]))
+    if aws_names:
+        annotations[consumables.CONSUMABLE_NAMES] = json.dumps(aws_names, sort_keys=True)
     propagate = body.boolean("propagateTags")
     if propagate is not None:
         annotations[names.AWS] = json.dumps({"propagateTags": propagate})
@@ -338,6 +422,9 @@ _HOST = re.compile(r"node (\S+) was reclaimed")
 
 def attempt_reason(attempt: Mapping[str, Any]) -> str | None:
     """Pure: an attempt's AWS statusReason (a reclaimed node reads as AWS's host message)."""
+    released = STATUS_REASONS.get(str(attempt.get("reason") or ""))
+    if attempt.get("reason") in (Reason.GANG_START_TIMEOUT, Reason.PREEMPTED) and released:
+        return released
     if attempt.get("interrupted"):
         return f"Host EC2 (instance {attempt.get('nodeName') or 'unknown'}) terminated."
     if attempt.get("reason") == "DeadlineExceeded":

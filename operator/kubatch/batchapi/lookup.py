@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubatch.adapters.kube import BATCHJOBS, COMPUTEENVIRONMENTS, JOBDEFINITIONS, JOBQUEUES
+from kubatch.adapters.kube import (
+    BATCHJOBS,
+    COMPUTEENVIRONMENTS,
+    CONSUMABLERESOURCES,
+    JOBDEFINITIONS,
+    JOBQUEUES,
+)
 from kubatch.batchapi import definitions, names
 from kubatch.batchapi.context import Context
 from kubatch.batchapi.errors import ClientError
@@ -27,6 +33,15 @@ async def compute_environment(ctx: Context, text: str, where: str) -> JsonDict:
     obj = await ctx.get(COMPUTEENVIRONMENTS, names.kube_name(aws))
     if obj is None or not names.owns(obj, aws):
         raise ClientError(f"{where}: compute environment {aws!r} does not exist")
+    return obj
+
+
+async def consumable_resource(ctx: Context, text: str, where: str) -> JsonDict:
+    """The ConsumableResource of an AWS name or ARN; ClientException when there is none."""
+    aws = names.resource_name(text, "consumable-resource", ctx.region, ctx.account, where)
+    obj = await ctx.get(CONSUMABLERESOURCES, names.kube_name(aws))
+    if obj is None or not names.owns(obj, aws):
+        raise ClientError(f"{where}: consumable resource {aws!r} does not exist")
     return obj
 
 

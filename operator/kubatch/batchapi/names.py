@@ -99,7 +99,7 @@ class Arn:
         return f"arn:aws:batch:{self.region}:{self.account}:{self.kind}/{self.resource}"
 
 
-KINDS = ("job", "job-definition", "job-queue", "compute-environment")
+KINDS = ("job", "job-definition", "job-queue", "compute-environment", "consumable-resource")
 
 
 def parse_arn(text: str, where: str = "resourceArn") -> Arn:
@@ -110,8 +110,8 @@ def parse_arn(text: str, where: str = "resourceArn") -> Arn:
     kind, sep, resource = parts[5].partition("/")
     if not sep or kind not in KINDS or not resource:
         raise ClientError(
-            f"{where}: {text[:200]!r} names no job, job definition, job queue or compute "
-            "environment"
+            f"{where}: {text[:200]!r} names no job, job definition, job queue, compute "
+            "environment or consumable resource"
         )
     return Arn(parts[3], parts[4], kind, resource)
 
@@ -150,12 +150,16 @@ def parse_definition_ref(text: str, where: str = "jobDefinition") -> DefinitionR
 
 @dataclass(frozen=True, slots=True)
 class JobRef:
-    """A job id: the BatchJob's name, with ``index`` for an array child ``<id>:<index>``."""
+    """A job id: the BatchJob's name, with ``index`` for an array child ``<id>:<index>`` or
+    ``node`` for a node of a multi-node job ``<id>#<node>`` (AWS's ids)."""
 
     name: str
     index: int | None = None
+    node: int | None = None
 
     def __str__(self) -> str:
+        if self.node is not None:
+            return f"{self.name}#{self.node}"
         return self.name if self.index is None else f"{self.name}:{self.index}"
 
 
@@ -180,6 +184,14 @@ def parse_job_id(
         if arn.kind != "job" or arn.region != region or arn.account != account:
             return None
         text = arn.resource
+    base, hash_sep, node = text.partition("#")
+    if hash_sep:
+        if not node.isdigit() or len(node) > 4:
+            return None
+        parent = parse_job_id(base, region, account, where)
+        if parent is None or parent.index is not None:
+            return None
+        return JobRef(parent.name, None, int(node))
     name, sep, idx = text.partition(":")
     if len(name) > 253 or not _OBJECT_NAME.fullmatch(name):
         return None

@@ -9,9 +9,9 @@ from typing import Any
 from kubatch.adapters.kube import BATCHJOBS, JOBDEFINITIONS, NAMESPACES, ApiError
 from kubatch.api.models import parse_batch_job, parse_job_definition, parse_job_queue
 from kubatch.api.problems import InvalidResource, Problem
-from kubatch.api.resolve import resolve_pod_template
+from kubatch.api.resolve import resolve_node_properties, resolve_pod_template
 from kubatch.api.validation import validate_batch_job, validate_job_definition
-from kubatch.batchapi import definitions, jobs, lookup, names, pagination, views
+from kubatch.batchapi import consumables, definitions, jobs, lookup, names, nodes, pagination, views
 from kubatch.batchapi.children import Child, array_children
 from kubatch.batchapi.context import KUBE_ERRORS, Context, translate
 from kubatch.batchapi.errors import ClientError, not_supported
@@ -76,7 +76,8 @@ async def submit_job(ctx: Context, body: Any) -> JsonDict:
         q = parse_job_queue(queue)
     except InvalidResource as err:
         raise _problems("invalid job", err.problems) from err
-    missing = jobs.missing_resources(resolve_pod_template(defn, job))
+    await check_consumables(ctx, manifest)
+    missing = _missing(defn, job)
     if missing:
         raise ClientError(
             f"the job has no {' and no '.join(missing)}: give them in the job definition's "
@@ -94,6 +95,49 @@ async def submit_job(ctx: Context, body: Any) -> JsonDict:
         "jobName": manifest["metadata"]["annotations"][names.NAME],
         "jobId": job_id,
     }
+
+
+def _missing(defn: Any, job: Any) -> list[str]:
+    """What vCPU/memory the job's pod lacks (a multi-node job's ranges are checked by
+    kubatch's validation, which names the nodes)."""
+    if defn.spec.node_properties is not None:
+        return []
+    return jobs.missing_resources(resolve_pod_template(defn, job))
+
+
+async def check_consumables(ctx: Context, manifest: JsonDict) -> None:
+    """Every consumable resource a job or definition names exists (as on AWS)."""
+    raw = (manifest.get("metadata") or {}).get("annotations", {}).get(consumables.CONSUMABLE_NAMES)
+    spec = manifest.get("spec") or {}
+    props = spec.get("consumableResourceProperties") or spec.get(
+        "consumableResourcePropertiesOverride"
+    )
+    if not raw or not props:
+        return
+    for aws in consumables.read_names(manifest).values():
+        await lookup.consumable_resource(ctx, aws, "consumableResource")
+
+
+async def _node_record(ctx: Context, obj: JsonDict) -> JsonDict | None:
+    """A multi-node job's resolved nodeProperties (recorded, else from its definition)."""
+    revision = (obj.get("status") or {}).get("jobDefinition") or {}
+    recorded = revision.get("nodeProperties")
+    if isinstance(recorded, dict):
+        return recorded
+    if revision.get("template") is not None:
+        return None  # recorded by the operator: not a multi-node job
+    name = str((obj.get("spec") or {}).get("jobDefinition", ""))
+    memo = ctx.cache.setdefault("definitions", {})
+    if name not in memo:
+        memo[name] = await ctx.get(JOBDEFINITIONS, name, ctx.namespace)
+    defn = memo[name]
+    if defn is None or (defn.get("spec") or {}).get("type") != "multinode":
+        return None
+    try:
+        record = resolve_node_properties(parse_job_definition(defn), parse_batch_job(obj))
+    except (InvalidResource, ValueError, IndexError):
+        return None
+    return None if record is None else record.model_dump(by_alias=True, exclude_none=True)
 
 
 async def _place(ctx: Context) -> views.Place:
@@ -145,6 +189,12 @@ async def describe_jobs(ctx: Context, body: Any) -> JsonDict:
         if ref is None or obj is None:
             continue
         template = await _definition_template(ctx, obj)
+        record = await _node_record(ctx, obj)
+        if ref.node is not None:
+            node = _nodes(obj, record).get(ref.node)
+            if node is not None:
+                out.append(views.detail(obj, place, definition_template=template, node=node))
+            continue
         child = None
         if ref.index is not None:
             if not (obj.get("spec") or {}).get("arrayProperties"):
@@ -152,8 +202,17 @@ async def describe_jobs(ctx: Context, body: Any) -> JsonDict:
             child = (await _children(ctx, obj)).get(ref.index)
             if child is None:
                 continue
-        out.append(views.detail(obj, place, definition_template=template, child=child))
+        out.append(
+            views.detail(obj, place, definition_template=template, child=child, node_record=record)
+        )
     return {"jobs": out}
+
+
+def _nodes(obj: JsonDict, record: JsonDict | None) -> dict[int, nodes.Node]:
+    if record is None:
+        return {}
+    parent = jobs.aws_status((obj.get("status") or {}).get("phase"))
+    return {n.index: n for n in nodes.nodes_of(obj, record, parent)}
 
 
 LIST_FILTERS = ("JOB_NAME", "JOB_DEFINITION", "BEFORE_CREATED_AT", "AFTER_CREATED_AT")
@@ -199,8 +258,6 @@ async def list_jobs(ctx: Context, body: Any) -> JsonDict:
             "filters",
         )
     )
-    if r.has("multiNodeJobId"):
-        raise not_supported("multiNodeJobId (multi-node parallel jobs)")
     status = r.string("jobStatus", enum=jobs.STATUSES)
     token = r.string("nextToken", max_len=4096)
     filters = r.structs("filters", max_items=1)
@@ -214,13 +271,34 @@ async def list_jobs(ctx: Context, body: Any) -> JsonDict:
     if filters:
         limit = min(limit, 100)
     queue_text, array_id = r.string("jobQueue", max_len=2048), r.string("arrayJobId", max_len=2048)
-    if (queue_text is None) == (array_id is None):
-        raise ClientError("give exactly one of jobQueue and arrayJobId")
+    mnp_id = r.string("multiNodeJobId", max_len=2048)
+    if sum(x is not None for x in (queue_text, array_id, mnp_id)) != 1:
+        raise ClientError("give exactly one of jobQueue, arrayJobId and multiNodeJobId")
     place = await _place(ctx)
     digest = pagination.query_digest(
-        {k: body.get(k) for k in ("jobQueue", "arrayJobId", "jobStatus", "filters")}
+        {
+            k: body.get(k)
+            for k in ("jobQueue", "arrayJobId", "multiNodeJobId", "jobStatus", "filters")
+        }
     )
-    if array_id is not None:
+    if mnp_id is not None:
+        ref = names.parse_job_id(mnp_id, ctx.region, ctx.account, "multiNodeJobId", ctx.namespace)
+        plain = ref is not None and ref.index is None and ref.node is None
+        parent = await lookup.job(ctx, ref.name) if ref is not None and plain else None
+        record = await _node_record(ctx, parent) if parent is not None else None
+        if parent is None or record is None:
+            raise ClientError(f"multiNodeJobId: {mnp_id[:200]!r} is not a multi-node job of yours")
+        want = status or "RUNNING"
+        all_nodes = _nodes(parent, record).values()
+        picked = [n for n in all_nodes if filters or n.status == want]
+        if filters:
+            keep = _filter(fname, values[0], place)
+            picked = picked if keep(parent) else []
+        chosen_nodes, nxt = pagination.page(
+            picked, lambda n: [n.index], token=token, limit=limit, digest=digest
+        )
+        summaries = [views.summary(parent, place, node=n) for n in chosen_nodes]
+    elif array_id is not None:
         ref = names.parse_job_id(array_id, ctx.region, ctx.account, "arrayJobId", ctx.namespace)
         parent = await lookup.job(ctx, ref.name) if ref is not None and ref.index is None else None
         if parent is None or not (parent.get("spec") or {}).get("arrayProperties"):
@@ -266,10 +344,10 @@ async def _stop(ctx: Context, job_id: str, reason: str, operation: str) -> None:
     ref = names.parse_job_id(job_id, ctx.region, ctx.account, namespace=ctx.namespace)
     if ref is None:
         raise ClientError(f"jobId: {job_id[:200]!r} is not a job id of yours")
-    if ref.index is not None:
+    if ref.index is not None or ref.node is not None:
         raise not_supported(
-            f"{operation} of one child of an array ({job_id[:200]})",
-            f"stop the array job {ref.name}",
+            f"{operation} of one child or node of a job ({job_id[:200]})",
+            f"stop the job {ref.name}",
         )
     for _ in range(5):
         obj = await lookup.job(ctx, ref.name)
@@ -350,6 +428,7 @@ async def register_job_definition(ctx: Context, body: Any) -> JsonDict:
     revision = max((definitions.revision_of(d) for d in existing), default=0) + 1
     for _ in range(10):
         manifest = definitions.build(r, ctx.namespace, revision)
+        await check_consumables(ctx, manifest)
         try:
             problems = validate_job_definition(parse_job_definition(manifest))
         except InvalidResource as err:

@@ -26,7 +26,7 @@ from aiohttp import web
 
 from kubatch.adapters.kube import ApiError, Kube, Resource
 from kubatch.adapters.protocol import KubeApi
-from kubatch.batchapi import admin, operations, sigv4
+from kubatch.batchapi import admin, consumable_ops, operations, sigv4
 from kubatch.batchapi.context import KUBE_ERRORS, Context
 from kubatch.batchapi.errors import BatchApiError, ClientError, ServerError, not_supported
 from kubatch.batchapi.identity import Identity, KeyError_, parse_key_arg, parse_secret
@@ -58,6 +58,12 @@ OPERATIONS: dict[str, Handler] = {
     "createcomputeenvironment": admin.create_compute_environment,
     "updatecomputeenvironment": admin.update_compute_environment,
     "deletecomputeenvironment": admin.delete_compute_environment,
+    "createconsumableresource": consumable_ops.create_consumable_resource,
+    "describeconsumableresource": consumable_ops.describe_consumable_resource,
+    "listconsumableresources": consumable_ops.list_consumable_resources,
+    "updateconsumableresource": consumable_ops.update_consumable_resource,
+    "deleteconsumableresource": consumable_ops.delete_consumable_resource,
+    "listjobsbyconsumableresource": consumable_ops.list_jobs_by_consumable_resource,
 }
 
 

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kubatch.batchapi import definitions, eks, names, pods
+from kubatch.batchapi import consumables, definitions, eks, names, nodes, pods
 from kubatch.batchapi.children import Child
 from kubatch.batchapi.errors import prune
 from kubatch.batchapi.jobs import (
@@ -131,12 +131,15 @@ def detail(
     *,
     definition_template: Mapping[str, Any] | None = None,
     child: Child | None = None,
+    node_record: Mapping[str, Any] | None = None,
+    node: nodes.Node | None = None,
 ) -> JsonDict:
-    """Pure: the ``JobDetail`` of a job, or of one child of an array job."""
+    """Pure: the ``JobDetail`` of a job, of one child of an array job, or of one node of a
+    multi-node job (``node_record``: its resolved ``nodeProperties``)."""
     meta, spec, status = _meta(obj), obj.get("spec") or {}, obj.get("status") or {}
     name = str(meta.get("name"))
-    ref = JobRef(name, child.index if child else None)
-    template = _template(obj, definition_template)
+    ref = JobRef(name, child.index if child else None, node.index if node else None)
+    template = node.template if node and node.template else _template(obj, definition_template)
     container_name = _first_container(template)
     attempts: list[JsonDict] = child.attempts if child else list(status.get("attempts") or [])
     ecs_attempts, eks_attempts = attempts_view(attempts, place.namespace, container_name)
@@ -156,6 +159,10 @@ def detail(
         started, stopped = _ms(status.get("startedAt")), _ms(status.get("stoppedAt"))
         if aws not in ("SUCCEEDED", "FAILED"):
             stopped = None
+        if node is not None:
+            aws = node.status
+            if aws not in ("SUCCEEDED", "FAILED"):
+                stopped = None
     out: JsonDict = {
         "jobArn": job_arn(ref, place.region, place.account),
         "jobName": job_name(obj),
@@ -190,7 +197,21 @@ def detail(
         out["arrayProperties"] = {"index": child.index}
     elif size:
         out["arrayProperties"] = {"statusSummary": summary_counts(obj), "size": int(size)}
-    last = attempts[-1] if attempts else {}
+    if node is not None:
+        out["nodeDetails"] = nodes.details(node)
+    elif node_record:
+        out["nodeProperties"] = nodes.spec_view({"nodeProperties": node_record}, _style(obj))
+    consumable = consumables.properties_view(
+        spec.get("consumableResourcePropertiesOverride") or rev.get("consumableResourceProperties"),
+        consumables.read_names(obj),
+    )
+    if consumable is not None:
+        out["consumableResourceProperties"] = consumable
+    last = dict(attempts[-1]) if attempts else {}
+    if node is not None and last:
+        last.update(exitCode=node.exit_code, podName=node.pod_name, nodeName=node.node_name)
+        if node.reason:
+            last["reason"] = node.reason
     if _style(obj) == "container":
         view = pods.template_container(template)
         if last:
@@ -215,10 +236,26 @@ def detail(
     return result
 
 
-def summary(obj: Mapping[str, Any], place: Place, *, child: Child | None = None) -> JsonDict:
-    """Pure: the ``JobSummary`` of a job (ListJobs)."""
+def num_nodes(obj: Mapping[str, Any]) -> int | None:
+    """Pure: a multi-node job's number of nodes as recorded (or overridden), else None."""
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    recorded = ((status.get("jobDefinition") or {}).get("nodeProperties") or {}).get("numNodes")
+    value = recorded or (spec.get("nodeOverrides") or {}).get("numNodes")
+    return int(value) if isinstance(value, int) else None
+
+
+def summary(
+    obj: Mapping[str, Any],
+    place: Place,
+    *,
+    child: Child | None = None,
+    node: nodes.Node | None = None,
+) -> JsonDict:
+    """Pure: the ``JobSummary`` of a job, an array child or a node (ListJobs)."""
     meta, spec, status = _meta(obj), obj.get("spec") or {}, obj.get("status") or {}
-    ref = JobRef(str(meta.get("name")), child.index if child else None)
+    ref = JobRef(
+        str(meta.get("name")), child.index if child else None, node.index if node else None
+    )
     cancelled, terminated = stopped_by(obj)
     if child is not None:
         aws, reason = child.status, child.status_reason
@@ -258,5 +295,14 @@ def summary(obj: Mapping[str, Any], place: Place, *, child: Child | None = None)
         out["arrayProperties"] = {"index": child.index}
     elif size:
         out["arrayProperties"] = {"size": int(size), "statusSummary": summary_counts(obj)}
+    if node is not None:
+        out["status"] = node.status
+        if node.status not in ("SUCCEEDED", "FAILED"):
+            out["stoppedAt"] = None
+        out["nodeProperties"] = nodes.summary(node, node.num_nodes)
+    else:
+        count = num_nodes(obj)
+        if count is not None:
+            out["nodeProperties"] = nodes.summary(None, count)
     result: JsonDict = prune(out)
     return result

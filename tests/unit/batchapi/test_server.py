@@ -157,7 +157,8 @@ def test_submit_translates_to_a_batchjob(server: Server, setup: dict[str, Any]) 
             {"parameters": {"other": "1"}, "containerOverrides": {"command": ["Ref::missing"]}},
             "undefined parameter",
         ),
-        ({"nodeOverrides": {"numNodes": 2}}, "not supported"),
+        ({"nodeOverrides": {"numNodes": 2}}, "not of type multinode"),
+        ({"ecsPropertiesOverride": {"taskProperties": []}}, "not supported"),
         ({"shareIdentifier": "a"}, "fair-share"),
         ({"timeout": {"attemptDurationSeconds": 10}}, "at least 60"),
         (
@@ -291,7 +292,7 @@ def test_unsupported_and_unknown_operations_are_client_errors(server: Server) ->
             type="multinode",
             nodeProperties={"numNodes": 2, "mainNode": 0, "nodeRangeProperties": []},
         )
-    assert "multi-node" in str(err.value)
+    assert "nodeRangeProperties needs at least one range" in str(err.value)
     with pytest.raises(BotoError, match="ecsProperties"):
         u.register_job_definition(
             jobDefinitionName="e", type="container", ecsProperties={"taskProperties": []}
