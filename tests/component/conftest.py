@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from kubatch.adapters import calls
 from kubatch.adapters.fake import FakeKube
 from kubatch.adapters.kube import (
     BATCHJOBS,
@@ -45,6 +46,8 @@ KINDS: dict[str, Resource] = {
     "Namespace": NAMESPACES,
 }
 API = "kubatch.io/v1alpha1"
+DECLARED = calls.allowed(calls.needs(webhook=False))
+"""The operator's declared API calls (adapters/calls.py): any other call fails a test."""
 
 
 class Clock:
@@ -108,6 +111,7 @@ def make_node(name: str, cpu: str = "8", mem: str = "32Gi", ce: str | None = Non
 class Harness:
     def __init__(self, settings: Settings | None = None, **kube: Any) -> None:
         self.clock = Clock()
+        kube.setdefault("allowed", DECLARED)
         self.kube = FakeKube(clock=lambda: rfc3339(self.clock.now), **kube)
         self.metrics = Metrics()
         self.settings = settings or Settings()

@@ -64,6 +64,8 @@ class Loop:
                 raise
             except Exception:
                 log.exception("scheduler cycle failed; retrying")
+                if self.metrics is not None:
+                    self.metrics.count_handler_error("cycle")
                 await asyncio.sleep(0.5)
                 self.wake.set()
 
