@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -154,7 +155,9 @@ def renewal_reason(bundle: Bundle, hosts: Sequence[str], now: dt.datetime) -> st
     lacking = [h for h in hosts if str(_normal(h)) not in have]
     if lacking:
         return f"it does not name {', '.join(lacking)}"
-    if cert.issuer != _load_cert(bundle.ca_crt).subject:
+    try:
+        cert.verify_directly_issued_by(_load_cert(bundle.ca_crt))
+    except (ValueError, TypeError, InvalidSignature):
         return "another CA signed it"
     return None
 
