@@ -133,7 +133,8 @@ async def test_register_writes_the_whole_configuration() -> None:
     kube = strict(register=True)
     cfg = settings(register=True, url="https://127.0.0.1:9443")
     hook = Webhook(kube, cfg, namespace="sys", now=lambda: NOW)
-    await hook.refresh()
+    await hook.certificate()
+    await hook.publish(first=True)
     vwc = kube.get_object(VALIDATINGWEBHOOKCONFIGURATIONS, "kubatch")
     assert vwc is not None
     assert hook.bundle is not None

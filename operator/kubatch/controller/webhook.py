@@ -28,7 +28,7 @@ import logging
 import os
 import ssl
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -108,17 +108,11 @@ class Webhook:
         return app
 
     async def run(self) -> None:
-        """Get the certificate (retrying until it can), serve, keep it fresh; for ever."""
-        while True:
-            try:
-                await self.refresh()
-                break
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # RBAC not there yet, API server busy, bad files…
-                log.warning("webhook certificate not available yet: %s", exc)
-                await asyncio.sleep(RETRY)
+        """Get the certificate (retrying until it can), serve, then make the API server call
+        us (caBundle, or the whole configuration with ``register``); keep it all fresh."""
+        await self._retry(self.certificate, "webhook certificate not available yet")
         await self.start()
+        await self._retry(lambda: self.publish(first=True), "webhook configuration not set yet")
         try:
             while True:
                 await asyncio.sleep(REFRESH)
@@ -130,6 +124,18 @@ class Webhook:
                     log.warning("webhook certificate check failed: %s", exc)
         finally:
             await self.stop()
+
+    @staticmethod
+    async def _retry(step: Callable[[], Awaitable[None]], what: str) -> None:
+        while True:
+            try:
+                await step()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # RBAC not there yet, API server busy, bad files…
+                log.warning("%s: %s", what, exc)
+                await asyncio.sleep(RETRY)
 
     async def start(self) -> None:
         self._runner = web.AppRunner(self.app(), access_log=None)
@@ -214,14 +220,28 @@ class Webhook:
 
     async def refresh(self) -> None:
         """Load (and if needed make or renew) the certificate; keep the caBundle right."""
+        await self.certificate()
+        await self.publish()
+
+    async def certificate(self) -> None:
+        """The serving certificate: cert-manager's files, or the shared Secret's."""
         if self.cfg.cert_dir is not None:
             self._load_files(self.cfg.cert_dir)
+            return
+        bundle = await self._own_bundle()
+        if bundle != self.bundle:
+            self._use(bundle.tls_crt, bundle.tls_key)
+            self.bundle = bundle
+
+    async def publish(self, *, first: bool = False) -> None:
+        """Make the API server trust (and with ``register``, call) this webhook. Registration
+        happens once, at start: a configuration removed later stays removed."""
+        if self.bundle is None:  # cert-manager's CA injector keeps the caBundle
+            return
+        if first and self.cfg.register:
+            await self._register(self.bundle)
         else:
-            bundle = await self._own_bundle()
-            if bundle != self.bundle:
-                self._use(bundle.tls_crt, bundle.tls_key)
-                self.bundle = bundle
-            await self._ca_bundle(bundle)
+            await self._ca_bundle(self.bundle)
 
     def _use(self, cert: bytes, key: bytes) -> None:
         """Load a PEM pair into the server's TLS context (new connections use it)."""
@@ -291,11 +311,8 @@ class Webhook:
         return renewed
 
     async def _ca_bundle(self, bundle: certs.Bundle) -> None:
-        """Make the configuration trust our CA (or write it all, with ``register``)."""
+        """Make the configuration trust our CA."""
         name = self.cfg.configuration
-        if self.cfg.register:
-            await self._register(bundle)
-            return
         try:
             current = await self.kube.get(VALIDATINGWEBHOOKCONFIGURATIONS, name)
         except ApiError as exc:
