@@ -173,6 +173,11 @@ class Stack:
         self.start_operator(wait=wait, timeout=timeout)
 
     def start_operator(self, *, wait: bool = True, timeout: float = 60.0) -> None:
+        """Start the operator (again); while the webhook is off it does not register it."""
+        argv = [a for a in self.operator.argv if a != "--webhook-register"]
+        if self.webhook_port and self._saved_configuration is None:
+            argv.append("--webhook-register")
+        self.operator.argv = argv
         self.operator.start()
         if wait:
             self.wait_operator(timeout)
@@ -190,7 +195,7 @@ class Stack:
 
         eventually(served, what="the operator's /metrics", timeout=timeout, every=0.3,
                    check=self.check)  # fmt: skip
-        if self.webhook_port:
+        if self.webhook_port and self._saved_configuration is None:  # not turned off
             run_sync(self._wait_webhook(timeout))
 
     async def _wait_webhook(self, timeout: float) -> None:
@@ -218,8 +223,8 @@ class Stack:
         saved = self._saved_configuration
         if saved is None:
             return
-        run_sync(self._restore(saved))
         self._saved_configuration = None
+        run_sync(self._restore(saved))
         self.wait_operator()
 
     async def _configuration(self, *, delete: bool) -> dict[str, Any] | None:
@@ -237,7 +242,11 @@ class Stack:
     async def _restore(self, saved: dict[str, Any]) -> None:
         meta = {k: v for k, v in saved["metadata"].items() if k in ("name", "labels")}
         async with await Kube.from_environment(self.kubeconfig) as kube:
-            await kube.create(VALIDATINGWEBHOOKCONFIGURATIONS, {**saved, "metadata": meta})
+            try:
+                await kube.create(VALIDATINGWEBHOOKCONFIGURATIONS, {**saved, "metadata": meta})
+            except ApiError as exc:
+                if not exc.conflict:  # 409: a restarted operator registered it already
+                    raise
 
     async def wait_operator_async(self, timeout: float = 60.0) -> None:
         async def served() -> bool:
@@ -249,7 +258,7 @@ class Stack:
 
         await eventually_async(served, what="the operator's /metrics", timeout=timeout,
                                every=0.3, check=self.check)  # fmt: skip
-        if self.webhook_port:
+        if self.webhook_port and self._saved_configuration is None:
             await self._wait_webhook(timeout)
 
     def check(self) -> None:
