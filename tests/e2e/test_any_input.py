@@ -348,3 +348,33 @@ def test_immutable_edits_are_refused_at_apply_time_or_ignored_and_said(
         counts = status(stack.get("jobqueue", q)).get("jobCounts") or {}
         assert all(v >= 0 for v in counts.values()), (q, counts)
     assert (status(stack.get("jobqueue", f"{b}-q")).get("jobCounts") or {}).get("succeeded", 0) == 0
+
+
+# --------------------------------------------------------------------------- problem 5
+
+
+@pytest.mark.timeout(300)
+def test_the_interruption_budget_is_configurable_per_job(stack: Stack, namespace: str) -> None:
+    """Problem 5: the interruption budget (3 by default) is configurable. With
+    ``interruptionBudget: 0`` the first spot reclaim moves the job to the next pool of its
+    queue (on-demand) at once, without using up its single attempt."""
+    ns = namespace
+    spot, od, q = f"{ns}-spot", f"{ns}-od", f"{ns}-q"
+    stack.apply([make_ce(spot, capacity_type="Spot", max_vcpus=8), make_ce(od, max_vcpus=8),
+                 make_queue(q, [spot, od])])  # fmt: skip
+    stack.apply([make_definition("long", duration=10, cpu="1", retry={"attempts": 1}),
+                 make_job("impatient", q, "long", interruptionBudget=0)], ns)  # fmt: skip
+
+    def running_on_spot() -> bool:
+        st = status(stack.get("batchjob", "impatient", ns))
+        return st.get("phase") == "Running" and st.get("computeEnvironment") == spot
+
+    stack.wait("the job running on spot", running_on_spot, timeout=60)
+    stack.reclaim(spot, 1.0)
+    st = status(stack.wait_phase(ns, "impatient", timeout=120))
+    assert st["phase"] == "Succeeded", st
+    first, last = st["attempts"][0], st["attempts"][-1]
+    assert (first["computeEnvironment"], first.get("interrupted")) == (spot, True), first
+    assert last["computeEnvironment"] == od, "no interruption retried on spot: budget 0"
+    assert len(st["attempts"]) == 2, st["attempts"]
+    assert handler_errors(stack) == 0
