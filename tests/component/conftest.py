@@ -21,6 +21,7 @@ from kubatch.adapters.fake import FakeKube
 from kubatch.adapters.kube import (
     BATCHJOBS,
     COMPUTEENVIRONMENTS,
+    CONSUMABLERESOURCES,
     EVENTS,
     JOBDEFINITIONS,
     JOBQUEUES,
@@ -32,7 +33,7 @@ from kubatch.adapters.kube import (
 )
 from kubatch.controller.convert import rfc3339
 from kubatch.controller.operator import Operator
-from kubatch.controller.settings import Settings
+from kubatch.controller.settings import Settings, Timings
 from kubatch.metrics import Metrics
 
 JsonDict = dict[str, Any]
@@ -44,6 +45,7 @@ KINDS: dict[str, Resource] = {
     "BatchJob": BATCHJOBS,
     "Node": NODES,
     "Namespace": NAMESPACES,
+    "ConsumableResource": CONSUMABLERESOURCES,
 }
 API = "kubatch.io/v1alpha1"
 DECLARED = calls.allowed(calls.needs(webhook=False))
@@ -114,7 +116,9 @@ class Harness:
         kube.setdefault("allowed", DECLARED)
         self.kube = FakeKube(clock=lambda: rfc3339(self.clock.now), **kube)
         self.metrics = Metrics()
-        self.settings = settings or Settings()
+        # Phase by phase: a Starting status is written at once (the hold that saves a write
+        # when the pod runs promptly has its own tests, test_writes.py).
+        self.settings = settings or Settings(timings=Timings(starting_hold=0.0))
         self.op = self._operator()
         self.tasks: list[asyncio.Task[None]] = []
         self._pod_seq = 0
@@ -133,6 +137,7 @@ class Harness:
             (BATCHJOBS, intake.on_batch_job),
             (NODES, intake.on_node),
             (NAMESPACES, intake.on_namespace),
+            (CONSUMABLERESOURCES, intake.on_consumable_resource),
         ]
         for res, handler in handlers:
             self.kube.subscribe(res, lambda kind, obj, h=handler: h(obj, deleted=kind == "DELETED"))

@@ -107,7 +107,13 @@ def test_chart_crds_are_served(kubectl: Kubectl, installed: object) -> None:
     served = kubectl("api-resources", "--api-group=kubatch.io", "-o", "name").stdout.split()
     assert sorted(served) == sorted(
         f"{p}.kubatch.io"
-        for p in ("batchjobs", "jobqueues", "computeenvironments", "jobdefinitions")
+        for p in (
+            "batchjobs",
+            "jobqueues",
+            "computeenvironments",
+            "jobdefinitions",
+            "consumableresources",
+        )
     )
 
 

@@ -85,7 +85,7 @@ def test_renders_the_expected_objects(render: Render) -> None:
             "Role",
             "RoleBinding",
         ]
-        + ["CustomResourceDefinition"] * 4
+        + ["CustomResourceDefinition"] * 5
     )
 
 
@@ -298,7 +298,13 @@ def test_chart_ships_the_generated_crds(helm: Path) -> None:
     chart_crds = sorted(p.name for p in (CHART / "files" / "crds").glob("*.yaml"))
     assert chart_crds == sorted(
         f"kubatch.io_{p}.yaml"
-        for p in ("batchjobs", "jobqueues", "computeenvironments", "jobdefinitions")
+        for p in (
+            "batchjobs",
+            "jobqueues",
+            "computeenvironments",
+            "jobdefinitions",
+            "consumableresources",
+        )
     )
     for name in chart_crds:
         shipped = (CHART / "files" / "crds" / name).read_text()
@@ -318,7 +324,7 @@ def test_chart_ships_the_generated_crds(helm: Path) -> None:
         for d in yaml.safe_load_all(proc.stdout)
         if d and d["kind"] == "CustomResourceDefinition"
     }
-    assert len(rendered) == 4
+    assert len(rendered) == 5
     for name in chart_crds:
         generated = yaml.safe_load((ROOT / "crds" / name).read_text())
         crd = rendered[generated["metadata"]["name"]]

@@ -30,6 +30,7 @@ from kubatch.adapters.kube import (
     BATCHJOBS,
     COMPUTEENVIRONMENTS,
     CONFIGMAPS,
+    CONSUMABLERESOURCES,
     EVENTS,
     JOBDEFINITIONS,
     JOBQUEUES,
@@ -104,8 +105,8 @@ class Call:
 def _rows() -> tuple[Call, ...]:
     k, kopf = Client.KUBATCH, Client.KOPF
     rows: list[Call] = []
-    # The four kinds: kopf watches them; the start-up rebuild lists them; status is ours.
-    for res in (COMPUTEENVIRONMENTS, JOBQUEUES, JOBDEFINITIONS, BATCHJOBS):
+    # kubatch's kinds: kopf watches them; the start-up rebuild lists them; status is ours.
+    for res in (COMPUTEENVIRONMENTS, JOBQUEUES, JOBDEFINITIONS, BATCHJOBS, CONSUMABLERESOURCES):
         rows += [
             Call("list", res, "kopf's watch starts with a list", client=kopf),
             Call("watch", res, "kopf's event handlers feed intake", client=kopf),

@@ -37,8 +37,9 @@ WEBHOOK_NAME = "validate.kubatch.io"
 """The webhook's name (kubectl prints it: ``admission webhook "validate.kubatch.io" denied…``)."""
 PATH = "/validate"
 """The URL path the webhook server answers on."""
-RESOURCES = ("batchjobs", "jobdefinitions", "jobqueues", "computeenvironments")
-KINDS = ("BatchJob", "JobDefinition", "JobQueue", "ComputeEnvironment")
+RESOURCES = ("batchjobs", "jobdefinitions", "jobqueues", "computeenvironments",
+             "consumableresources")  # fmt: skip
+KINDS = ("BatchJob", "JobDefinition", "JobQueue", "ComputeEnvironment", "ConsumableResource")
 OPERATIONS = ("CREATE", "UPDATE")
 TIMEOUT_SECONDS = 10
 REVIEW_VERSION = "admission.k8s.io/v1"
@@ -347,7 +348,7 @@ def review_response(uid: str, verdict: Verdict) -> JsonDict:
 
 
 def rules() -> list[JsonDict]:
-    """Pure: the webhook's rules — the four kinds on CREATE and UPDATE, never ``/status``."""
+    """Pure: the webhook's rules — kubatch's five kinds on CREATE and UPDATE, never ``/status``."""
     return [
         {
             "apiGroups": [GROUP],

@@ -121,6 +121,11 @@ async def computeenvironment_event(event: Any, memo: Any, **_: Any) -> None:
     _op(memo).intake.on_compute_environment(event["object"], deleted=_deleted(event))
 
 
+@kopf.on.event(GROUP, VERSION, "consumableresources", id="consumableresource_event")
+async def consumableresource_event(event: Any, memo: Any, **_: Any) -> None:
+    _op(memo).intake.on_consumable_resource(event["object"], deleted=_deleted(event))
+
+
 @kopf.on.event("", "v1", "nodes", id="node_event")
 async def node_event(event: Any, memo: Any, **_: Any) -> None:
     _op(memo).intake.on_node(event["object"], deleted=_deleted(event))

@@ -1,6 +1,6 @@
 """The validating admission webhook: an HTTPS server every operator replica runs.
 
-The API server sends it an ``AdmissionReview`` for every CREATE and UPDATE of the four kinds
+The API server sends it an ``AdmissionReview`` for every CREATE and UPDATE of kubatch's kinds
 (never of their status); the decisions are pure (``kubatch.api.admission``); this module does
 the I/O around them:
 

@@ -175,6 +175,18 @@ def test_an_unparseable_old_object_does_not_block_a_valid_edit() -> None:
     assert admission.admit(request(new, operation="UPDATE", old=old)).allowed
 
 
+def test_a_consumable_resource_is_judged_too() -> None:
+    """The fifth kind: parsed by the models like the others (its schema says the rest)."""
+    body = {"apiVersion": "kubatch.io/v1alpha1", "kind": "ConsumableResource",
+            "metadata": {"name": "licences"}}  # fmt: skip
+    ok = {**body, "spec": {"totalQuantity": 3, "resourceType": "REPLENISHABLE"}}
+    assert admission.admit(admission.parse_review(review(ok, namespace=None))).allowed
+    bad = {**body, "spec": {"totalQuantity": -1}}
+    verdict = admission.admit(admission.parse_review(review(bad, namespace=None)))
+    assert not verdict.allowed
+    assert "spec.totalQuantity" in verdict.message
+
+
 def test_other_kinds_are_validated() -> None:
     resources = {"minvCpus": 8, "maxvCpus": 4}
     bad_ce = {"apiVersion": API, "kind": "ComputeEnvironment", "metadata": {"name": "c"},
@@ -288,7 +300,7 @@ def test_webhook_configuration_by_url_and_by_service() -> None:
     (rule,) = hook["rules"]
     assert rule["operations"] == ["CREATE", "UPDATE"]
     assert sorted(rule["resources"]) == sorted(
-        ["batchjobs", "jobdefinitions", "jobqueues", "computeenvironments"]
+        ["batchjobs", "jobdefinitions", "jobqueues", "computeenvironments", "consumableresources"]
     )
     assert not any("/" in r for r in rule["resources"]), "never the status subresource"
     svc = admission.webhook_configuration(
