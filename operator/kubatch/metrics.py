@@ -225,6 +225,12 @@ class Metrics:
             ["handler"],
             registry=r,
         )
+        self.admission_reviews = Counter(
+            "kubatch_admission_reviews_total",
+            "Admission reviews the validating webhook answered, by kind, operation and verdict.",
+            ["kind", "operation", "allowed"],
+            registry=r,
+        )
         self._ce_info_labels: dict[str, tuple[str, str]] = {}
         self._lock = threading.Lock()
 
@@ -378,6 +384,16 @@ class Metrics:
     def count_handler_error(self, handler: str) -> None:
         """An event handler met an unexpected error (logged; the object was skipped)."""
         self.handler_errors.labels(handler=handler).inc()
+
+    def observe_admission_review(self, kind: str, operation: str, allowed: bool) -> None:
+        """The webhook answered a review (labels bounded: kubatch's kinds, CREATE/UPDATE)."""
+        kinds = ("BatchJob", "JobDefinition", "JobQueue", "ComputeEnvironment",
+                 "ConsumableResource")  # fmt: skip
+        self.admission_reviews.labels(
+            kind=kind if kind in kinds else "other",
+            operation=operation if operation in ("CREATE", "UPDATE") else "other",
+            allowed=str(allowed).lower(),
+        ).inc()
 
     # -- exposition -------------------------------------------------------------------------
     def exposition(self) -> bytes:

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from kubatch.adapters import calls
 from kubatch.adapters.fake import FakeKube
 from kubatch.adapters.kube import (
     BATCHJOBS,
@@ -47,6 +48,8 @@ KINDS: dict[str, Resource] = {
     "ConsumableResource": CONSUMABLERESOURCES,
 }
 API = "kubatch.io/v1alpha1"
+DECLARED = calls.allowed(calls.needs(webhook=False))
+"""The operator's declared API calls (adapters/calls.py): any other call fails a test."""
 
 
 class Clock:
@@ -110,6 +113,7 @@ def make_node(name: str, cpu: str = "8", mem: str = "32Gi", ce: str | None = Non
 class Harness:
     def __init__(self, settings: Settings | None = None, **kube: Any) -> None:
         self.clock = Clock()
+        kube.setdefault("allowed", DECLARED)
         self.kube = FakeKube(clock=lambda: rfc3339(self.clock.now), **kube)
         self.metrics = Metrics()
         # Phase by phase: a Starting status is written at once (the hold that saves a write

@@ -6,6 +6,7 @@ start-up is the demo's and the benchmark's: ``kubatch.devkit.stack``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import tempfile
 from collections.abc import Callable, Iterator
@@ -100,6 +101,16 @@ class Stack:
 
     def start_operator(self) -> None:
         self.processes.start_operator(wait=False)
+
+    @contextlib.contextmanager
+    def webhook_off(self) -> Iterator[None]:
+        """Without kubatch's admission webhook for a while (as on a cluster without it, or for
+        objects that predate it): only the operator's own validation stands."""
+        self.processes.webhook_off()
+        try:
+            yield
+        finally:
+            self.processes.webhook_on()
 
     def reclaim(self, ce: str, fraction: float = 1.0) -> str:
         return self.processes.reclaim(ce, fraction)

@@ -1,12 +1,18 @@
-"""The operator end to end under exactly the chart's ClusterRole.
+"""The operator end to end under exactly the chart's roles, with its admission webhook.
 
-``helm template`` renders the repository's chart; its ServiceAccount, ClusterRole and
-ClusterRoleBinding are applied to the real plane unchanged; the ServiceAccount's token (the
-legacy token Secret the 1.20 serviceaccount-token controller creates) goes into a kubeconfig;
-a second ``kubatch operator`` runs with that kubeconfig. The shared operator is stopped for the
-duration (two operators would fight over the same queues and compute environments) and
-started again afterwards. A permission the operator needs and the role lacks shows up as a 403
-in the operator's log, a job that never finishes, or a status that is never written.
+``helm template`` renders the repository's chart (with ``webhook.url`` on loopback: the plane
+has no Service network); its ServiceAccount, ClusterRole, ClusterRoleBinding, the webhook's
+Role and RoleBinding and its ValidatingWebhookConfiguration are applied to the real plane
+unchanged; the ServiceAccount's token (the legacy token Secret the 1.20 serviceaccount-token
+controller creates) goes into a kubeconfig; a second ``kubatch operator`` runs with that
+kubeconfig and the webhook arguments the chart's Deployment passes, checking every call
+against the declared table (``--strict-calls``). It makes its own certificate (the Secret, by
+the Role), sets the configuration's caBundle and asks SubjectAccessReviews — all under the
+chart's grants. The shared operator is stopped for the duration (two operators would fight
+over the same queues and compute environments), its webhook configuration removed, and both
+come back afterwards. A permission the operator needs and the roles lack shows up as a 403 in
+the operator's log, a job that never finishes, a status never written, or a webhook that never
+answers.
 """
 
 from __future__ import annotations
@@ -26,13 +32,14 @@ from tests.e2e.factories import make_ce, make_definition, make_job, make_queue
 
 from kubatch.devkit.polling import eventually
 from kubatch.devkit.process import Child, free_port
-from kubatch.devkit.stack import kubatch_argv
+from kubatch.devkit.stack import PROBE, WEBHOOK_CONFIGURATION, kubatch_argv
 from kubatch.local.helm import ensure_helm
 
 pytestmark = pytest.mark.timeout(300)
 
 CHART = ROOT / "helm" / "kubatch"
-RBAC_KINDS = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding")
+RBAC_KINDS = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
+APPLIED = (*RBAC_KINDS, "ValidatingWebhookConfiguration")
 FORBIDDEN = re.compile(r"\b403\b|forbidden", re.IGNORECASE)
 
 
@@ -46,16 +53,21 @@ def poll(what: str, probe: Callable[[], Any], timeout: float, op: Child | None =
     return eventually(probe, what=what, timeout=timeout, check=alive)
 
 
-def render_rbac(release: str, namespace: str) -> list[dict[str, Any]]:
-    """The chart's ServiceAccount, ClusterRole and ClusterRoleBinding, exactly as rendered."""
+def render_chart(release: str, namespace: str, port: int) -> tuple[list[dict[str, Any]], list[str]]:
+    """The chart's RBAC objects and webhook configuration exactly as rendered, and the webhook
+    arguments its Deployment gives the operator (``webhook.url``: loopback)."""
     proc = subprocess.run(
-        [str(ensure_helm()), "template", release, str(CHART), "--namespace", namespace],
+        [str(ensure_helm()), "template", release, str(CHART), "--namespace", namespace,
+         "--set", f"webhook.url=https://127.0.0.1:{port}", "--set", f"webhook.port={port}"],
         capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
     docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
-    rbac = [d for d in docs if d["kind"] in RBAC_KINDS]
-    assert sorted(d["kind"] for d in rbac) == sorted(RBAC_KINDS), [d["kind"] for d in docs]
-    return rbac
+    applied = [d for d in docs if d["kind"] in APPLIED and "batch-api" not in d["metadata"]["name"]]
+    assert sorted(d["kind"] for d in applied) == sorted(APPLIED), [d["kind"] for d in docs]
+    (dep,) = [d for d in docs if d["kind"] == "Deployment"]
+    args = dep["spec"]["template"]["spec"]["containers"][0]["args"]
+    hook_args = [a for a in args if a.startswith("--webhook-") and "-addr" not in a]
+    return applied, hook_args
 
 
 def sa_token(stack: Stack, namespace: str, sa: str) -> str:
@@ -102,14 +114,27 @@ def can_i(stack: Stack, kubeconfig: Path, *args: str) -> bool:
     return proc.stdout.strip() == "yes"
 
 
+def webhook_answers(stack: Stack, kubeconfig: Path) -> bool:
+    """A server-side dry run of a BatchJob only kubatch's webhook rejects is rejected by it."""
+    proc = subprocess.run(
+        [str(stack.plane.kubectl), "--kubeconfig", str(kubeconfig), "create", "--dry-run=server",
+         "-n", "default", "-f", "-"],
+        input=json.dumps(PROBE), capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    return proc.returncode != 0 and "onReason" in proc.stderr
+
+
 @pytest.fixture
 def restricted_operator(stack: Stack, namespace: str) -> Iterator[tuple[Child, Path]]:
-    """A second operator running with the chart's ServiceAccount, watching ``namespace``."""
+    """A second operator running with the chart's ServiceAccount, watching ``namespace``, and
+    serving the webhook the chart's configuration calls."""
     release = namespace  # unique: ClusterRole and ClusterRoleBinding are cluster-scoped
-    rbac = render_rbac(release, namespace)
-    sa = next(d for d in rbac if d["kind"] == "ServiceAccount")["metadata"]["name"]
+    port = free_port()
+    applied, hook_args = render_chart(release, namespace, port)
+    sa = next(d for d in applied if d["kind"] == "ServiceAccount")["metadata"]["name"]
+    hook = next(d for d in applied if d["kind"] == "ValidatingWebhookConfiguration")
     kubeconfig = stack.workdir / f"{namespace}-sa.kubeconfig"
-    stack.apply(rbac)
+    stack.apply([d for d in applied if d is not hook], namespace)
     proc: Child | None = None
     try:
         write_kubeconfig(stack.plane.kubeconfig, sa_token(stack, namespace, sa), kubeconfig)
@@ -122,18 +147,26 @@ def restricted_operator(stack: Stack, namespace: str) -> Iterator[tuple[Child, P
         proc = Child(
             "restricted operator",
             kubatch_argv("operator", "--kubeconfig", str(kubeconfig), "--namespace", namespace,
-                         "--metrics-port", str(free_port())),
+                         "--metrics-port", str(free_port()), "--strict-calls",
+                         "--webhook-addr", "127.0.0.1", *hook_args),
             stack.workdir / f"{namespace}-operator.log", env, ROOT,
         )  # fmt: skip
         stack.kill_operator()
+        stack.kubectl("delete", "validatingwebhookconfiguration", WEBHOOK_CONFIGURATION,
+                      "--ignore-not-found")  # fmt: skip
+        stack.apply([hook])
         proc.start()
+        poll("the restricted operator's webhook to answer",
+             lambda: webhook_answers(stack, stack.plane.kubeconfig), 60, proc)  # fmt: skip
         yield proc, kubeconfig
     finally:
         if proc is not None:
             proc.stop()
-        stack.start_operator()
-        for doc in rbac:
-            if doc["kind"] != "ServiceAccount":  # goes with the namespace
+        stack.kubectl("delete", "validatingwebhookconfiguration", hook["metadata"]["name"],
+                      "--ignore-not-found")  # fmt: skip
+        stack.processes.start_operator(wait=True)  # registers its own configuration again
+        for doc in applied:
+            if doc["kind"] in ("ClusterRole", "ClusterRoleBinding"):  # the rest: the namespace's
                 stack.kubectl(
                     "delete", doc["kind"].lower(), doc["metadata"]["name"], "--wait=false",
                     check=False,
@@ -194,7 +227,33 @@ def test_operator_runs_under_exactly_the_charts_cluster_role(
     about_flaky = [e for e in events if e["involvedObject"].get("name") == "flaky"]
     assert about_flaky, [e["reason"] for e in events]
 
+    # The webhook, under the same roles: its own certificate in the Secret the Role names, the
+    # caBundle of the chart's configuration, a SubjectAccessReview per new BatchJob.
+    secret = stack.get("secret", f"{ns}-kubatch-webhook-tls", ns)
+    assert secret is not None
+    assert secret["type"] == "kubernetes.io/tls"
+    vwc = stack.get("validatingwebhookconfiguration", f"{ns}-kubatch")
+    assert vwc is not None
+    assert vwc["webhooks"][0]["clientConfig"]["caBundle"] == secret["data"]["ca.crt"]
+    rule = {"onStatusReason": "Host*EC2", "action": "RETRY"}
+    bad = make_job("glob", q, "ok", retryStrategy={"attempts": 2, "evaluateOnExit": [rule]})
+    out = stack.kubectl("apply", "-f", "-", input=json.dumps(bad), namespace=ns, check=False)
+    assert out.returncode != 0
+    assert "spec.retryStrategy.evaluateOnExit[0].onStatusReason" in out.stderr
+    # Who may create BatchJobs but not pods may not submit: BatchJobs are no way around RBAC.
+    stack.kubectl("create", "role", "bj-only", "--verb=create,get",
+                  "--resource=batchjobs.kubatch.io", namespace=ns)  # fmt: skip
+    stack.kubectl("create", "rolebinding", "mallory-bj", "--role=bj-only", "--user=mallory",
+                  namespace=ns)  # fmt: skip
+    sneaky = make_job("sneaky", q, "ok")
+    out = stack.kubectl("apply", "--as=mallory", "-f", "-", input=json.dumps(sneaky),
+                        namespace=ns, check=False)  # fmt: skip
+    assert out.returncode != 0
+    assert f'user "mallory" may not create pods in namespace "{ns}"' in out.stderr, out.stderr
+    assert stack.get("batchjob", "sneaky", ns) is None
+
     assert op.alive(), log()
     text = op.log.read_text(errors="replace")
     denied = [line for line in text.splitlines() if FORBIDDEN.search(line)]
     assert not denied, "\n".join(denied[:20])
+    assert "undeclared API call" not in text

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
+import yaml
 from tests.real.conftest import QUEUE, Real, batch_job, definition, http_get
 
 from kubatch.devkit.promtext import Samples, parse_metrics, sample
@@ -186,3 +187,30 @@ def test_the_node_is_a_ready_kubelet(real: Real) -> None:
     assert addresses["InternalIP"].startswith(("198.18.", "198.19."))
     for key, value in node.NODE_LABELS.items():
         assert n["metadata"]["labels"][key] == value
+
+
+def test_the_charts_admission_webhook_refuses_a_bad_glob_at_apply_time(
+    real: Real, operator: chart.Installed
+) -> None:
+    """The chart's ValidatingWebhookConfiguration, reached by URL at the node's address (no
+    Service network here), with the operator's own certificate: its CA is in the caBundle,
+    its Secret exists, and ``kubectl apply`` of a job with a glob in the middle is refused
+    naming the field, on a dry run (nothing is stored either way)."""
+    vwc = real.get("validatingwebhookconfiguration", operator.fullname)
+    assert vwc is not None
+    (hook,) = vwc["webhooks"]
+    assert hook["failurePolicy"] == "Fail"
+    assert hook["clientConfig"]["url"].startswith(f"https://{operator.pod_ip}:")
+    assert hook["clientConfig"].get("caBundle"), "the operator put its CA in"
+    secret = real.get("secret", f"{operator.fullname}-webhook-tls", operator.namespace)
+    assert secret is not None
+    assert {"ca.crt", "tls.crt", "tls.key"} <= set(secret["data"])
+    bad = batch_job("globbed", "any", retryStrategy={
+        "evaluateOnExit": [{"onStatusReason": "Host*EC2", "action": "RETRY"}]})  # fmt: skip
+    proc = real.kubectl("apply", "--dry-run=server", "-f", "-", input=yaml.safe_dump(bad),
+                        namespace="default", check=False)  # fmt: skip
+    assert proc.returncode != 0
+    # The schema cannot say this: only the webhook refuses it.
+    field = "spec.retryStrategy.evaluateOnExit[0].onStatusReason"
+    assert f'The BatchJob "globbed" is invalid: {field}: ' in proc.stderr, proc.stderr
+    assert "'*' is only allowed at the end" in proc.stderr, proc.stderr

@@ -231,7 +231,16 @@ def test_stack_prepares_its_children(tmp_path: Path) -> None:
     assert stack.sim.argv == kubatch_argv(
         "sim", "run", "--seed", "1", "--stats-file", str(tmp_path / "work" / "sim-stats.json")
     )
-    assert stack.operator.argv == kubatch_argv("operator", "--metrics-port", "12345")
+    hook = str(stack.webhook_port)
+    assert stack.webhook_port > 0
+    assert stack.operator.argv == kubatch_argv(
+        "operator", "--metrics-port", "12345", "--strict-calls", "--webhook-port", hook,
+        "--webhook-addr", "127.0.0.1", "--webhook-register", "--webhook-configuration",
+        "kubatch-devkit",
+    )  # fmt: skip
+    bare = Stack.prepare(tmp_path / "kubeconfig", tmp_path / "w2", metrics_port=1, webhook=False)
+    assert bare.operator.argv == kubatch_argv("operator", "--metrics-port", "1", "--strict-calls")
+    assert bare.webhook_port == 0
     assert stack.env == {
         "PATH": "/bin",
         "KUBECONFIG": str(tmp_path / "kubeconfig"),

@@ -11,6 +11,10 @@ from typing import Any
 import pytest
 import yaml
 
+from kubatch.adapters import calls
+from kubatch.adapters.calls import Scope
+from kubatch.api import admission
+from kubatch.core.catalogue import parse_catalogue
 from kubatch.local.helm import ensure_helm
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,8 +45,8 @@ def by_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     return [d for d in docs if d["kind"] == kind]
 
 
-def one(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
-    found = by_kind(docs, kind)
+def one(docs: list[dict[str, Any]], kind: str, suffix: str = "") -> dict[str, Any]:
+    found = [d for d in by_kind(docs, kind) if d["metadata"]["name"].endswith(suffix)]
     assert len(found) == 1, f"{len(found)} {kind}"
     return found[0]
 
@@ -76,6 +80,10 @@ def test_renders_the_expected_objects(render: Render) -> None:
             "Service",
             "Deployment",
             "ConfigMap",
+            "ValidatingWebhookConfiguration",
+            "Service",
+            "Role",
+            "RoleBinding",
         ]
         + ["CustomResourceDefinition"] * 5
     )
@@ -93,6 +101,7 @@ def test_deployment_one_replica_recreate_runs_the_operator(render: Render) -> No
     assert container["ports"] == [
         {"name": "metrics", "containerPort": 8080, "protocol": "TCP"},
         {"name": "health", "containerPort": 8081, "protocol": "TCP"},
+        {"name": "webhook", "containerPort": 9443, "protocol": "TCP"},
     ]
     assert pod["serviceAccountName"] == "rel-kubatch"
     assert container["resources"]["requests"]["cpu"]
@@ -108,6 +117,12 @@ def test_deployment_one_replica_recreate_runs_the_operator(render: Render) -> No
         "--metrics-port=8080",
         "--metrics-addr=0.0.0.0",
         "--verbose",
+        "--webhook-port=9443",
+        "--webhook-addr=0.0.0.0",
+        "--webhook-configuration=rel-kubatch",
+        "--webhook-service=rel-kubatch-webhook",
+        "--webhook-secret=rel-kubatch-webhook-tls",
+        "--webhook-namespace=kubatch-system",
         "--namespace",
         "team-a",
     ]
@@ -129,44 +144,50 @@ def test_pod_meets_the_restricted_pod_security_standard(render: Render) -> None:
     assert not pod.get("hostPID")
 
 
-EXPECTED_RULES = {
-    ("kubatch.io", "batchjobs"): {"get", "list", "watch", "patch", "delete"},
-    ("kubatch.io", "jobqueues"): {"get", "list", "watch", "patch"},
-    ("kubatch.io", "computeenvironments"): {"get", "list", "watch", "patch"},
-    ("kubatch.io", "jobdefinitions"): {"get", "list", "watch", "patch"},
-    ("kubatch.io", "batchjobs/status"): {"patch", "update"},
-    ("kubatch.io", "jobqueues/status"): {"patch", "update"},
-    ("kubatch.io", "computeenvironments/status"): {"patch", "update"},
-    ("kubatch.io", "jobdefinitions/status"): {"patch", "update"},
-    ("batch", "jobs"): {"create", "get", "list", "watch", "delete"},
-    ("", "pods"): {"get", "list", "watch", "delete"},
-    ("", "nodes"): {"get", "list", "watch"},
-    ("", "namespaces"): {"get", "list", "watch"},
-    ("", "events"): {"create", "patch"},
-    ("", "configmaps"): {"list", "create", "patch"},
-    ("apiextensions.k8s.io", "customresourcedefinitions"): {"get", "list", "watch"},
-    # scheduling depth (#17)
-    ("kubatch.io", "consumableresources"): {"get", "list", "watch", "patch"},
-    ("kubatch.io", "consumableresources/status"): {"patch", "update"},
-}
-
-
-def rules_table(role: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
-    table: dict[tuple[str, str], set[str]] = {}
+def rules_table(role: dict[str, Any]) -> calls.Rules:
+    """``(group, resource, named) -> verbs`` of a rendered Role or ClusterRole."""
+    table: calls.Rules = {}
     for rule in role["rules"]:
-        assert set(rule) <= {"apiGroups", "resources", "verbs"}, rule  # no resourceNames/URLs
+        assert set(rule) <= {"apiGroups", "resources", "verbs", "resourceNames"}, rule  # no URLs
+        named = bool(rule.get("resourceNames"))
         for group in rule["apiGroups"]:
             for resource in rule["resources"]:
-                table.setdefault((group, resource), set()).update(rule["verbs"])
+                table.setdefault((group, resource, named), set()).update(rule["verbs"])
     return table
 
 
-def test_cluster_role_lists_exactly_what_kubatch_uses(render: Render) -> None:
-    role = one(render(), "ClusterRole")
+MODES = {
+    "default": ((), calls.needs(webhook=True)),
+    "cert-manager": (
+        ("webhook.certManager.enabled=true",),
+        calls.needs(webhook=True, own_certs=False),
+    ),
+    "no-webhook": (("webhook.enabled=false",), calls.needs(webhook=False)),
+}
+
+
+@pytest.mark.parametrize("mode", MODES, ids=list(MODES))
+def test_roles_grant_exactly_the_declared_api_calls(render: Render, mode: str) -> None:
+    """adapters/calls.py is the one table of the operator's API calls: the ClusterRole and the
+    namespaced Role grant exactly its rows — no verb the code never uses, none missing."""
+    sets, needs = MODES[mode]
+    docs = render(*sets)
+    role = one(docs, "ClusterRole")
     text = yaml.safe_dump(role["rules"])
     assert "*" not in text, "no wildcards"
-    assert "secrets" not in text
-    assert rules_table(role) == EXPECTED_RULES
+    assert "secrets" not in text, "the one Secret is granted in a Role, by name"
+    assert rules_table(role) == calls.rbac_rules(needs, Scope.CLUSTER)
+    roles = [d for d in by_kind(docs, "Role") if "batch-api" not in d["metadata"]["name"]]
+    namespaced = calls.rbac_rules(needs, Scope.NAMESPACE)
+    if namespaced:
+        (ns_role,) = roles
+        assert ns_role["metadata"]["namespace"] == "kubatch-system"
+        assert rules_table(ns_role) == namespaced
+    else:
+        assert not roles
+    for rule in role["rules"] + [r for d in roles for r in d["rules"]]:
+        if rule.get("resourceNames"):  # named grants name exactly the operator's objects
+            assert rule["resourceNames"] in (["rel-kubatch"], ["rel-kubatch-webhook-tls"]), rule
 
 
 def test_binding_ties_the_role_to_the_service_account(render: Render) -> None:
@@ -186,7 +207,7 @@ def test_rbac_and_service_account_can_be_turned_off(render: Render) -> None:
 
 def test_metrics_service_selects_the_operator_pod(render: Render) -> None:
     docs = render()
-    svc = one(docs, "Service")
+    svc = one(docs, "Service", "-metrics")
     dep = one(docs, "Deployment")
     pod_labels = dep["spec"]["template"]["metadata"]["labels"]
     assert svc["spec"]["selector"].items() <= pod_labels.items()
@@ -204,11 +225,13 @@ def test_service_monitor_is_optional(render: Render) -> None:
     assert sm["apiVersion"] == "monitoring.coreos.com/v1"
     assert sm["metadata"]["labels"]["release"] == "kps"
     assert sm["spec"]["endpoints"][0]["port"] == "metrics"
-    svc_labels = one(docs, "Service")["metadata"]["labels"]
+    svc_labels = one(docs, "Service", "-metrics")["metadata"]["labels"]
     assert sm["spec"]["selector"]["matchLabels"].items() <= svc_labels.items()
     no_metrics = render("metrics.enabled=false", "metrics.serviceMonitor.enabled=true")
     assert not by_kind(no_metrics, "ServiceMonitor")
-    assert not by_kind(no_metrics, "Service")
+    assert [d["metadata"]["name"] for d in by_kind(no_metrics, "Service")] == [
+        "rel-kubatch-webhook"
+    ]
 
 
 def test_dashboard_config_map_embeds_the_dashboard_file(render: Render) -> None:
@@ -418,6 +441,111 @@ def test_batch_api_is_off_by_default_and_least_privilege_when_on(render: Render)
             "verbs": ["get"],
         }
     ]
+
+
+def test_webhook_configuration_is_the_operators_own(render: Render) -> None:
+    """The chart's ValidatingWebhookConfiguration has the rules kubatch.api.admission builds
+    (the four kinds on CREATE and UPDATE, never /status; failurePolicy Fail), reached through
+    the webhook's Service, whose selector picks the operator's pods."""
+    docs = render()
+    vwc = one(docs, "ValidatingWebhookConfiguration")
+    assert vwc["metadata"]["name"] == "rel-kubatch"
+    want = admission.webhook_configuration(
+        "rel-kubatch", ca_bundle="", service=("kubatch-system", "rel-kubatch-webhook", 443)
+    )
+    assert vwc["webhooks"] == want["webhooks"]
+    svc = one(docs, "Service", "-webhook")
+    pod = one(docs, "Deployment")["spec"]["template"]
+    assert svc["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
+    assert svc["spec"]["ports"] == [
+        {"name": "webhook", "port": 443, "targetPort": "webhook", "protocol": "TCP"}
+    ]
+    binding = one(docs, "RoleBinding")
+    assert binding["roleRef"]["name"] == one(docs, "Role")["metadata"]["name"]
+    assert binding["subjects"][0]["name"] == "rel-kubatch"
+
+
+def test_webhook_by_url_for_clusters_without_a_service_network(render: Render) -> None:
+    docs = render("webhook.url=https://10.1.2.3:19443", "webhook.port=19443")
+    vwc = one(docs, "ValidatingWebhookConfiguration")
+    want = admission.webhook_configuration(
+        "rel-kubatch", ca_bundle="", url="https://10.1.2.3:19443"
+    )
+    assert vwc["webhooks"] == want["webhooks"]
+    assert [d["metadata"]["name"] for d in by_kind(docs, "Service")] == ["rel-kubatch-metrics"]
+    args = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--webhook-url=https://10.1.2.3:19443" in args
+    assert "--webhook-port=19443" in args
+    assert not [a for a in args if a.startswith("--webhook-service")]
+
+
+def test_webhook_certificate_from_cert_manager(render: Render) -> None:
+    docs = render("webhook.certManager.enabled=true")
+    assert not by_kind(docs, "Role"), "no Secret access: cert-manager writes it"
+    cert = one(docs, "Certificate")
+    assert cert["spec"]["secretName"] == "rel-kubatch-webhook-tls"
+    assert cert["spec"]["dnsNames"][0] == "rel-kubatch-webhook.kubatch-system.svc"
+    assert cert["spec"]["issuerRef"] == {"name": "rel-kubatch-selfsigned", "kind": "Issuer"}
+    assert one(docs, "Issuer")["spec"] == {"selfSigned": {}}
+    vwc = one(docs, "ValidatingWebhookConfiguration")
+    inject = vwc["metadata"]["annotations"]["cert-manager.io/inject-ca-from"]
+    assert inject == "kubatch-system/rel-kubatch-webhook"
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert "--webhook-cert-dir=/etc/kubatch/webhook" in container["args"]
+    assert not [a for a in container["args"] if a.startswith("--webhook-secret")]
+    mount = {m["name"]: m for m in container["volumeMounts"]}["webhook-tls"]
+    assert mount == {"name": "webhook-tls", "mountPath": "/etc/kubatch/webhook", "readOnly": True}
+    volume = {v["name"]: v for v in pod["volumes"]}["webhook-tls"]
+    assert volume["secret"] == {"secretName": "rel-kubatch-webhook-tls"}
+    own = render(
+        "webhook.certManager.enabled=true",
+        "webhook.certManager.issuerRef.name=corp-ca",
+        "webhook.certManager.issuerRef.kind=ClusterIssuer",
+    )
+    assert not by_kind(own, "Issuer")
+    assert one(own, "Certificate")["spec"]["issuerRef"] == {
+        "name": "corp-ca",
+        "kind": "ClusterIssuer",
+    }
+
+
+def test_webhook_can_be_turned_off(render: Render) -> None:
+    docs = render("webhook.enabled=false")
+    assert not by_kind(docs, "ValidatingWebhookConfiguration")
+    assert not by_kind(docs, "Role")
+    args = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert not [a for a in args if a.startswith("--webhook")]
+
+
+def test_catalogue_value_becomes_a_mounted_config_map(render: Render) -> None:
+    assert not [d for d in render() if d["metadata"]["name"].endswith("-catalogue")]
+    docs = render(
+        "catalogue.instanceTypes[0].name=g5.xlarge",
+        "catalogue.instanceTypes[0].vcpus=4",
+        "catalogue.instanceTypes[0].memoryGiB=16",
+        "catalogue.instanceTypes[0].gpus=1",
+        "catalogue.instanceTypes[0].onDemandPrice=1.006",
+        "catalogue.instanceTypes[0].spotPrice=0.4",
+        "catalogue.instanceTypes[1].name=m5.large",
+        "catalogue.instanceTypes[1].spotPrice=0.05",
+    )
+    cm = one(docs, "ConfigMap", "-catalogue")
+    parsed = parse_catalogue(yaml.safe_load(cm["data"]["catalogue.yaml"]))
+    g5 = parsed.get("g5.xlarge")
+    assert g5 is not None
+    assert g5.gpus == 1
+    m5 = parsed.get("m5.large")
+    assert m5 is not None
+    assert m5.spot_price == 0.05
+    pod = one(docs, "Deployment")["spec"]["template"]
+    (container,) = pod["spec"]["containers"]
+    assert "--catalogue=/etc/kubatch/catalogue/catalogue.yaml" in container["args"]
+    volume = {v["name"]: v for v in pod["spec"]["volumes"]}["catalogue"]
+    assert volume["configMap"]["name"] == cm["metadata"]["name"]
+    before = one(render(), "Deployment")["spec"]["template"]["metadata"]["annotations"]
+    after = pod["metadata"]["annotations"]
+    assert before["checksum/catalogue"] != after["checksum/catalogue"], "a new catalogue restarts"
 
 
 def test_batch_api_follows_host_network_and_the_api_server_address(render: Render) -> None:

@@ -43,6 +43,8 @@ def _exercise(m: Metrics) -> None:
     m.count_write("create", "jobs")
     m.count_write("patch", "batchjobs/status", 3)
     m.count_handler_error("on_batch_job")
+    m.observe_admission_review("BatchJob", "CREATE", allowed=False)
+    m.observe_admission_review("Pod", "DELETE", allowed=True)  # bounded: "other"
     m.observe_preemption("low", "high")
     m.observe_gang_release("high")
     m.set_consumable("licence", 4, 1, 3)

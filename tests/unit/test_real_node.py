@@ -155,6 +155,11 @@ def test_chart_values_for_the_local_plane() -> None:
     assert values["apiServer"] == {"host": "127.0.0.1", "port": "6443"}
     assert values["metrics"] == {"port": 9100, "bindAddress": "198.18.1.2"}
     assert values["health"] == {"port": 9101, "bindAddress": "198.18.1.2"}
+    # No Service network: the API server calls the webhook by URL at the node's address.
+    assert values["webhook"] == {"port": 9102, "bindAddress": "198.18.1.2",
+                                 "url": "https://198.18.1.2:9102"}  # fmt: skip
+    with_port = chart.local_values(state, image, metrics_port=1, health_port=2, webhook_port=7)
+    assert with_port["webhook"]["url"] == "https://198.18.1.2:7"
     assert values["nodeSelector"] == {node.REAL_NODE_LABEL: "true"}
     done = chart.Installed("kubatch", "kubatch-system", image.name, "198.18.1.2", 9100, 9101)
     assert done.fullname == "kubatch"

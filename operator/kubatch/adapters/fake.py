@@ -10,7 +10,8 @@ list and watch take equality label selectors. It also lets a test
 - see every write (``writes``) and count them per object,
 - make chosen writes fail (``fail``: an ``ApiError`` or ``OSError`` for matching calls),
 - hold watch events and deliver them later, in any order (``hold`` / ``deliver``),
-- check calls against a declared table of allowed (verb, resource) pairs (``allowed``).
+- check calls against a declared table of allowed (verb, resource) pairs (``allowed``: see
+  :mod:`kubatch.adapters.calls`; anything else raises ``UndeclaredCall``).
 """
 
 from __future__ import annotations
@@ -23,15 +24,12 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from kubatch.adapters.calls import UndeclaredCall
 from kubatch.adapters.kube import ApiError, Resource
 from kubatch.adapters.protocol import OnEvent
 
 JsonDict = dict[str, Any]
 Key = tuple[str, str | None, str]  # (resource path key, namespace, name)
-
-
-class UndeclaredCall(AssertionError):
-    """A call outside the declared table of API calls (``FakeKube(allowed=...)``)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,7 @@ log = logging.getLogger("kubatch.kube")
 JsonDict = dict[str, Any]
 WriteHook = Callable[[str, str], None]
 Relogin = Callable[[], Awaitable[None]]
+Allowed = frozenset[tuple[str, str]]
 
 MERGE_PATCH = "application/merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
@@ -113,6 +114,13 @@ LEASES = Resource("coordination.k8s.io", "v1", "leases")
 CRDS = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions", namespaced=False)
 ROLES = Resource("rbac.authorization.k8s.io", "v1", "roles")
 ROLEBINDINGS = Resource("rbac.authorization.k8s.io", "v1", "rolebindings")
+SECRETS = Resource("", "v1", "secrets")
+SUBJECTACCESSREVIEWS = Resource(
+    "authorization.k8s.io", "v1", "subjectaccessreviews", namespaced=False
+)
+VALIDATINGWEBHOOKCONFIGURATIONS = Resource(
+    "admissionregistration.k8s.io", "v1", "validatingwebhookconfigurations", namespaced=False
+)
 BATCHJOBS = Resource("kubatch.io", "v1alpha1", "batchjobs")
 JOBDEFINITIONS = Resource("kubatch.io", "v1alpha1", "jobdefinitions")
 JOBQUEUES = Resource("kubatch.io", "v1alpha1", "jobqueues", namespaced=False)
@@ -180,7 +188,9 @@ class Kube:
     """One login and one connection pool to the API server.
 
     Every write is counted (``counters`` and the ``on_write(verb, resource)`` hook, the
-    operator's API-writes metric). Clients derived with :meth:`impersonating` or
+    operator's API-writes metric). With ``allowed`` (``(verb, plural[/sub])`` pairs: the
+    declared table of :mod:`kubatch.adapters.calls`), any other call of the typed methods
+    raises ``UndeclaredCall`` before it is sent. Clients derived with :meth:`impersonating` or
     :meth:`with_bearer_token` share the pool, the counters and the hook; closing the client
     that logged in closes the pool (closing a derived one does nothing).
     """
@@ -193,8 +203,10 @@ class Kube:
         limit: int = 64,
         namespace: str = "default",
         relogin: Relogin | None = None,
+        allowed: Allowed | None = None,
     ) -> None:
         self._config = config
+        self.allowed = allowed
         self._on_write = on_write
         self._relogin = relogin
         self.host: str = str(config.host).rstrip("/")
@@ -216,6 +228,7 @@ class Kube:
         on_write: WriteHook | None = None,
         context: str | None = None,
         limit: int = 64,
+        allowed: Allowed | None = None,
     ) -> Kube:
         """Log in like kubectl: ``kubeconfig`` or ``$KUBECONFIG`` when given, else the
         in-cluster service account when running in a pod, else ``~/.kube/config``."""
@@ -231,7 +244,9 @@ class Kube:
             else:
                 ns_file = SA_DIR / "namespace"
                 namespace = ns_file.read_text().strip() if ns_file.is_file() else "default"
-                return cls(cfg, on_write=on_write, limit=limit, namespace=namespace)
+                return cls(
+                    cfg, on_write=on_write, limit=limit, namespace=namespace, allowed=allowed
+                )
         path = str(kubeconfig or Path.home() / ".kube" / "config")
         loader = await config.load_kube_config(
             config_file=path, context=context, client_configuration=cfg, persist_config=False
@@ -246,6 +261,7 @@ class Kube:
             limit=limit,
             namespace=_context_namespace(path, context),
             relogin=relogin,
+            allowed=allowed,
         )
 
     # -- acting as another identity ----------------------------------------------------------
@@ -336,6 +352,12 @@ class Kube:
             out["proxy"] = self._config.proxy
         return out
 
+    def _check(self, verb: str, res: Resource, sub: str = "") -> None:
+        if self.allowed is not None:
+            from kubatch.adapters.calls import check
+
+            check(self.allowed, verb, res.plural + (f"/{sub}" if sub else ""))
+
     def _count(self, method: str, resource: str) -> None:
         if method == "GET":
             self.counters.reads += 1
@@ -414,6 +436,7 @@ class Kube:
         """Every object of a kind (paginated; server-side label/field selectors) and the
         list's resourceVersion (where a watch resumes). A continue token that expired (410)
         during the pages starts the list over."""
+        self._check("list", res)
         base = {**self._selectors(labels, fields), "limit": str(page)}
         while True:
             items: list[JsonDict] = []
@@ -448,6 +471,7 @@ class Kube:
         return items
 
     async def get(self, res: Resource, name: str, namespace: str | None = None) -> JsonDict:
+        self._check("get", res)
         return await self.request("GET", res.path(namespace, name))
 
     async def stream(
@@ -465,6 +489,7 @@ class Kube:
         Raises :class:`ApiError` — ``gone`` when the version is too old (410), as an HTTP
         answer or as an ``ERROR`` event. :func:`kubatch.adapters.watch.list_then_watch`
         is the loop around it."""
+        self._check("watch", res)
         params = {
             **self._selectors(labels, fields),
             "watch": "1",
@@ -570,6 +595,7 @@ class Kube:
     # -- writes ------------------------------------------------------------------------------
 
     async def create(self, res: Resource, body: JsonDict, namespace: str | None = None) -> JsonDict:
+        self._check("create", res)
         return await self.request("POST", res.path(namespace), body=body, resource=res.plural)
 
     async def delete(
@@ -582,6 +608,7 @@ class Kube:
         grace_period: int | None = None,
     ) -> None:
         """Delete (a missing object is not an error); ``grace_period=0`` removes a pod now."""
+        self._check("delete", res)
         body: JsonDict = {"propagationPolicy": "Background" if background else "Foreground"}
         if grace_period is not None:
             body["gracePeriodSeconds"] = grace_period
@@ -601,6 +628,7 @@ class Kube:
         status: bool = False,
     ) -> JsonDict:
         """JSON merge patch of the object (``status=True``: of its status subresource)."""
+        self._check("patch", res, "status" if status else "")
         return await self.request(
             "PATCH",
             res.path(namespace, name, "status" if status else ""),
@@ -622,6 +650,7 @@ class Kube:
         name = str((body.get("metadata") or {}).get("name") or "")
         if not name:
             raise ValueError(f"apply {res.plural}: the object has no metadata.name")
+        self._check("patch", res)
         params = {"fieldManager": field_manager, **({"force": "true"} if force else {})}
         return await self.request(
             "PATCH",

@@ -15,9 +15,11 @@ from typing import Any
 
 import kopf
 
+from kubatch.adapters import calls
 from kubatch.adapters.kube import Kube
 from kubatch.controller.operator import Operator
 from kubatch.controller.settings import Settings
+from kubatch.controller.webhook import Webhook
 from kubatch.metrics import Metrics
 
 GROUP, VERSION = "kubatch.io", "v1alpha1"
@@ -64,9 +66,20 @@ async def operator_startup(
     settings.batching.idle_timeout = 2.0
     cfg: Settings = memo.settings
     metrics: Metrics = memo.metrics
-    kube = await Kube.from_environment(memo.kubeconfig, on_write=metrics.count_write)
+    hook = cfg.webhook
+    needs = calls.needs(webhook=hook.enabled, own_certs=hook.own_certs, register=hook.register)
+    kube = await Kube.from_environment(
+        memo.kubeconfig,
+        on_write=metrics.count_write,
+        allowed=calls.allowed(needs) if cfg.strict_calls else None,
+    )
     op = Operator(kube, cfg, metrics)
     memo.op = op
+    if hook.enabled and getattr(memo, "webhook_task", None) is None:
+        # Served at once, by every replica: it needs none of the state (and once: kopf
+        # retries this handler when the rebuild fails).
+        webhook = Webhook(kube, hook, namespace=kube.namespace, metrics=metrics)
+        memo.webhook_task = asyncio.create_task(webhook.run(), name="kubatch-webhook")
     await op.rebuild()
     memo.loop_task = asyncio.create_task(op.loop.run(), name="kubatch-scheduler")
     memo.watch_tasks = op.owned_watches()
@@ -77,11 +90,12 @@ async def operator_startup(
 async def operator_cleanup(memo: Any, **_: Any) -> None:
     for watch in getattr(memo, "watch_tasks", None) or []:
         watch.cancel()
-    task = getattr(memo, "loop_task", None)
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
+    for name in ("loop_task", "webhook_task"):
+        task = getattr(memo, name, None)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
     op = getattr(memo, "op", None)
     if op is not None:
         await op.kube.close()

@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from kubatch.api import models as api
+from kubatch.api.admission import MUTABLE_TEXT, changed_fields, immutable_part
 from kubatch.api.models import dump
 from kubatch.api.problems import InvalidResource, Problem
 from kubatch.api.validation import validate
@@ -42,33 +43,6 @@ log = logging.getLogger("kubatch.intake")
 JsonDict = dict[str, Any]
 P = ParamSpec("P")
 R = TypeVar("R")
-
-MUTABLE = ("terminate", "schedulingPriorityOverride")
-"""Top-level BatchJob spec fields that may change after submission (and
-``arrayProperties.parallelism``): SEMANTICS §4."""
-
-
-def immutable_part(spec: api.BatchJobSpec) -> JsonDict:
-    """Pure: the part of a BatchJob spec that must not change after submission."""
-    out = {k: v for k, v in dump(spec).items() if k not in MUTABLE}
-    arr = out.get("arrayProperties")
-    if isinstance(arr, dict):
-        out["arrayProperties"] = {k: v for k, v in arr.items() if k != "parallelism"}
-    return out
-
-
-def changed_fields(old: Mapping[str, Any], new: Mapping[str, Any], base: str = "spec") -> list[str]:
-    """Pure: the field paths that differ between two immutable parts."""
-    out = []
-    for k in sorted(set(old) | set(new)):
-        a, b = old.get(k), new.get(k)
-        if a == b:
-            continue
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += changed_fields(a, b, f"{base}.{k}")
-        else:
-            out.append(f"{base}.{k}")
-    return out
 
 
 def guarded(
@@ -394,8 +368,7 @@ class Intake:
         fields = changed_fields(json.loads(rec.spec_json), new)
         if fields:
             msg = (f"{', '.join(fields)} cannot change after submission: the change is ignored "
-                   "(only terminate, arrayProperties.parallelism and "
-                   "schedulingPriorityOverride may change)")  # fmt: skip
+                   f"({MUTABLE_TEXT})")  # fmt: skip
             self.events.warn(rec.ref(), "ImmutableFieldChanged", msg)
             rec.notice = msg
             self.jobs.stage(rec, {st.CONDITIONS: True})

@@ -71,6 +71,8 @@ class Loop:
                     raise
                 except Exception:
                     log.exception("scheduler cycle failed; retrying")
+                    if self.metrics is not None:
+                        self.metrics.count_handler_error("cycle")
                     await asyncio.sleep(0.5)
                     self.wake.set()
                 self._staged.set()
@@ -96,6 +98,8 @@ class Loop:
                 raise
             except Exception:
                 log.exception("status writes failed; retrying")
+                if self.metrics is not None:
+                    self.metrics.count_handler_error("writes")
                 await asyncio.sleep(0.5)
                 self._staged.set()
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from kubatch.adapters.catalogue import load_catalogue
-from kubatch.controller.settings import Settings, Timings
+from kubatch.controller.settings import Settings, Timings, WebhookSettings
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,8 +65,71 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds the Kubernetes Job and pod (and so the logs) of an ended attempt are "
         "kept; its record stays in the BatchJob's status (0: keep for ever)",
     )
+    w = p.add_argument_group("validating admission webhook (docs/api.md#admission)")
+    w.add_argument("--webhook-port", type=int, default=0, help="HTTPS port of the webhook (0: off)")
+    w.add_argument("--webhook-addr", default="0.0.0.0", help="webhook bind address")
+    w.add_argument(
+        "--webhook-configuration",
+        default="kubatch",
+        help="the ValidatingWebhookConfiguration whose caBundle the operator keeps",
+    )
+    w.add_argument(
+        "--webhook-secret",
+        default="kubatch-webhook-tls",
+        help="Secret holding the webhook's CA and certificate, shared by every replica",
+    )
+    w.add_argument(
+        "--webhook-namespace",
+        default=None,
+        help="namespace of that Secret (default: the operator's own)",
+    )
+    w.add_argument(
+        "--webhook-service",
+        default=None,
+        help="the Service the API server calls the webhook through (named in the certificate)",
+    )
+    w.add_argument(
+        "--webhook-url",
+        default=None,
+        help="the URL the API server calls the webhook at instead (local planes: loopback)",
+    )
+    w.add_argument(
+        "--webhook-cert-dir",
+        type=Path,
+        default=None,
+        help="tls.crt and tls.key from cert-manager here: no Secret, no caBundle management",
+    )
+    w.add_argument(
+        "--webhook-register",
+        action="store_true",
+        help="write the whole ValidatingWebhookConfiguration at start, reached by --webhook-url "
+        "(default https://127.0.0.1:PORT): local use, the chart installs its own",
+    )
+    p.add_argument(
+        "--strict-calls",
+        action="store_true",
+        help="fail any Kubernetes API call missing from the declared table (tests, dev)",
+    )
     p.add_argument("--verbose", "-v", action="store_true")
     return p
+
+
+def webhook_settings(args: argparse.Namespace) -> WebhookSettings:
+    """The webhook's part of the command line."""
+    if args.webhook_register and args.webhook_cert_dir is not None:
+        raise SystemExit("kubatch operator: --webhook-register needs the operator's own "
+                         "certificate, not --webhook-cert-dir")  # fmt: skip
+    return WebhookSettings(
+        port=args.webhook_port,
+        addr=args.webhook_addr,
+        configuration=args.webhook_configuration,
+        secret=args.webhook_secret,
+        namespace=args.webhook_namespace,
+        service=args.webhook_service,
+        url=args.webhook_url,
+        cert_dir=args.webhook_cert_dir,
+        register=args.webhook_register,
+    )
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -77,6 +140,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         namespaces=tuple(args.namespaces or ()),
         catalogue=load_catalogue(args.catalogue),
         identity=args.identity or socket.gethostname(),
+        webhook=webhook_settings(args),
+        strict_calls=args.strict_calls,
     )
 
 

@@ -8,6 +8,7 @@ controller gets what it needs from it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from kubatch.core.catalogue import DEFAULT, Catalogue
 from kubatch.core.state import CacheConfig
@@ -43,6 +44,39 @@ class Timings:
 
 
 @dataclass(frozen=True, slots=True)
+class WebhookSettings:
+    """The validating admission webhook every replica serves (``controller.webhook``)."""
+
+    port: int = 0
+    """HTTPS port (0: no webhook)."""
+    addr: str = "0.0.0.0"
+    """Bind address."""
+    configuration: str = "kubatch"
+    """The ValidatingWebhookConfiguration whose caBundle the operator keeps (own certs)."""
+    secret: str = "kubatch-webhook-tls"
+    """The Secret holding the CA and serving certificate, shared by every replica."""
+    namespace: str | None = None
+    """The Secret's namespace (None: the operator's own, from its login)."""
+    service: str | None = None
+    """The Service the API server reaches the webhook through (its DNS names go into the
+    serving certificate)."""
+    url: str | None = None
+    """The URL the API server reaches the webhook at instead (the local plane: loopback)."""
+    cert_dir: Path | None = None
+    """``tls.crt``/``tls.key`` provided there (cert-manager): no Secret, no caBundle."""
+    register: bool = False
+    """Write the whole configuration at start (local use; the chart installs its own)."""
+
+    @property
+    def enabled(self) -> bool:
+        return self.port > 0
+
+    @property
+    def own_certs(self) -> bool:
+        return self.cert_dir is None
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything the operator is told at start-up."""
 
@@ -61,3 +95,7 @@ class Settings:
     """API writes in flight at once."""
     identity: str = "kubatch-operator"
     """This replica's name (Events' reportingInstance, the leader lease's holder)."""
+    webhook: WebhookSettings = field(default_factory=WebhookSettings)
+    strict_calls: bool = False
+    """Every API call is checked against the declared table (``adapters.calls``): an
+    undeclared one raises (tests, the demo, the e2e stack)."""

@@ -57,17 +57,27 @@ class Installed:
 
 
 def local_values(
-    state: PlaneState, image: images.Image, *, metrics_port: int, health_port: int
+    state: PlaneState,
+    image: images.Image,
+    *,
+    metrics_port: int,
+    health_port: int,
+    webhook_port: int | None = None,
 ) -> dict[str, Any]:
-    """Pure: the chart values that make the operator run on the local plane's real node."""
+    """Pure: the chart values that make the operator run on the local plane's real node.
+
+    The API server reaches the admission webhook by URL at the node's address (no Service
+    network here); the operator's own certificate names that address."""
     assert state.node is not None
     ip = state.node.ip
+    hook = webhook_port if webhook_port is not None else health_port + 1
     return {
         "image": {"repository": image.repository, "tag": image.tag, "pullPolicy": "Never"},
         "hostNetwork": True,
         "apiServer": {"host": "127.0.0.1", "port": str(state.apiserver_port)},
         "metrics": {"port": metrics_port, "bindAddress": ip},
         "health": {"port": health_port, "bindAddress": ip},
+        "webhook": {"port": hook, "bindAddress": ip, "url": f"https://{ip}:{hook}"},
         "nodeSelector": {REAL_NODE_LABEL: "true"},
     }
 
@@ -115,8 +125,9 @@ def install(
     """
     if not (chart / "Chart.yaml").is_file():
         raise ChartError(f"no Helm chart at {chart}")
-    metrics_port, health_port = free_port(), free_port()
-    values = local_values(state, image, metrics_port=metrics_port, health_port=health_port)
+    metrics_port, health_port, webhook_port = free_port(), free_port(), free_port()
+    values = local_values(state, image, metrics_port=metrics_port, health_port=health_port,
+                          webhook_port=webhook_port)  # fmt: skip
     for key, value in (extra_values or {}).items():
         values[key] = value
     values_file = Path(state.state_dir) / f"helm-values-{release}.yaml"
