@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,6 +76,9 @@ class Attempts:
         """Kubernetes Jobs of ended attempts, per BatchJob key (Job name -> when it ended),
         deleted after the retention (``Effects.retain``); their record stays in the status."""
         self.verdicts: list[tuple[float, str, convert.AttemptLabels, bool]] = []
+        self.suspects: list[tuple[str, int | None, int, bool]] = []
+        """Active attempts whose Job (False) or pod (True) a relist did not show: checked by
+        ``settle`` (the object may be newer than the list), ended when really gone."""
 
     def forget(self, key: str) -> None:
         """The BatchJob was deleted: drop what was known of its attempts (its Jobs go with it:
@@ -85,6 +88,7 @@ class Attempts:
         self.children.forget(key)
         self.vanished = [v for v in self.vanished if v[0] != key]
         self.verdicts = [v for v in self.verdicts if v[1] != key]
+        self.suspects = [v for v in self.suspects if v[0] != key]
 
     def log_of(self, key: str) -> AttemptLog:
         entry = self.logs.get(key)
@@ -240,6 +244,52 @@ class Attempts:
             self.verdicts.append((self.clock(), rec.key, lab, done))
             self.poke()
 
+    # ------------------------------------------------------------------ relists
+
+    def active(self) -> list[tuple[JobRecord, int | None, int]]:
+        """Every attempt the cache runs now: (record, array index or None, attempt)."""
+        out: list[tuple[JobRecord, int | None, int]] = []
+        for key, job in self.cache.jobs.items():
+            rec = self.jobs.get(key)
+            if rec is None:
+                continue
+            if job.array is not None:
+                arr = job.array
+                out += [(rec, i, arr.child_attempt[i]) for i in arr.active]
+            elif job.phase in (Phase.STARTING, Phase.RUNNING) and job.attempt:
+                out.append((rec, None, job.attempt))
+        return out
+
+    def sync_jobs(self, items: Sequence[Mapping[str, Any]]) -> None:
+        """A complete list of kubatch's Jobs (the watch relisted, e.g. after 410 Gone): feed
+        each, and suspect the active attempts whose Job the list lacks — deleted while the
+        watch was down, or created after the list was taken (``settle`` tells)."""
+        names = set()
+        for body in items:
+            names.add(str((body.get("metadata") or {}).get("name", "")))
+            self.on_k8s_job(body)
+        for rec, index, attempt in self.active():
+            if job_name_for_attempt(rec.name, rec.uid, index, attempt) not in names:
+                self.suspects.append((rec.key, index, attempt, False))
+        if self.suspects:
+            self.poke()
+
+    def sync_pods(self, items: Sequence[Mapping[str, Any]]) -> None:
+        """A complete list of kubatch's pods: feed each, and suspect the started attempts
+        whose pod the list lacks (deleted with its node while the watch was down)."""
+        owners = set()
+        for body in items:
+            owners.add(str(((body.get("metadata") or {}).get("labels") or {}).get("job-name")))
+            self.on_pod(body)
+        for rec, index, attempt in self.active():
+            alog = self.logs.get(rec.key)
+            if alog is None or (index, attempt) not in alog.started:
+                continue
+            if job_name_for_attempt(rec.name, rec.uid, index, attempt) not in owners:
+                self.suspects.append((rec.key, index, attempt, True))
+        if self.suspects:
+            self.poke()
+
     # ------------------------------------------------------------------ an attempt ends
 
     def finish(
@@ -380,6 +430,7 @@ class Attempts:
     async def settle(self) -> None:
         """Each cycle: Job verdicts past their grace, timeouts, vanished pods."""
         await self._settle_verdicts()
+        await self._settle_suspects()
         await self._enforce_deadlines()
         await self._end_stuck()
         await self._settle_vanished()
@@ -422,6 +473,43 @@ class Attempts:
             self.finish(rec, lab, out, None, None, timed_out=False)
         self.verdicts = keep
         if keep:
+            self.poke()
+
+    async def _settle_suspects(self) -> None:
+        """Ask the API server about what a relist did not show: a Job that is really gone
+        ends its attempt (as a deletion does); a pod that is gone while its Job lives is a
+        vanished pod (its node went)."""
+        if not self.suspects:
+            return
+        batch, self.suspects = self.suspects, []
+        for key, index, attempt, pod in batch:
+            rec = self.jobs.get(key)
+            if rec is None or not self.cache.is_active(key, index, attempt):
+                continue
+            name = job_name_for_attempt(rec.name, rec.uid, index, attempt)
+            lab = convert.AttemptLabels(rec.namespace, rec.name, rec.uid, attempt, index,
+                                        self._ce_of(rec, attempt))  # fmt: skip
+            try:
+                if pod:
+                    pods = await self.kube.list(PODS, namespace=rec.namespace,
+                                                labels=f"job-name={name}")  # fmt: skip
+                    for body in pods:
+                        self.on_pod(body)
+                    if not pods and self.cache.is_active(key, index, attempt):
+                        node = self.log_of(key).nodes.get((index, attempt))
+                        known = str((rec.attempt(attempt) or {}).get("podName") or "")
+                        self.vanished.append((key, lab, known or f"of Job {name}", node))
+                    continue
+                await self.kube.get(JOBS, name, namespace=rec.namespace)
+            except ApiError as exc:
+                if exc.not_found and not pod:
+                    log.info("the Job %s/%s of an active attempt is gone", rec.namespace, name)
+                    self.vanished.append((key, lab, "", None))
+                else:
+                    self.suspects.append((key, index, attempt, pod))
+            except (OSError, TimeoutError):
+                self.suspects.append((key, index, attempt, pod))
+        if self.vanished or self.suspects:
             self.poke()
 
     async def _enforce_deadlines(self) -> None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import socket
 import sys
 from pathlib import Path
 from typing import Any
 
 from kubatch.adapters.catalogue import load_catalogue
-from kubatch.controller.settings import Settings, Timings
+from kubatch.controller.settings import Election, LeaseTimings, Settings, Timings
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--identity",
         default=None,
-        help="this replica's name (Events, leader lease); default: the host name",
+        help="this replica's name (Events, the leader Lease): unique per replica (the chart "
+        "passes the pod's name); default: the host name",
     )
     p.add_argument(
         "--pull-timeout",
@@ -58,8 +60,40 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds the Kubernetes Job and pod (and so the logs) of an ended attempt are "
         "kept; its record stays in the BatchJob's status (0: keep for ever)",
     )
+    e = p.add_argument_group("leader election (docs/reliability.md#failover)")
+    e.add_argument(
+        "--leader-elect",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="elect one leader among the replicas through a Lease; the others wait warm "
+        "(default: on; --no-leader-elect runs exactly one operator, leading at once)",
+    )
+    e.add_argument(
+        "--leader-election-namespace",
+        default=None,
+        help="namespace of the Lease (default: $KUBATCH_NAMESPACE, else the service account's "
+        "or the kubeconfig context's namespace)",
+    )
+    e.add_argument("--leader-election-id", default="kubatch-leader", help="the Lease's name")
+    defaults = LeaseTimings()
+    for flag, value, text in (
+        ("--lease-duration", defaults.duration, "a standby waits for a silent leader"),
+        ("--renew-deadline", defaults.renew_deadline, "a leader that cannot renew still writes"),
+        ("--retry-period", defaults.retry_period, "between two tries to take or renew the Lease"),
+    ):
+        e.add_argument(flag, type=float, default=value, help=f"seconds {text} ({value:g})")
     p.add_argument("--verbose", "-v", action="store_true")
     return p
+
+
+def election_from(args: argparse.Namespace) -> Election:
+    """The leader election's part of the command line (a clear error for bad timings)."""
+    try:
+        timings = LeaseTimings(args.lease_duration, args.renew_deadline, args.retry_period)
+    except ValueError as exc:
+        raise SystemExit(f"kubatch operator: {exc}") from None
+    namespace = args.leader_election_namespace or os.environ.get("KUBATCH_NAMESPACE") or None
+    return Election(args.leader_elect, namespace, args.leader_election_id, timings)
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -70,6 +104,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         namespaces=tuple(args.namespaces or ()),
         catalogue=load_catalogue(args.catalogue),
         identity=args.identity or socket.gethostname(),
+        election=election_from(args),
     )
 
 
