@@ -144,6 +144,8 @@ class LeaderElector:
         self._observed: LeaseRecord | None = None
         self._observed_at = 0.0
         self._version = ""
+        self.failed_at = -1e18
+        """When a try last failed (monotonic clock): the API server was not reachable."""
         if metrics is not None:
             metrics.set_leader(identity, False)
 
@@ -245,10 +247,12 @@ class LeaderElector:
             raise
         except (ApiError, OSError, TimeoutError) as exc:
             held = False
+            self.failed_at = self.clock()
             why = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
             log.warning("lease %s/%s: %s", self.namespace, self.name, why)
         except Exception:
             held = False
+            self.failed_at = self.clock()
             log.exception("lease %s/%s: unexpected error", self.namespace, self.name)
         if held and not self._leading:
             await self._set(True)

@@ -11,8 +11,10 @@ depends on its role:
   is built from the mirror (``rebuild(source=mirror)``: the restart-safe rebuild, in memory,
   no list), the mirror is dropped, the scheduler loop starts. The operator writes through a
   :class:`~kubatch.controller.leader.FencedKube`, so it writes only while the Lease is held.
-  A mirror that is not complete yet (a replica that has just started) makes the takeover list
-  the API server instead, with the events of meanwhile replayed after.
+  The mirror is trusted only when it is complete and its feeds were undisturbed for a lease
+  duration: a replica that has just started, or one that lost the API server recently (its
+  watches may still be catching up), lists the API server instead — the restart's rebuild —
+  and replays the events of meanwhile after it.
 - **leader**: events go to the operator (intake, attempts); a relist of kubatch's Jobs or
   pods reconciles the attempts whose objects were deleted while the watch was down.
 - **demotion** (the Lease was lost or not renewed in time): writes in flight are cancelled,
@@ -86,6 +88,7 @@ class Replica:
         self.op: Operator | None = None
         self.fence: FencedKube | None = None
         self.elector = elector(self._leadership) if elector is not None else None
+        self._mono = self.elector.clock if self.elector is not None else time.monotonic
         self.leading = False
         """This replica's operator decides and writes (the loop runs)."""
         self.takeovers: list[float] = []
@@ -98,6 +101,8 @@ class Replica:
         self._fill: asyncio.Task[None] | None = None
         self._changes: set[asyncio.Task[None]] = set()
         self._synced = asyncio.Event()  # kubatch's own watches have each listed once
+        self._disturbed_at = -1e18  # a watch of ours relisted (it had been down)
+        self._syncs: dict[tuple[str, str | None], int] = {}
 
     @property
     def scopes(self) -> list[str | None]:
@@ -174,6 +179,10 @@ class Replica:
         self, res: Resource, items: list[JsonDict], namespace: str | None, labels: str
     ) -> None:
         """A complete list from one of kubatch's own watches."""
+        seen = self._syncs.get((res.plural, namespace), 0)
+        self._syncs[(res.plural, namespace)] = seen + 1
+        if seen:
+            self._disturbed_at = self._mono()  # a relist: the watch had been down
         op = self.op
         if self.leading and op is not None:
             op.sync(res, items)
@@ -213,6 +222,17 @@ class Replica:
                 self.mirror.fill(res, await self.kube.list(res, namespace=scope))
             self.mirror.mark_synced(res)
         self.mirror.drop_tombstones()
+
+    def trusted(self) -> bool:
+        """Whether a takeover may build from the mirror: complete, and no sign for a lease
+        duration that the API server was out of reach (failed tries, relists)."""
+        if not self.complete:
+            return False
+        quiet = self.settings.election.timings.duration
+        last = self._disturbed_at
+        if self.elector is not None:
+            last = max(last, self.elector.failed_at)
+        return self._mono() - last >= quiet
 
     @property
     def complete(self) -> bool:
@@ -262,11 +282,12 @@ class Replica:
         self._fill = None
         fence = FencedKube(self.kube, self.may_write)
         op = Operator(fence, self.settings, self.metrics, self.clock, may_write=self.may_write)
-        from_mirror = self.complete
+        from_mirror = self.trusted()
         if from_mirror:
             await op.rebuild(source=self.mirror)  # in memory: no await suspends
         else:
-            log.info("taking over before the mirror is complete: listing the API server")
+            log.info("taking over from lists of the API server (the mirror is %s)",
+                     "recent" if self.complete else "incomplete")  # fmt: skip
             self._buffer = []
             try:
                 await op.rebuild()
@@ -315,6 +336,7 @@ class Replica:
             t.cancel()
         await asyncio.gather(*self._watches, return_exceptions=True)
         self._watches = []
+        self._syncs.clear()
         self._start_watches()
         if self._fill is not None:
             self._fill.cancel()

@@ -59,7 +59,7 @@ from kubatch.sim.state import (
     slim,
     split_key,
 )
-from kubatch.timefmt import rfc3339_micro
+from kubatch.timefmt import rfc3339, rfc3339_micro
 
 __all__ = ["SimConfig", "SimStats", "Simulator"]
 
@@ -231,6 +231,13 @@ class Simulator:
             self._mark_reclaimed(node)
         if (obj.get("spec") or {}).get("unschedulable") and node.cordoned_at is None:
             node.cordoned_at = self._clock()
+        if N.not_ready(obj) and not node.reclaimed:  # back after the sim was down: a kubelet
+            self._submit(functools.partial(self._report_ready, name))  # reports Ready again
+
+    async def _report_ready(self, name: str) -> None:
+        now = rfc3339(self._clock())
+        body = {"status": {"conditions": N.build_node_conditions(now, now)}}
+        await self._patch_if_present(NODES, name, body, status=True)
 
     def _mark_reclaimed(self, node: NodeRecord) -> None:
         node.reclaimed = True
