@@ -218,6 +218,13 @@ class Metrics:
             ["identity", "to"],
             registry=r,
         )
+        self.watch_relists = Counter(
+            "kubatch_watch_relists_total",
+            "Complete lists a watch of kubatch's own Jobs, pods or records took again after "
+            "it had been down (410 Gone: its resourceVersion was compacted away, or an error).",
+            ["resource"],
+            registry=r,
+        )
         self._ce_info_labels: dict[str, tuple[str, str]] = {}
         self._leading: dict[str, bool] = {}
         self._lock = threading.Lock()
@@ -347,6 +354,10 @@ class Metrics:
         elif before is None and leading:
             self.leader_changes.labels(identity=identity, to="leader").inc()
         self.leader.labels(identity=identity).set(1 if leading else 0)
+
+    def count_relist(self, resource: str) -> None:
+        """A watch listed again (after 410 Gone or an error)."""
+        self.watch_relists.labels(resource=resource).inc()
 
     def clear_leader_gauges(self) -> None:
         """A replica that stops leading stops publishing the state it no longer keeps: the

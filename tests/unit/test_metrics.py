@@ -44,6 +44,7 @@ def _exercise(m: Metrics) -> None:
     m.count_write("patch", "batchjobs/status", 3)
     m.count_handler_error("on_batch_job")
     m.set_leader("kubatch-0", True)
+    m.count_relist("pods")
 
 
 def test_exposition_parses_and_every_family_is_prefixed() -> None:

@@ -183,6 +183,8 @@ class Replica:
         self._syncs[(res.plural, namespace)] = seen + 1
         if seen:
             self._disturbed_at = self._mono()  # a relist: the watch had been down
+            if self.metrics is not None:
+                self.metrics.count_relist(res.plural)
         op = self.op
         if self.leading and op is not None:
             op.sync(res, items)
