@@ -30,7 +30,7 @@ def test_demo_runs_the_examples_and_cleans_up() -> None:
     env.pop("KUBECONFIG", None)
     proc = subprocess.run(
         [sys.executable, "-m", "kubatch.cli", "demo", "--state-dir", str(state_dir),
-         "--timeout", "240"],
+         "--timeout", "240", "--no-real"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=400, check=False,
     )  # fmt: skip
     out = proc.stdout + proc.stderr
@@ -45,6 +45,8 @@ def test_demo_runs_the_examples_and_cleans_up() -> None:
     n = _example_jobs()
     assert f"{n}/{n} example jobs ended as intended" in text, text
     assert re.search(r"Spot reclaims\s+[1-9]", text), text  # --reclaim is on by default
+    # one job through the AWS Batch API with boto3 (the real jobs: tests/real/test_demo.py)
+    assert "[aws api] boto3: describe_jobs -> SUCCEEDED" in text, text
     # Everything it started is gone: plane processes, sim and operator, and the state dir.
     pids = [int(p) for p in re.findall(r"pid (\d+)", out)]
     assert len(pids) >= 6, out[:3000]  # etcd, apiserver, controller-manager, scheduler, sim, op

@@ -141,11 +141,12 @@ def test_attempt_duration_stops_a_real_sleep(real: Real, submitted: str) -> None
     st = bj["status"]
     assert (st["phase"], st["reason"]) == ("Failed", "AttemptTimeout"), st
     (only,) = attempts(bj)
-    # Stopped at the deadline: the Job's activeDeadlineSeconds counts from the Job's start,
-    # which precedes the container's by the pod's start-up (1-3 s on this node).
+    # SEMANTICS §3: the timeout counts from the attempt's start (its container running, as
+    # AWS): kubatch stops the attempt then (the pod's own deadline, timeout + 60 s, is only a
+    # backstop), so it ran its full 60 s and not much more (a cycle and the watch's latency).
     ran = seconds(only["startedAt"], only["stoppedAt"])
-    assert 55 <= ran <= 75, (ran, only)
-    # The Job controller deleted the pod at its deadline; the kubelet stopped the container.
+    assert 60 <= ran <= 68, (ran, only)
+    # kubatch deleted the attempt's Job; the kubelet stopped the container.
     real.wait("containerd to stop the sleeper", lambda: cid not in real.running_tasks(), 60)
 
 

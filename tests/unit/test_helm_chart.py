@@ -409,3 +409,15 @@ def test_batch_api_is_off_by_default_and_least_privilege_when_on(render: Render)
             "verbs": ["get"],
         }
     ]
+
+
+def test_batch_api_follows_host_network_and_the_api_server_address(render: Render) -> None:
+    docs = render("batchApi.enabled=true", "hostNetwork=true", "apiServer.host=127.0.0.1",
+                  "apiServer.port=6443")  # fmt: skip
+    dep = next(
+        d for d in docs if d["kind"] == "Deployment" and "batch-api" in d["metadata"]["name"]
+    )
+    pod = dep["spec"]["template"]["spec"]
+    assert pod["hostNetwork"] is True
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    assert (env["KUBERNETES_SERVICE_HOST"], env["KUBERNETES_SERVICE_PORT"]) == ("127.0.0.1", "6443")

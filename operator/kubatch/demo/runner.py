@@ -29,6 +29,13 @@ import yaml
 from kubatch.adapters.kube import BATCHJOBS, PODS, Kube
 from kubatch.api import labels as L
 from kubatch.core.lifecycle import Phase
+from kubatch.demo.extras import (
+    AWS_NAMESPACE,
+    Boto3Submission,
+    RealJobs,
+    ensure_namespace,
+    wait_until,
+)
 from kubatch.demo.report import (
     TERMINATE_AFTER_RUNNING_SECONDS,
     Expectation,
@@ -95,6 +102,8 @@ class Demo:
         self.running_since: dict[str, float] = {}
         self.events: list[str] = []
         self.reclaim_reported = False
+        self.real: RealJobs | None = None
+        self.boto3: Boto3Submission | None = None
 
     # -- output --------------------------------------------------------------------------------
     def say(self, msg: str) -> None:
@@ -127,7 +136,21 @@ class Demo:
         self.say(f"starting the local control plane in {self.state_dir}")
         self.plane = LocalPlane(self.state_dir)
         self._stop_leftovers()
-        state = self.plane.up(timeout=self.args.plane_timeout)
+        real_node = False
+        if self.args.real is not False:
+            from kubatch.local import node
+
+            reason = node.unavailable_reason()
+            if reason is not None and self.args.real:
+                raise DemoError(f"--real: this machine cannot run a real node: {reason}")
+            if reason is not None:
+                self.say(f"no real node here ({reason}): the simulated pools only")
+            real_node = reason is None
+        if real_node:
+            self.say("a real node too: containerd + runc + kubelet (first time: builds and images)")
+        state = self.plane.up(timeout=self.args.plane_timeout, real_node=real_node)
+        if state.node is not None:
+            self.real = RealJobs(state)
         self.kubeconfig = state.kubeconfig
         self.kubectl_path = state.kubectl
         pids = ", ".join(f"{p.name} pid {p.pid}" for p in state.processes)
@@ -321,6 +344,7 @@ class Demo:
         self.start_stack()
         self.fresh_namespace()
         self.apply_examples(files)
+        self.start_extras()
         self.say(f"watching {len(expected)} example jobs (timeout {self.args.timeout:.0f}s)")
         items = asyncio.run(self.follow(expected, spot_ces))
         self.finish_reclaim()
@@ -339,7 +363,34 @@ class Demo:
         for line in render_summary(summary, self.color):
             print(line, file=self.out)
         print("", file=self.out, flush=True)
+        self.finish_extras()
         return 0 if summary.ok else 1
+
+    def start_extras(self) -> None:
+        """Jobs for real on the real node, and one submission through the AWS Batch API."""
+        if self.real is not None:
+            self.real.start(self.kubectl)
+            self.say(f"[real] 3 jobs run for real on node kubatch-real-node (containerd + runc) "
+                     f"in namespace {self.real.namespace}")  # fmt: skip
+        if self.args.aws_api:
+            ensure_namespace(self.kubectl, AWS_NAMESPACE)
+            self.boto3 = Boto3Submission(str(self.kubeconfig), AWS_NAMESPACE, "high-priority")
+            self.boto3.start()
+            self.say(f"[aws api] one job submitted with boto3 via kubatch batch-api "
+                     f"(namespace {AWS_NAMESPACE})")  # fmt: skip
+
+    def finish_extras(self) -> None:
+        if self.real is not None:
+            real = self.real
+            wait_until(lambda: real.finished(self.kubectl), timeout=120)
+            print("What ran for real (containerd + runc, not simulated):", file=self.out)
+            for line in real.report():
+                print(f"  {line}", file=self.out)
+        if self.boto3 is not None:
+            print("Through the AWS Batch API (boto3, unchanged client code):", file=self.out)
+            for line in self.boto3.join(timeout=120):
+                print(f"  {line}", file=self.out)
+        print("", file=self.out, flush=True)
 
     def print_keep(self) -> None:
         k = f"{self.kubectl_path} --kubeconfig {self.kubeconfig}"
@@ -398,6 +449,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plane-timeout", type=float, default=180.0, help=argparse.SUPPRESS)
     p.add_argument("--reclaim", action=argparse.BooleanOptionalAction, default=True,
                    help="reclaim half of the spot pool's nodes mid-run (default: on)")  # fmt: skip
+    p.add_argument("--real", action=argparse.BooleanOptionalAction, default=None,
+                   help="run a few jobs for real on a real node (default: where the machine "
+                   "can run one)")  # fmt: skip
+    p.add_argument("--aws-api", action=argparse.BooleanOptionalAction, default=True,
+                   help="submit one job with boto3 through kubatch batch-api")  # fmt: skip
     p.add_argument("--no-color", action="store_true", help="plain output")
     p.add_argument("--examples", help="directory of example manifests (default: the repo's)")
     return p
