@@ -14,8 +14,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import faulthandler
 import json
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -74,6 +76,7 @@ def _say(msg: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>`: where a long run waits
     size = FAST if args.fast else FULL
     if args.jobs is not None:
         if args.jobs < 10:

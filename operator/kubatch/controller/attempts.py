@@ -79,6 +79,10 @@ class Attempts:
         self.suspects: list[tuple[str, int | None, int, bool]] = []
         """Active attempts whose Job (False) or pod (True) a relist did not show: checked by
         ``settle`` (the object may be newer than the list), ended when really gone."""
+        self.strays: dict[tuple[str, str], int] = {}
+        """(namespace, name) of Kubernetes Jobs still running for a finished BatchJob -> tries
+        left: the delete of a terminate that never happened (the leader was killed or cut off
+        in between, or the delete failed), replayed by ``settle``."""
 
     def forget(self, key: str) -> None:
         """The BatchJob was deleted: drop what was known of its attempts (its Jobs go with it:
@@ -237,6 +241,10 @@ class Attempts:
             self.poke()
             return
         done = convert.job_finished(body)
+        if not deleted and not active and done is None and self._unended(rec, lab):
+            # still running, though its BatchJob finished and the attempt's end was never
+            # recorded: a terminate whose delete did not happen (the leader died in between)
+            self.stray(rec.namespace, name)
         if done is not None and active:
             # Normally the pod's own final status arrives first and decides. If the pod is
             # gone (deleted with its node while the operator was down), the Job's verdict
@@ -427,8 +435,34 @@ class Attempts:
 
     # ------------------------------------------------------------------ settled by the loop
 
+    def _unended(self, rec: JobRecord, lab: convert.AttemptLabels) -> bool:
+        """A finished (single) job's attempt that its status records without an end."""
+        if not rec.finished or lab.index is not None:
+            return False
+        if (lab.index, lab.attempt) in self.log_of(rec.key).finished:
+            return False
+        record = rec.attempt(lab.attempt)
+        return record is not None and not record.get("stoppedAt")
+
+    def stray(self, namespace: str, name: str, tries: int = 10) -> None:
+        """A Job that must go (its BatchJob finished while it ran): deleted by ``settle``."""
+        self.strays.setdefault((namespace, name), tries)
+        self.poke()
+
+    async def _stop_strays(self) -> None:
+        for (ns, name), left in list(self.strays.items()):
+            try:
+                await self.kube.delete(JOBS, name, namespace=ns)
+            except (ApiError, OSError, TimeoutError) as exc:
+                if left > 1:
+                    self.strays[(ns, name)] = left - 1
+                    continue
+                log.warning("deleting the stray Job %s/%s failed: %s", ns, name, exc)
+            self.strays.pop((ns, name), None)
+
     async def settle(self) -> None:
-        """Each cycle: Job verdicts past their grace, timeouts, vanished pods."""
+        """Each cycle: Job verdicts past their grace, timeouts, vanished pods, strays."""
+        await self._stop_strays()
         await self._settle_verdicts()
         await self._settle_suspects()
         await self._enforce_deadlines()

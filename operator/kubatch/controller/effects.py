@@ -246,7 +246,8 @@ class Effects:
         try:
             await self.kube.delete(JOBS, d.k8s_job_name, namespace=ns)
         except (ApiError, OSError, TimeoutError) as exc:
-            log.warning("deleting Job %s/%s failed: %s", ns, d.k8s_job_name, exc)
+            log.warning("deleting Job %s/%s failed (tried again): %s", ns, d.k8s_job_name, exc)
+            self.attempts.stray(ns, d.k8s_job_name)
 
     # ------------------------------------------------------------------ status of jobs
 

@@ -109,6 +109,10 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 
 async def run(args: argparse.Namespace, stop: asyncio.Event | None = None) -> None:
+    if args.kubeconfig:
+        # kopf logs in on its own through the client library, which reads $KUBECONFIG when
+        # it is imported (by kopf, below): the same file as ours
+        os.environ["KUBECONFIG"] = str(args.kubeconfig)
     import kopf
 
     from kubatch.controller import handlers  # noqa: F401  (registers the handlers)

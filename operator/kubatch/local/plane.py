@@ -111,8 +111,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _port_busy(port: int) -> bool:
+def _port_busy(port: int, *, reuse: bool = False) -> bool:
+    """Something holds ``port``; with ``reuse``: something *listens* on it (connections of a
+    killed process lingering in TIME_WAIT do not count: the servers bind with SO_REUSEADDR)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        if reuse:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((HOST, port))
         except OSError:
@@ -399,8 +403,9 @@ class LocalPlane:
         argv: list[str],
         *,
         cmdline0: str | None = None,
+        restart: bool = False,
     ) -> Process:
-        if _port_busy(port):
+        if _port_busy(port, reuse=restart):
             raise PlaneError(f"port {port} for {name} is busy: stop what uses it and retry")
         argv = [*argv, *self._extra.get(name, ())]
         logs = self.state_dir / "logs"
@@ -578,7 +583,8 @@ class LocalPlane:
         state.processes = [p for p in state.processes if p.name != name]
         extra, self._extra = self._extra, {}
         try:
-            new = self._spawn(state, name, old.port, old.argv, cmdline0=old.cmdline0)
+            new = self._spawn(state, name, old.port, old.argv, cmdline0=old.cmdline0,
+                              restart=True)  # fmt: skip
         finally:
             self._extra = extra
         self.wait_ready(new, timeout)

@@ -172,6 +172,11 @@ class Simulator:
                 await action()
             except asyncio.CancelledError:
                 raise
+            except (OSError, TimeoutError, ApiError) as exc:  # the API server away: try again
+                if isinstance(exc, ApiError) and exc.status < 500:
+                    log.exception("sim action failed")
+                else:  # (as a kubelet does: a status is never dropped)
+                    asyncio.get_running_loop().call_later(2.0, self._submit, action)
             except Exception:
                 log.exception("sim action failed")
             finally:
