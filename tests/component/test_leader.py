@@ -4,6 +4,7 @@ over; a replica that does not lead never writes; relists end attempts whose obje
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -306,6 +307,39 @@ async def test_writes_in_flight_are_cancelled_when_leadership_is_lost() -> None:
     with pytest.raises(NotLeading, match="refused"):
         await fence.create(JOBS, {}, namespace=NS)
     assert fence.refused == 2
+
+
+async def test_a_writer_cancelled_as_leadership_goes_stays_cancelled() -> None:
+    """The scheduling loop is cancelled right after its writes were revoked (standing by):
+    its cancellation is not turned into NotLeading (it would keep cycling, and standing by
+    would wait for it for ever)."""
+    started = asyncio.Event()
+
+    class Slow:
+        async def create(
+            self, res: Resource, body: JsonDict, namespace: str | None = None
+        ) -> JsonDict:
+            started.set()
+            await asyncio.sleep(60)
+            return body
+
+    leading = [True]
+    fence = FencedKube(Slow(), lambda: leading[0])  # type: ignore[arg-type]
+
+    async def loop() -> None:
+        while True:
+            with contextlib.suppress(NotLeading):
+                await fence.create(JOBS, {}, namespace=NS)
+            await asyncio.sleep(0.01)
+
+    task = asyncio.create_task(loop())
+    await started.wait()
+    leading[0] = False
+    assert fence.revoke() == 1
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=2)
+    assert task in done, "the loop swallowed its cancellation"
+    assert task.cancelled()
 
 
 async def test_two_replicas_racing_for_a_free_lease_elect_exactly_one(pair: Pair) -> None:

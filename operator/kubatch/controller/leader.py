@@ -337,7 +337,10 @@ class FencedKube:
         try:
             return await task
         except asyncio.CancelledError:
-            if task in self._revoked:
+            me = asyncio.current_task()
+            if task in self._revoked and not (me is not None and me.cancelling()):
+                # revoked, and only that: a caller that is being cancelled itself (the
+                # scheduling loop stopped as leadership goes) must see its cancellation
                 self.refused += 1
                 raise NotLeading("leadership lost: write cancelled in flight") from None
             raise

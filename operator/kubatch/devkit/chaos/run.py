@@ -120,7 +120,8 @@ class Runner:
             faults.append(fault)
             probe = f"s{index}-probe-{event}"
             probes.append((probe, fault.ended))
-            self._tasks.append(asyncio.create_task(self._submit_probe(probe)))
+            await self._submit_probe(probe)  # the moment the fault ends
+            await scenario.recover(event, fault)
             self.say(f"[{name}] fault {event + 1}/{scenario.events}: {fault.what} "
                      f"({fault.ended - fault.started:.1f}s) {fault.notes or ''}")  # fmt: skip
         after = getattr(scenario, "after", None)

@@ -72,6 +72,10 @@ class Scenario:
     async def before(self, event: int) -> None:
         """Runs before the event's batch is submitted (e.g. a pause between kills)."""
 
+    async def recover(self, event: int, fault: Fault) -> None:
+        """Runs once the fault is over and the probe submitted (what the fault did is
+        observed here: a takeover, relists; a killed replica comes back as the standby)."""
+
 
 class LeaderKill(Scenario):
     name, title = "leader-kill", "the leading operator killed with SIGKILL, again and again"
@@ -93,13 +97,17 @@ class LeaderKill(Scenario):
         killed = Fault(f"SIGKILL {leader}", time.monotonic())
         await asyncio.to_thread(c.kill_operator, leader)
         killed.ended = self._last = time.monotonic()
+        killed.notes = {"killed": leader}
+        return killed
+
+    async def recover(self, event: int, fault: Fault) -> None:
+        c = self.cluster
+        leader = fault.notes["killed"]
         new = await c.wait_leader(other_than=leader, timeout=90)
-        killed.notes = {"killed": leader, "new_leader": new,
-                        "takeover_s": round(time.monotonic() - killed.ended, 2)}  # fmt: skip
+        fault.notes.update(new_leader=new, takeover_s=round(time.monotonic() - fault.ended, 2))
         await asyncio.sleep(1.0)
         c.start_operator(leader)  # it comes back as the standby ("then back" next time)
         await c.wait_serving(leader)
-        return killed
 
 
 class ApiServerRestart(Scenario):
@@ -129,6 +137,14 @@ class Etcd(Scenario):
         revision = await asyncio.to_thread(faults.compact_etcd, port)
         resets = sum(r.proxy.reset() for r in c.replicas.values())
         f.ended = time.monotonic()
+        f.notes = {"compacted_to": revision, "connections_reset": resets, "relists_before": before}
+        return f
+
+    async def recover(self, event: int, fault: Fault) -> None:
+        if event == 0:
+            return
+        c = self.cluster
+        before = float(fault.notes.pop("relists_before"))
 
         async def relisted() -> bool:
             await asyncio.to_thread(c.scrape_all)
@@ -136,9 +152,7 @@ class Etcd(Scenario):
 
         await eventually_async(relisted, what="the watches to relist after 410 Gone",
                                timeout=60, every=1)  # fmt: skip
-        f.notes = {"compacted_to": revision, "connections_reset": resets,
-                   "relists": c.counter("kubatch_watch_relists_total") - before}  # fmt: skip
-        return f
+        fault.notes["relists"] = c.counter("kubatch_watch_relists_total") - before
 
 
 class Blackhole(Scenario):
