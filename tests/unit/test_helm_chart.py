@@ -73,6 +73,8 @@ def test_renders_the_expected_objects(render: Render) -> None:
             "ServiceAccount",
             "ClusterRole",
             "ClusterRoleBinding",
+            "Role",
+            "RoleBinding",
             "Service",
             "Deployment",
             "ConfigMap",
@@ -81,11 +83,15 @@ def test_renders_the_expected_objects(render: Render) -> None:
     )
 
 
-def test_deployment_one_replica_recreate_runs_the_operator(render: Render) -> None:
+def test_deployment_two_replicas_rolling_one_at_a_time_runs_the_operator(render: Render) -> None:
     dep = one(render(), "Deployment")
     spec = dep["spec"]
-    assert spec["replicas"] == 1
-    assert spec["strategy"] == {"type": "Recreate"}
+    assert spec["replicas"] == 2
+    assert spec["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1},
+    }
+    assert one(render("replicaCount=1"), "Deployment")["spec"]["replicas"] == 1
     pod = spec["template"]["spec"]
     (container,) = pod["containers"]
     assert container["command"] == ["kubatch"]
@@ -103,6 +109,7 @@ def test_deployment_one_replica_recreate_runs_the_operator(render: Render) -> No
     args = pod["spec"]["template"]["spec"]["containers"][0]["args"]
     assert args == [
         "operator",
+        "--identity=$(POD_NAME)",
         "--health-port=8081",
         "--health-addr=0.0.0.0",
         "--metrics-port=8080",
@@ -166,6 +173,23 @@ def test_cluster_role_lists_exactly_what_kubatch_uses(render: Render) -> None:
     assert rules_table(role) == EXPECTED_RULES
 
 
+def test_leader_election_may_only_take_leases_in_its_namespace(render: Render) -> None:
+    docs = render()
+    role, binding = one(docs, "Role"), one(docs, "RoleBinding")
+    assert role["metadata"]["namespace"] == "kubatch-system"
+    assert role["rules"] == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+         "verbs": ["get", "create", "patch"]}
+    ]  # fmt: skip
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                  "name": role["metadata"]["name"]}  # fmt: skip
+    assert binding["subjects"][0]["name"] == one(docs, "ServiceAccount")["metadata"]["name"]
+    container = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("valueFrom") for e in container["env"]}
+    assert env["POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert env["KUBATCH_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+
+
 def test_binding_ties_the_role_to_the_service_account(render: Render) -> None:
     docs = render()
     binding = one(docs, "ClusterRoleBinding")
@@ -178,7 +202,13 @@ def test_binding_ties_the_role_to_the_service_account(render: Render) -> None:
 
 def test_rbac_and_service_account_can_be_turned_off(render: Render) -> None:
     kinds = {d["kind"] for d in render("rbac.create=false", "serviceAccount.create=false")}
-    assert not kinds & {"ClusterRole", "ClusterRoleBinding", "ServiceAccount"}
+    assert not kinds & {
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Role",
+        "RoleBinding",
+        "ServiceAccount",
+    }
 
 
 def test_metrics_service_selects_the_operator_pod(render: Render) -> None:
