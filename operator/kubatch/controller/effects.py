@@ -282,6 +282,9 @@ class Effects:
                 return
             rec.finished = True
             rec.finished_at = now
+            for a in rec.attempts:  # an attempt whose end was never recorded: its Job goes
+                if a.get("jobName") and not a.get("stoppedAt"):
+                    self.attempts.stray(rec.namespace, str(a["jobName"]))
             rec.phase = Phase.FAILED if isinstance(d, Fail) else Phase.SUCCEEDED
             fields = st.final_fields(d, convert.rfc3339(now), rec.attempts, rec.array_size)
             if isinstance(d, Fail):

@@ -106,6 +106,27 @@ def own_outcome(p: Plan) -> Outcome:
     return Outcome("Failed", failures)
 
 
+def failures_given(p: Plan, interrupted: Iterable[int]) -> int:
+    """Pure: the failed attempts of a single job whose attempts ``interrupted`` (by number)
+    were interrupted: those never count, and the simulator's exit code depends on the
+    attempt's number (an interruption shifts which attempt fails)."""
+    skip = set(interrupted)
+    failures, attempt = 0, 0
+    while True:
+        attempt += 1
+        if attempt in skip:
+            continue
+        if p.timeout is not None and p.behaviour.duration > p.timeout:
+            code = -1  # timed out
+        else:
+            code = p.behaviour.exit_of(attempt)
+        if code == 0:
+            return failures
+        failures += 1
+        if failures >= p.retry.attempts or p.retry.action(code) == "Exit":
+            return failures
+
+
 def _child_ok(p: Plan, index: int) -> bool:
     for attempt in range(1, p.retry.attempts + 1):
         code = p.behaviour.exit_of(attempt, index)
