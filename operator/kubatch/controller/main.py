@@ -127,14 +127,29 @@ async def run(args: argparse.Namespace, stop: asyncio.Event | None = None) -> No
     memo.metrics = metrics
     memo.kubeconfig = args.kubeconfig
     health = getattr(args, "health_port", 0)
-    await kopf.operator(
-        liveness_endpoint=f"http://{args.health_addr}:{health}/healthz" if health else None,
-        standalone=True,
-        clusterwide=not settings.namespaces,
-        namespaces=list(settings.namespaces),
-        memo=memo,
-        stop_flag=stop,
-    )
+    delay = 1.0
+    while True:
+        try:
+            await kopf.operator(
+                liveness_endpoint=f"http://{args.health_addr}:{health}/healthz" if health else None,
+                standalone=True,
+                clusterwide=not settings.namespaces,
+                namespaces=list(settings.namespaces),
+                memo=memo,
+                stop_flag=stop,
+            )
+            return  # stopped (a signal or the stop flag)
+        except Exception:
+            # kopf gives up on some answers of an API server that is restarting (404 for the
+            # CRDs until it serves them again): start over, as a restarted container would
+            # (its cleanup stood the replica down; its startup builds a new one)
+            if stop is not None and stop.is_set():
+                raise
+            logging.getLogger("kubatch.operator").exception(
+                "kopf stopped on an error; starting again in %gs", delay
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -155,3 +155,32 @@ def _sync_list(m: Mirror, res: Any) -> list[dict[str, Any]]:
     import asyncio
 
     return asyncio.run(m.list(res))
+
+
+async def test_the_operator_starts_kopf_again_after_it_gave_up_on_an_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A restarting API server answers 404 for the CRDs until it serves them, and kopf stops
+    on that: the operator starts it again (as a restarted container would), but a clean stop
+    ends it."""
+    import asyncio
+
+    import kopf
+
+    from kubatch.controller.main import run
+
+    runs: list[str] = []
+
+    async def fake_operator(**_: Any) -> None:
+        runs.append("run")
+        if len(runs) == 1:
+            raise RuntimeError("404 page not found")
+
+    monkeypatch.setattr(kopf, "operator", fake_operator)
+    monkeypatch.setattr(asyncio, "sleep", _no_sleep)
+    await run(build_parser().parse_args(["--metrics-port", "0", "--no-leader-elect"]))
+    assert runs == ["run", "run"]
+
+
+async def _no_sleep(_: float) -> None:
+    return None
