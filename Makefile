@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help venv binaries images lint crds test test-unit test-component test-integration test-e2e test-chaos chaos test-real demo bench-core bench-e2e bench-sim clean
+.PHONY: help venv binaries images prometheus test-tools lint crds test test-unit test-component test-integration test-e2e test-chaos chaos test-real demo bench-core bench-e2e bench-e2e-sizes bench-e2e-10s bench-scale bench-sim clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -29,6 +29,12 @@ binaries: $(STAMP) ## obtain the Kubernetes binaries (KUBEBUILDER_ASSETS, cache,
 images: $(STAMP) binaries ## build the real node's images: pause, busybox, the operator's Dockerfile (cached)
 	$(BIN)/kubatch local images --if-supported
 
+prometheus: $(STAMP) ## Debian's prometheus + promtool, unpacked into ~/.cache/kubatch (dashboard and alert tests)
+	$(BIN)/python -m kubatch.devkit.prometheus
+
+test-tools: prometheus ## what the tests need besides the venv: prometheus, and cairo + fonts to draw the timeline's SVG as PNG
+	@{ ldconfig -p | grep -q 'libcairo.so.2' && fc-list 2>/dev/null | grep -qi dejavu; } || { echo "installing libcairo2 and fonts-dejavu-core"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libcairo2 fonts-dejavu-core fontconfig >/dev/null; }
+
 lint: $(STAMP) ## ruff, ruff format --check, mypy strict, import-linter
 	$(BIN)/ruff check operator tests bench
 	$(BIN)/ruff format --check operator tests bench
@@ -38,14 +44,14 @@ lint: $(STAMP) ## ruff, ruff format --check, mypy strict, import-linter
 crds: $(STAMP) ## regenerate crds/ and the chart's CRDs from the pydantic models
 	$(BIN)/kubatch crds --out crds --chart helm/kubatch/files/crds
 
-test: $(STAMP) binaries lint ## every check: lint, types, layers, unit, component, integration, e2e, chaos (fast) and real tests
+test: $(STAMP) binaries test-tools lint ## every check: lint, types, layers, unit, component, integration, e2e, chaos (fast) and real tests
 	$(BIN)/pytest tests/unit tests/component tests/integration
 	$(BIN)/pytest tests/e2e
 	$(BIN)/pytest tests/chaos
 	$(BIN)/kubatch local images --if-supported
 	$(BIN)/pytest tests/real
 
-test-unit: $(STAMP) ## unit tests only (no control plane)
+test-unit: $(STAMP) test-tools ## unit tests only (no control plane)
 	$(BIN)/pytest tests/unit
 
 test-component: $(STAMP) ## the controller in-process on FakeKube (no control plane, seconds)
@@ -54,7 +60,7 @@ test-component: $(STAMP) ## the controller in-process on FakeKube (no control pl
 test-integration: $(STAMP) binaries ## integration tests on the local control plane
 	$(BIN)/pytest tests/integration
 
-test-e2e: $(STAMP) binaries ## end-to-end tests with simulated node pools and the operator
+test-e2e: $(STAMP) binaries test-tools ## end-to-end tests with simulated node pools and the operator
 	$(BIN)/pytest tests/e2e
 
 test-chaos: $(STAMP) binaries ## the chaos tier's fast subset: seven fault scenarios, fewer jobs (minutes)
@@ -72,8 +78,17 @@ demo: $(STAMP) binaries ## the embedded demo: local control plane, simulated poo
 bench-core: $(STAMP) ## scheduling-core benchmark -> bench/results/core.json
 	$(BIN)/kubatch bench core --json bench/results/core.json
 
-bench-e2e: $(STAMP) binaries ## whole-stack benchmark against raw Jobs -> bench/results/e2e.json
-	$(BIN)/kubatch bench e2e --json bench/results/e2e.json
+bench-e2e: $(STAMP) binaries ## whole stack, 10,000 jobs against raw Jobs (~30 min) -> bench/results/e2e.json
+	$(BIN)/kubatch bench e2e --profile 60 --json bench/results/e2e.json
+
+bench-e2e-sizes: $(STAMP) binaries ## how time, writes and CPU grow with N -> bench/results/e2e-sizes.json
+	$(BIN)/kubatch bench e2e --sizes 1000,5000,10000 --no-extras --json bench/results/e2e-sizes.json
+
+bench-e2e-10s: $(STAMP) binaries ## writes per job with 10-s pods (no raw phase) -> bench/results/e2e-10s.json
+	$(BIN)/kubatch bench e2e --pod-seconds 10 --no-raw --no-extras --json bench/results/e2e-10s.json
+
+bench-scale: $(STAMP) binaries ## 100,000 BatchJobs and ten 10,000-child arrays: RSS, restarts -> bench/results/scale.json
+	$(BIN)/kubatch bench scale --json bench/results/scale.json
 
 bench-sim: $(STAMP) binaries ## simulated node pools at 1,000 nodes / 10,000 pods -> bench/results/sim.json
 	$(BIN)/kubatch bench sim --json bench/results/sim.json

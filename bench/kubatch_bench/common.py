@@ -8,28 +8,44 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+
+@dataclass(frozen=True)
+class Site:
+    """Where a benchmark runs: its work directory, the cluster's kubeconfig and, for a local
+    plane, etcd's metrics URL (its database size)."""
+
+    work: Path
+    kubeconfig: Path
+    etcd_metrics: str | None = None
 
 
 @contextlib.contextmanager
 def workdir_and_plane(
     prefix: str, kubeconfig: Path | None = None, *, keep: bool = False
-) -> Iterator[tuple[Path, Path]]:
+) -> Iterator[Site]:
     """A temporary work directory and a kubeconfig: ``kubeconfig`` when given, else a local
     control plane started in the work directory and stopped (by PID) at the end, also on
     error or Ctrl-C. With ``keep`` the work directory (logs) is left and its path printed."""
-    from kubatch.local.plane import LocalPlane
+    from kubatch.local.plane import HOST, LocalPlane
 
     work = Path(tempfile.mkdtemp(prefix=prefix))
     plane = None
+    etcd = None
     try:
         if kubeconfig is None:
             plane = LocalPlane(work / "plane")
             state = plane.up(timeout=180)
             print(f"plane up at {state.server}; work dir {work}", file=sys.stderr, flush=True)
             kubeconfig = state.kubeconfig
-        yield work, kubeconfig
+            etcd = next(
+                (f"http://{HOST}:{p.port}/metrics" for p in state.processes if p.name == "etcd"),
+                None,
+            )
+        yield Site(work, kubeconfig, etcd)
     finally:
         if plane is not None:
             plane.down()

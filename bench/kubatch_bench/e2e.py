@@ -1,25 +1,41 @@
-"""Whole-stack benchmark: ``kubatch bench e2e [--jobs 10000] [--rate 50] [--quick] [--json PATH]``.
+"""Whole-stack benchmark: ``kubatch bench e2e [--jobs 10000 | --sizes 1000,5000,10000] ...``.
 
 One run, one local control plane (started here in a temporary directory, stopped at the end),
-one simulated node pool (``kubatch sim run``, a Managed ComputeEnvironment whose
-``minvCpus = maxvCpus``, so the pool is the same fixed set of nodes for every phase) and the
-operator (``kubatch operator``), each in its own process (``kubatch.devkit.stack``):
+the simulated node pools (``kubatch sim run``) and the operator (``kubatch operator``), each in
+its own process (``kubatch.devkit.stack``). Two Managed ComputeEnvironments with
+``minvCpus = maxvCpus`` (fixed sets of nodes): the measured pool (``--vcpus``, default 256) and
+a free pool (``--free-vcpus``, default 512) that the latency and dependency phases use so that
+they never wait for room.
 
-1. **raw baseline**: ``jobs`` plain ``batch/v1`` Jobs (one pod each, the pod template kubatch
-   would render: ``sim.kubatch.io/duration: "1"``, the pool's nodeSelector) created directly as
-   fast as the client can; time until all exist and until all succeeded; then deleted;
-2. **kubatch**: ``jobs`` single-pod BatchJobs created the same way; time until every BatchJob
-   has its Kubernetes Job and until all are ``Succeeded``; the operator's API writes over the
-   phase (``kubatch_api_writes_total`` deltas, Events reported separately) per BatchJob;
-3. **latency**: BatchJobs submitted at ``--rate`` per second for ``--latency-seconds``; for
-   each, submit (client clock, just before the POST) → its Kubernetes Job seen by a watch;
-   percentiles are nearest-rank (``kubatch.devkit.stats``);
-4. **fill** (unless ``--quick``): more BatchJobs until ``--rss-jobs`` exist, so that the
-   operator's peak RSS (VmHWM, sampled with psutil too) is measured with that many present.
+For each size N (``--jobs`` or each of ``--sizes``):
 
-The client is kubatch's own (``kubatch.adapters.kube``), its watches kubatch's one
-list-then-watch. Writes JSON (figures, targets each ``met``/``missed``/``n/a``, machine) and
-prints a table.
+1. **raw baseline** (unless ``--no-raw``): N plain ``batch/v1`` Jobs (one pod each, the pod
+   template kubatch renders) created as fast as the client can; time until all exist and all
+   succeeded; then deleted one by one at a bounded pace (a ``deletecollection`` of 10,000 Jobs
+   times out on this machine) and their pods garbage-collected;
+2. **kubatch**: N single-pod BatchJobs created the same way; time until every BatchJob has its
+   Kubernetes Job and until all are ``Succeeded``; the operator's API writes over the phase per
+   BatchJob (Events apart) and its CPU seconds per 1,000 BatchJobs; where an attempt's seconds
+   go (``kubatch_bench.trace``). Between sizes the BatchJobs are deleted (paced) too.
+
+Then, once, with the largest size's BatchJobs present:
+
+3. **restart**: the operator is stopped, one probe BatchJob is submitted to the free pool, the
+   operator starts again: seconds from its start to the probe's Kubernetes Job; every
+   BatchJob still has exactly one Job per attempt (no duplicate after the restart);
+4. **latency**: BatchJobs at ``--rate``/s for ``--latency-seconds`` to the measured pool
+   (``submit_to_job_*``: may queue behind its capacity) and to the free pool
+   (``free_submit_to_job_*``); submit (client clock, just before the POST) → its Kubernetes
+   Job seen by a watch;
+5. **dependencies** (on the free pool): a 1→100 fan-out and five 100→1 fan-ins; from the last
+   parent's pod seen ``Succeeded`` to the dependent's Kubernetes Job seen;
+6. **fill** (unless ``--rss-jobs 0``): more BatchJobs until ``--rss-jobs`` exist, for the
+   operator's peak RSS (VmHWM and psutil samples) with that many present.
+
+``--profile S`` records the operator with py-spy for S seconds of the largest kubatch phase
+and summarises where its time goes (``kubatch_bench.profile``). Percentiles are nearest-rank
+(``kubatch.devkit.stats``). Writes JSON (figures, targets each ``met``/``missed``/``n/a``,
+machine) and prints a table.
 """
 
 from __future__ import annotations
@@ -30,10 +46,8 @@ import contextlib
 import math
 import os
 import platform
-import re
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,21 +61,29 @@ from kubatch.devkit.polling import eventually_async
 from kubatch.devkit.stack import SIM_ARGS, Stack, apply_crds
 from kubatch.devkit.stats import percentile
 from kubatch.timefmt import parse_time
-from kubatch_bench.common import workdir_and_plane, write_json
+from kubatch_bench import harness as H
+from kubatch_bench import profile
+from kubatch_bench.common import Site, workdir_and_plane, write_json
 from kubatch_bench.e2e_spec import (
     CE,
-    DURATION,
+    CE_FREE,
+    DEFINITION,
+    DEFINITION_FREE,
     INSTANCE_TYPE,
     JOB_CPU,
     JOB_MEMORY,
     NODE_VCPUS,
     NS,
     NS_RAW,
+    QUEUE,
+    QUEUE_FREE,
     TARGET_JOBS,
     TARGET_RATE,
     TARGET_RSS_JOBS,
     add_targets,
     batchjob,
+    fan_in,
+    fan_out,
     phase_counts,
     raw_job,
     setup_manifests,
@@ -69,7 +91,9 @@ from kubatch_bench.e2e_spec import (
     writes_by_verb_resource,
     writes_delta,
 )
+from kubatch_bench.trace import Trace, stage_table
 
+TAG = "e2e"
 RESOURCES = {
     "ComputeEnvironment": K.COMPUTEENVIRONMENTS,
     "JobQueue": K.JOBQUEUES,
@@ -80,6 +104,10 @@ RESOURCES = {
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="kubatch bench e2e", description=__doc__.split("\n")[0])
     p.add_argument("--jobs", type=int, default=TARGET_JOBS, help="jobs per phase (raw, kubatch)")
+    p.add_argument("--sizes", default="", help="comma-separated N to run in turn (e.g. "
+                   "1000,5000,10000); the largest is the run's figure")  # fmt: skip
+    p.add_argument("--pod-seconds", type=float, default=1.0, help="how long each pod runs")
+    p.add_argument("--no-raw", action="store_true", help="skip the raw-Jobs baseline")
     p.add_argument("--rate", type=float, default=TARGET_RATE, help="latency phase submissions/s")
     p.add_argument("--latency-seconds", type=float, default=20.0)
     p.add_argument(
@@ -88,8 +116,21 @@ def _parser() -> argparse.ArgumentParser:
         default=TARGET_RSS_JOBS,
         help="top up to this many BatchJobs present for the RSS figure (0: no top-up)",
     )
-    p.add_argument("--vcpus", type=int, default=256, help="the pool's size (min = max vCPUs)")
+    p.add_argument("--vcpus", type=int, default=256, help="the measured pool (min = max vCPUs)")
+    p.add_argument("--free-vcpus", type=int, default=512, help="the free pool's vCPUs")
     p.add_argument("--concurrency", type=int, default=64, help="client requests in flight")
+    p.add_argument(
+        "--no-extras",
+        action="store_true",
+        help="only the sized phases (no restart, latency, dependencies, fill)",
+    )
+    p.add_argument(
+        "--profile",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="py-spy the operator this long during the largest kubatch phase",
+    )
     p.add_argument("--quick", action="store_true", help="500 jobs, 10 s latency, no top-up")
     p.add_argument("--json", type=Path, default=None, help="write the results here")
     p.add_argument("--timeout", type=float, default=1200.0, help="per phase")
@@ -98,29 +139,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _log(msg: str) -> None:
-    print(f"[bench e2e {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-@dataclass
-class RssSampler:
-    pid: int
-    peak_mib: float = 0.0
-    samples: list[tuple[float, float, int]] = field(default_factory=list)  # (t, MiB, present)
-
-    def sample(self, present: int) -> None:
-        with contextlib.suppress(psutil.Error):
-            mib = psutil.Process(self.pid).memory_info().rss / 2**20
-            self.peak_mib = max(self.peak_mib, mib)
-            self.samples.append((time.monotonic(), mib, present))
-
-    def vm_hwm_mib(self) -> float | None:
-        try:
-            for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-        except OSError:
-            return None
-        return None
+    H.log(TAG, msg)
 
 
 @dataclass
@@ -132,20 +151,28 @@ class Observed:
     raw_failed: set[str] = field(default_factory=set)
     job_seen: dict[str, float] = field(default_factory=dict)  # BatchJob name -> first Job seen
     job_created_ts: dict[str, float] = field(default_factory=dict)  # -> its creationTimestamp
-    job_count: int = 0
     bj_phase: dict[str, str] = field(default_factory=dict)
     bj_created_ts: dict[str, float] = field(default_factory=dict)
     bj_terminal: dict[str, float] = field(default_factory=dict)
+    trace: Trace = field(default_factory=Trace)
+    raw_trace: Trace = field(default_factory=Trace)
 
     def on_raw_job(self, etype: str, obj: dict[str, Any]) -> None:
         name = obj["metadata"]["name"]
         now = time.time()
         self.raw_created.setdefault(name, now)
+        self.raw_trace.stamp(name, "job", now)
         st = obj.get("status") or {}
         if st.get("succeeded") or st.get("failed"):
             self.raw_done.setdefault(name, now)
+            self.raw_trace.stamp(name, "done", now)
             if st.get("failed"):
                 self.raw_failed.add(name)
+
+    def on_raw_pod(self, etype: str, obj: dict[str, Any]) -> None:
+        owner = (obj["metadata"].get("labels") or {}).get("job-name")
+        if owner is not None and etype != "DELETED":
+            self.raw_trace.on_pod(owner, obj, time.time())
 
     def on_job(self, etype: str, obj: dict[str, Any]) -> None:
         meta = obj["metadata"]
@@ -154,16 +181,23 @@ class Observed:
             return
         if owner not in self.job_seen:
             self.job_seen[owner] = time.time()
-            self.job_count += 1
+            self.trace.stamp(owner, "job", self.job_seen[owner])
             ts = parse_time(meta.get("creationTimestamp"))
             if ts is not None:
                 self.job_created_ts[owner] = ts
+
+    def on_pod(self, etype: str, obj: dict[str, Any]) -> None:
+        owner = (obj["metadata"].get("labels") or {}).get(L.BATCHJOB)
+        if owner is not None and etype != "DELETED":
+            self.trace.on_pod(owner, obj, time.time())
 
     def on_batchjob(self, etype: str, obj: dict[str, Any]) -> None:
         meta = obj["metadata"]
         name = meta["name"]
         if etype == "DELETED":
+            self.bj_phase.pop(name, None)
             return
+        self.trace.stamp(name, "created", time.time())
         if name not in self.bj_created_ts:
             ts = parse_time(meta.get("creationTimestamp"))
             if ts is not None:
@@ -172,6 +206,10 @@ class Observed:
         self.bj_phase[name] = phase
         if phase in ("Succeeded", "Failed"):
             self.bj_terminal.setdefault(name, time.time())
+            self.trace.stamp(name, "done", self.bj_terminal[name])
+
+    def pod_done(self, name: str) -> float | None:
+        return self.trace.marks.get(name, {}).get("pod_done")
 
 
 @dataclass
@@ -179,19 +217,13 @@ class Run:
     args: argparse.Namespace
     kube: Kube
     stack: Stack
+    site: Site
     seen: Observed = field(default_factory=Observed)
-    rss: RssSampler | None = None
+    rss: H.RssSampler | None = None
+    pod_seconds: float = 1.0
 
-    async def until(self, what: str, done: Callable[[], bool], progress: Callable[[], str]) -> None:
-        """Until ``done()``; fails if the operator or the simulator exits meanwhile."""
-
-        async def probe() -> bool:
-            return done()
-
-        await eventually_async(
-            probe, what=what, timeout=self.args.timeout, every=0.1, check=self.stack.check,
-            progress=progress, report=_log,
-        )  # fmt: skip
+    async def until(self, what: str, done: Any, progress: Any) -> None:
+        await H.until(self.stack, what, done, progress, timeout=self.args.timeout, tag=TAG)
 
     def writes(self) -> dict[tuple[str, str], float]:
         return writes_by_verb_resource(self.stack.metrics())
@@ -199,29 +231,17 @@ class Run:
     async def create_all(
         self, res: Resource, bodies: list[dict[str, Any]], namespace: str | None = None
     ) -> float:
-        """Create every object, ``--concurrency`` in flight, retrying 429/5xx; seconds taken."""
-        sem = asyncio.Semaphore(self.args.concurrency)
-        t0 = time.monotonic()
-
-        async def one(body: dict[str, Any]) -> None:
-            async with sem:
-                for attempt in range(5):
-                    try:
-                        await self.kube.create(res, body, namespace)
-                        return
-                    except ApiError as e:
-                        if e.conflict:
-                            return
-                        if (e.status < 500 and e.status != 429) or attempt == 4:
-                            raise
-                    await asyncio.sleep(0.5 * (attempt + 1))
-
-        await asyncio.gather(*(one(b) for b in bodies))
-        return time.monotonic() - t0
+        return await H.create_all(self.kube, res, bodies, namespace,
+                                  concurrency=self.args.concurrency)  # fmt: skip
 
     def follow(self, res: Resource, namespace: str, on_event: Any) -> asyncio.Task[None]:
         """kubatch's list-then-watch of ``res`` in ``namespace``, as a task."""
         return asyncio.create_task(self.kube.watch(res, on_event, namespace=namespace))
+
+    def operator_pid(self) -> int:
+        pid = self.stack.operator.pid
+        assert pid is not None
+        return pid
 
     async def rss_loop(self) -> None:
         while True:
@@ -229,72 +249,68 @@ class Run:
                 self.rss.sample(len(self.seen.bj_phase))
             await asyncio.sleep(0.5)
 
-
-async def _ensure_ns(kube: Kube, name: str) -> None:
-    try:
-        await kube.create(K.NAMESPACES, {"metadata": {"name": name}})
-    except ApiError as e:
-        if not e.conflict:
-            raise
+    async def all_terminal(self, what: str, names: list[str]) -> None:
+        seen = self.seen
+        await self.until(what, lambda: all(x in seen.bj_terminal for x in names),
+                         lambda: phase_counts(seen.bj_phase, names))  # fmt: skip
 
 
-async def _ready_nodes(kube: Kube) -> int:
-    n = 0
-    for node in await kube.list(K.NODES, labels=f"{L.COMPUTE_ENVIRONMENT}={CE}"):
-        conds = (node.get("status") or {}).get("conditions") or []
-        unsched = (node.get("spec") or {}).get("unschedulable")
-        if not unsched and any(c["type"] == "Ready" and c["status"] == "True" for c in conds):
-            n += 1
-    return n
+async def _stop_watches(*tasks: asyncio.Task[None]) -> None:
+    for t in tasks:
+        t.cancel()
+    for t in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await t
+
+
+# ---------------------------------------------------------------------------- sized phases
 
 
 async def phase_raw(run: Run, n: int) -> dict[str, Any]:
-    seen = run.seen
-    watch = run.follow(K.JOBS, NS_RAW, seen.on_raw_job)
+    seen, ns = run.seen, f"{NS_RAW}-{n}"
+    await H.ensure_namespace(run.kube, ns)
+    watches = (run.follow(K.JOBS, ns, seen.on_raw_job), run.follow(K.PODS, ns, seen.on_raw_pod))
+    names = [f"raw-{n}-{i:05d}" for i in range(n)]
     try:
         _log(f"raw: creating {n} batch/v1 Jobs")
         t0 = time.monotonic()
-        t_req = await run.create_all(K.JOBS, [raw_job(f"raw-{i:05d}") for i in range(n)], NS_RAW)
-        await run.until(
-            "raw Jobs seen", lambda: len(seen.raw_created) >= n, lambda: f"{len(seen.raw_created)}"
-        )
+        bodies = [raw_job(x, ns, run.pod_seconds) for x in names]
+        t_req = await run.create_all(K.JOBS, bodies, ns)
+        await run.until("raw Jobs seen", lambda: all(x in seen.raw_created for x in names),
+                        lambda: f"{sum(1 for x in names if x in seen.raw_created)}")  # fmt: skip
         t_created = time.monotonic() - t0
         await run.until(
             f"{n} raw Jobs done",
-            lambda: len(seen.raw_done) >= n,
-            lambda: f"{len(seen.raw_done)}/{n} done",
+            lambda: all(x in seen.raw_done for x in names),
+            lambda: f"{sum(1 for x in names if x in seen.raw_done)}/{n} done",
         )
         t_done = time.monotonic() - t0
     finally:
-        watch.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watch
-    _log(f"raw: {n} Jobs done in {t_done:.1f} s; cleaning up")
-    await run.kube.request(
-        "DELETE", K.JOBS.path(NS_RAW), body={"propagationPolicy": "Background"}, resource="jobs"
-    )
-
-    async def pods_left() -> int:
-        items, _ = await run.kube.list_with_version(K.PODS, namespace=NS_RAW, page=5000)
-        return len(items)
-
-    deadline = time.monotonic() + run.args.timeout
-    while (left := await pods_left()) > 0 and time.monotonic() < deadline:
-        _log(f"raw: {left} pods left to garbage-collect")
-        await asyncio.sleep(5)
+        await _stop_watches(*watches)
+    stages = seen.raw_trace.stages(names)
+    _log(f"raw: {n} Jobs done in {t_done:.1f} s; where a Job's seconds go\n" + stage_table(stages))
+    t_clean = time.monotonic()
+    await H.paced_delete(run.kube, K.JOBS, ns, tag=TAG)
+    await H.until_gone(run.kube, K.PODS, ns, timeout=run.args.timeout, tag=TAG)
     return {
         "raw_seconds_to_all_created_client": round(t_req, 2),
         "raw_seconds_to_all_created": round(t_created, 2),
         "raw_seconds_to_all_succeeded": round(t_done, 2),
-        "raw_failed": len(seen.raw_failed),
+        "raw_failed": sum(1 for x in names if x in seen.raw_failed),
         "raw_jobs_per_s": round(n / t_done, 2),
+        "raw_stages_seconds": stages,
+        "raw_cleanup_seconds": round(time.monotonic() - t_clean, 1),
     }
 
 
-async def phase_kubatch(run: Run, n: int) -> dict[str, Any]:
+async def phase_kubatch(run: Run, n: int, profile_seconds: float) -> dict[str, Any]:
     seen = run.seen
-    names = [f"bj-{i:05d}" for i in range(n)]
+    names = [f"bj-{n}-{i:05d}" for i in range(n)]
     w0 = run.writes()
+    cpu0 = H.cpu_seconds(run.operator_pid())
+    spy = None
+    if profile_seconds > 0:
+        spy = profile.start(run.operator_pid(), profile_seconds, run.site.work / "py-spy.txt")
     _log(f"kubatch: creating {n} BatchJobs")
     t0 = time.monotonic()
     t_req = await run.create_all(K.BATCHJOBS, [batchjob(x) for x in names], NS)
@@ -306,48 +322,75 @@ async def phase_kubatch(run: Run, n: int) -> dict[str, Any]:
     )
     t_jobs = time.monotonic() - t0
     _log(f"kubatch: every BatchJob has its Job after {t_jobs:.1f} s")
-    await run.until(
-        f"{n} BatchJobs terminal",
-        lambda: all(x in seen.bj_terminal for x in names),
-        lambda: phase_counts(seen.bj_phase, names),
-    )
+    await run.all_terminal(f"{n} BatchJobs terminal", names)
     t_done = time.monotonic() - t0
+    cpu = H.cpu_seconds(run.operator_pid()) - cpu0
+    stages = seen.trace.stages(names)
+    _log(f"kubatch: {n} done in {t_done:.1f} s; where an attempt's seconds go\n"
+         + stage_table(stages))  # fmt: skip
     # trailing CE/queue status patches of the same work land within a couple of seconds
     await asyncio.sleep(3)
     delta = writes_delta(w0, run.writes())
     events = sum(v for k, v in delta.items() if k.split(" ")[1] == "events")
     non_events = sum(v for k, v in delta.items() if k.split(" ")[1] != "events")
-    failed = [x for x in names if seen.bj_phase.get(x) != "Succeeded"]
-    return {
+    out: dict[str, Any] = {
         "seconds_client_create": round(t_req, 2),
         "seconds_to_all_jobs_created": round(t_jobs, 2),
         "seconds_to_all_succeeded": round(t_done, 2),
         "batchjobs_per_s": round(n / t_done, 2),
-        "batchjobs_not_succeeded": len(failed),
-        "kubernetes_jobs_in_namespace": seen.job_count,
+        "batchjobs_not_succeeded": sum(1 for x in names if seen.bj_phase.get(x) != "Succeeded"),
         "operator_writes": non_events,
         "operator_event_writes": events,
         "writes_per_batchjob": round(non_events / n, 3),
         "event_writes_per_batchjob": round(events / n, 3),
         "operator_writes_by_verb_resource": delta,
+        "operator_cpu_s_per_1000_batchjobs": round(cpu / n * 1000, 2),
+        "stages_seconds": stages,
     }
+    if spy is not None:
+        out["profile"] = await asyncio.to_thread(profile.finish, spy)
+    return out
 
 
-async def phase_latency(run: Run, rate: float, seconds: float) -> dict[str, Any]:
-    seen = run.seen
+async def delete_batchjobs(run: Run) -> None:
+    """Delete every BatchJob of the namespace and their Jobs (paced; the garbage collector
+    alone removes Jobs whose BatchJob is gone at only ~10/s here); the pods go with them."""
+    await H.paced_delete(run.kube, K.BATCHJOBS, NS, tag=TAG)
+    await H.paced_delete(run.kube, K.JOBS, NS, tag=TAG)
+    for res in (K.BATCHJOBS, K.JOBS, K.PODS):
+        await H.until_gone(run.kube, res, NS, timeout=run.args.timeout, tag=TAG)
+
+
+# ---------------------------------------------------------------------------- once
+
+
+async def phase_restart(run: Run) -> dict[str, Any]:
+    """Restart the operator with every BatchJob present; a probe on the free pool."""
+    probe = batchjob("restart-probe", QUEUE_FREE, DEFINITION_FREE)
+    before = run.rss.peak() if run.rss is not None else None
+    out = await H.restart_with_probe(run.kube, run.stack, probe, run.seen.job_seen,
+                                     timeout=run.args.timeout, tag=TAG)  # fmt: skip
+    run.rss = H.RssSampler(run.operator_pid())
+    await run.all_terminal("the probe", ["restart-probe"])
+    out["operator_peak_rss_mib_before_restart"] = before
+    return out
+
+
+async def phase_latency(run: Run, prefix: str, queue: str, definition: str) -> dict[str, Any]:
+    rate, seconds, seen = run.args.rate, run.args.latency_seconds, run.seen
     count = max(1, int(rate * seconds))
-    names = [f"lat-{i:05d}" for i in range(count)]
+    names = [f"{prefix}-{i:05d}" for i in range(count)]
     submitted: dict[str, float] = {}
     errors: list[str] = []
 
     async def submit(name: str) -> None:
         submitted[name] = time.time()
         try:
-            await run.kube.create(K.BATCHJOBS, batchjob(name), NS)
+            await run.kube.create(K.BATCHJOBS, batchjob(name, queue, definition), NS)
         except ApiError as e:
             errors.append(str(e))
 
-    _log(f"latency: {count} BatchJobs at {rate}/s")
+    _log(f"latency: {count} BatchJobs at {rate}/s to queue {queue}")
     tasks: list[asyncio.Task[None]] = []
     t0 = time.monotonic()
     for i, name in enumerate(names):
@@ -357,170 +400,190 @@ async def phase_latency(run: Run, rate: float, seconds: float) -> dict[str, Any]
         tasks.append(asyncio.create_task(submit(name)))
     await asyncio.gather(*tasks)
     t_submit = time.monotonic() - t0
-    await run.until(
-        "latency-phase Jobs",
-        lambda: all(x in seen.job_seen for x in names),
-        lambda: f"{sum(1 for x in names if x in seen.job_seen)}/{count}",
-    )
-    await run.until(
-        "latency-phase BatchJobs terminal",
-        lambda: all(x in seen.bj_terminal for x in names),
-        lambda: phase_counts(seen.bj_phase, names),
-    )
+    await run.until(f"{prefix} Jobs", lambda: all(x in seen.job_seen for x in names),
+                    lambda: f"{sum(1 for x in names if x in seen.job_seen)}/{count}")  # fmt: skip
+    await run.all_terminal(f"{prefix} BatchJobs terminal", names)
     lat = [seen.job_seen[x] - submitted[x] for x in names]
-    by_ts = [
-        seen.job_created_ts[x] - seen.bj_created_ts[x]
-        for x in names
-        if x in seen.job_created_ts and x in seen.bj_created_ts
-    ]
-
-    def r(v: float | None) -> float | None:
-        return None if v is None else round(v, 3)
-
+    by_ts = [seen.job_created_ts[x] - seen.bj_created_ts[x] for x in names
+             if x in seen.job_created_ts and x in seen.bj_created_ts]  # fmt: skip
     return {
-        "latency_jobs": count,
-        "latency_rate_per_s": rate,
-        "latency_achieved_rate_per_s": round(count / t_submit, 2),
-        "latency_submit_errors": len(errors),
-        "submit_to_admitted_p50_s": r(percentile(lat, 50)),
-        "submit_to_admitted_p99_s": r(percentile(lat, 99)),
-        "submit_to_admitted_max_s": r(max(lat)),
-        "submit_to_admitted_p99_s_by_creation_timestamps": r(percentile(by_ts, 99)),
+        f"{prefix}_jobs": count,
+        f"{prefix}_achieved_rate_per_s": round(count / t_submit, 2),
+        f"{prefix}_submit_errors": len(errors),
+        f"{prefix}_submit_to_job_p50_s": _r(percentile(lat, 50)),
+        f"{prefix}_submit_to_job_p99_s": _r(percentile(lat, 99)),
+        f"{prefix}_submit_to_job_max_s": _r(max(lat)),
+        f"{prefix}_submit_to_job_p99_s_by_creation_timestamps": _r(percentile(by_ts, 99)),
+    }
+
+
+def _r(v: float | None) -> float | None:
+    return None if v is None else round(v, 3)
+
+
+async def phase_dependencies(run: Run, width: int = 100, fan_ins: int = 5) -> dict[str, Any]:
+    """Dependency release on the free pool: last parent's pod Succeeded → dependent's Job."""
+    seen = run.seen
+    parent, kids = fan_out("fanout", width)
+    _log(f"dependencies: a 1→{width} fan-out")
+    await run.create_all(K.BATCHJOBS, [parent, *kids], NS)
+    kid_names = [k["metadata"]["name"] for k in kids]
+    await run.all_terminal("fan-out", [parent["metadata"]["name"], *kid_names])
+    done = seen.pod_done(parent["metadata"]["name"])
+    assert done is not None, "the parent's pod was never seen Succeeded"
+    out_lat = [seen.job_seen[k] - done for k in kid_names]
+    in_lat: list[float] = []
+    for g in range(fan_ins):
+        parents, child = fan_in(f"fanin{g}", width)
+        _log(f"dependencies: {width}→1 fan-in {g + 1}/{fan_ins}")
+        await run.create_all(K.BATCHJOBS, [*parents, child], NS)
+        pnames = [p["metadata"]["name"] for p in parents]
+        cname = child["metadata"]["name"]
+        await run.all_terminal("fan-in", [*pnames, cname])
+        last = max(t for p in pnames if (t := seen.pod_done(p)) is not None)
+        in_lat.append(seen.job_seen[cname] - last)
+    return {
+        "fan_out_width": width,
+        "fan_out_release_p50_s": _r(percentile(out_lat, 50)),
+        "fan_out_release_p99_s": _r(percentile(out_lat, 99)),
+        "fan_out_release_max_s": _r(max(out_lat)),
+        "fan_in_width": width,
+        "fan_in_samples": len(in_lat),
+        "fan_in_release_p99_s": _r(percentile(in_lat, 99)),
+        "fan_in_release_all_s": [round(x, 3) for x in in_lat],
     }
 
 
 async def phase_fill(run: Run, target: int) -> dict[str, Any]:
-    seen = run.seen
-    present = len(seen.bj_phase)
+    present = await H.count(run.kube, K.BATCHJOBS, NS)
     extra = max(0, target - present)
     if extra:
         names = [f"fill-{i:05d}" for i in range(extra)]
         _log(f"fill: {extra} more BatchJobs to have {target} present")
         await run.create_all(K.BATCHJOBS, [batchjob(x) for x in names], NS)
-        await run.until(
-            "fill BatchJobs terminal",
-            lambda: all(x in seen.bj_terminal for x in names),
-            lambda: phase_counts(seen.bj_phase, names),
-        )
+        await run.all_terminal("fill BatchJobs terminal", names)
         await asyncio.sleep(5)
-    return {"batchjobs_present_at_end": len(seen.bj_phase)}
+    return {"batchjobs_present_at_end": await H.count(run.kube, K.BATCHJOBS, NS)}
+
+
+# ---------------------------------------------------------------------------- the run
 
 
 async def _setup(run: Run) -> int:
-    """CRDs, namespaces, the simulator and the operator, the pool; returns its ready nodes."""
-    kube, stack = run.kube, run.stack
+    """CRDs, namespaces, the simulator and the operator, the pools; returns their ready nodes."""
+    kube, stack, args = run.kube, run.stack, run.args
     await apply_crds(kube)
-    for ns in (NS, NS_RAW):
-        await _ensure_ns(kube, ns)
+    await H.ensure_namespace(kube, NS)
     stack.start(wait=False)
     for name, pid in stack.pids().items():
         _log(f"started the {name} (pid {pid})")
-    for doc in setup_manifests(run.args.vcpus):
+    for doc in setup_manifests(args.vcpus, args.free_vcpus, run.pod_seconds):
         await run.create_all(RESOURCES[doc["kind"]], [doc], doc["metadata"].get("namespace"))
-    want = math.ceil(run.args.vcpus / NODE_VCPUS)
+    want = {
+        CE: math.ceil(args.vcpus / NODE_VCPUS),
+        CE_FREE: math.ceil(args.free_vcpus / NODE_VCPUS),
+    }
 
     async def enough() -> int:
-        ready = await _ready_nodes(kube)
-        return ready if ready >= want else 0
+        ready = {ce: await H.ready_nodes(kube, ce) for ce in want}
+        return sum(ready.values()) if all(ready[c] >= want[c] for c in want) else 0
 
-    ready = await eventually_async(enough, what=f"{want} ready nodes", timeout=180, every=1,
+    ready = await eventually_async(enough, what=f"{want} ready nodes", timeout=300, every=1,
                                    check=stack.check)  # fmt: skip
     await stack.wait_operator_async()
     return ready
 
 
-async def _bench(args: argparse.Namespace, kubeconfig: Path, work: Path) -> dict[str, Any]:
-    kube = await Kube.from_environment(kubeconfig, limit=args.concurrency + 8)
-    stack = Stack.prepare(kubeconfig, work, sim_args=(*SIM_ARGS, "--delete-nodes-on-exit"))
-    run = Run(args, kube, stack)
+def _sizes(args: argparse.Namespace) -> list[int]:
+    if args.sizes:
+        return sorted(int(x) for x in args.sizes.split(",") if x.strip())
+    return [args.jobs]
+
+
+async def _bench(args: argparse.Namespace, site: Site) -> dict[str, Any]:
+    kube = await Kube.from_environment(site.kubeconfig, limit=args.concurrency + 8)
+    stack = Stack.prepare(
+        site.kubeconfig, site.work, sim_args=(*SIM_ARGS, "--delete-nodes-on-exit")
+    )
+    run = Run(args, kube, stack, site, pod_seconds=args.pod_seconds)
     tasks: list[asyncio.Task[None]] = []
+    sizes = _sizes(args)
     try:
         ready = await _setup(run)
-        operator_pid = stack.operator.pid
-        assert operator_pid is not None
-        run.rss = RssSampler(operator_pid)
-        _log(f"{ready} nodes of {INSTANCE_TYPE} ready; operator pid {operator_pid}")
-        result: dict[str, Any] = {"benchmark": "e2e", "jobs": args.jobs}
-        result.update(await phase_raw(run, args.jobs))
-        # the operator saw the raw phase's Jobs and pods too (kopf filters labels client-side):
-        # report what that cost, then restart it so the kubatch figures are its own
-        result["operator_rss_mib_after_raw_phase"] = round(
-            psutil.Process(operator_pid).memory_info().rss / 2**20, 1
-        )
-        result["operator_vm_hwm_mib_raw_phase"] = run.rss.vm_hwm_mib()
-        stack.operator.stop()
-        stack.start_operator(wait=False)
-        await stack.wait_operator_async()
-        operator_pid = stack.operator.pid
-        assert operator_pid is not None
-        run.rss = RssSampler(operator_pid)
-
+        run.rss = H.RssSampler(run.operator_pid())
+        _log(f"{ready} nodes of {INSTANCE_TYPE} ready; operator pid {run.operator_pid()}")
+        result: dict[str, Any] = {"benchmark": "e2e", "jobs": sizes[-1], "sizes": []}
         tasks.append(run.follow(K.BATCHJOBS, NS, run.seen.on_batchjob))
         tasks.append(run.follow(K.JOBS, NS, run.seen.on_job))
+        tasks.append(run.follow(K.PODS, NS, run.seen.on_pod))
         tasks.append(asyncio.create_task(run.rss_loop()))
-        result.update(await phase_kubatch(run, args.jobs))
-        result["ratio"] = round(result["batchjobs_per_s"] / result["raw_jobs_per_s"], 3)
-        result.update(await phase_latency(run, args.rate, args.latency_seconds))
-        if args.rss_jobs:
-            result.update(await phase_fill(run, args.rss_jobs))
-        else:
-            result["batchjobs_present_at_end"] = len(run.seen.bj_phase)
-        run.rss.sample(len(run.seen.bj_phase))
-        hwm = run.rss.vm_hwm_mib()
-        result["operator_peak_rss_mib"] = round(max(run.rss.peak_mib, hwm or 0.0), 1)
+        for n in sizes:
+            row: dict[str, Any] = {"jobs": n}
+            if not args.no_raw:
+                row.update(await phase_raw(run, n))
+                row["operator_rss_mib_after_raw_phase"] = run.rss.sample(0)
+            last = n == sizes[-1]
+            row.update(await phase_kubatch(run, n, args.profile if last else 0.0))
+            if "raw_jobs_per_s" in row:
+                row["ratio"] = round(row["batchjobs_per_s"] / row["raw_jobs_per_s"], 3)
+            result["sizes"].append(row)
+            if not last:
+                await delete_batchjobs(run)
+        result.update({k: v for k, v in result["sizes"][-1].items() if k != "jobs"})
+        result["etcd_after_sized_phases"] = H.etcd_sizes(site.etcd_metrics)
+        if not args.no_extras:
+            result.update(await phase_restart(run))
+            result.update(await phase_latency(run, "capped", QUEUE, DEFINITION))
+            result.update(await phase_latency(run, "free", QUEUE_FREE, DEFINITION_FREE))
+            result["submit_to_job_p99_s"] = result["capped_submit_to_job_p99_s"]
+            result["latency_rate_per_s"] = args.rate
+            result.update(await phase_dependencies(run))
+            if args.rss_jobs:
+                result.update(await phase_fill(run, args.rss_jobs))
+        result.setdefault("batchjobs_present_at_end", await H.count(kube, K.BATCHJOBS, NS))
+        assert run.rss is not None
+        run.rss.sample(result["batchjobs_present_at_end"])
+        result["operator_peak_rss_mib"] = run.rss.peak()
         result["operator_rss_mib_at_end"] = round(run.rss.samples[-1][1], 1)
-        cpu = psutil.Process(operator_pid).cpu_times()
-        result["operator_cpu_s_total"] = round(cpu.user + cpu.system, 1)
+        result["operator_cpu_s_total"] = round(H.cpu_seconds(run.operator_pid()), 1)
+        result["etcd_at_end"] = H.etcd_sizes(site.etcd_metrics)
         result["sim_stats"] = stack.sim_stats()
-        result["operator_log_errors"] = _log_problems(stack.operator.log)
+        result["operator_log_errors"] = H.log_problems(stack.operator.log)
         result["pool"] = {
             "instance_type": INSTANCE_TYPE,
-            "nodes": ready,
             "vcpus": args.vcpus,
+            "free_pool_vcpus": args.free_vcpus,
+            "nodes_ready": ready,
             "job_requests": {"cpu": JOB_CPU, "memory": JOB_MEMORY},
-            "pod_duration_s": float(DURATION),
+            "pod_duration_s": args.pod_seconds,
         }
         return result
     finally:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await _stop_watches(*tasks)
         stack.stop()
         await kube.close()
-
-
-def _log_problems(path: Path, limit: int = 20) -> list[str]:
-    """Lines of the operator's log that look like errors or tracebacks (first ``limit``)."""
-    out: list[str] = []
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return out
-    for line in text.splitlines():
-        if re.search(r"\b(ERROR|Traceback|Exception|CRITICAL)\b", line):
-            out.append(line[:300])
-            if len(out) >= limit:
-                break
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.quick:
         args.jobs = min(args.jobs, 500)
+        args.sizes = ""
         args.latency_seconds = min(args.latency_seconds, 10.0)
         args.rss_jobs = 0
     started = time.time()
-    with workdir_and_plane("kubatch-bench-e2e-", keep=args.keep_workdir) as (work, kubeconfig):
-        result = asyncio.run(_bench(args, kubeconfig, work))
+    command = "kubatch bench e2e " + " ".join(argv if argv is not None else sys.argv[1:])
+    with workdir_and_plane("kubatch-bench-e2e-", keep=args.keep_workdir) as site:
+        result = asyncio.run(_bench(args, site))
+    result["command"] = command.strip()
     result["wall_seconds_total"] = round(time.time() - started, 1)
     result["machine"] = {
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
         "kubernetes": "1.20.2 (local plane: etcd, kube-apiserver, controller-manager, scheduler)",
-        "note": "2 cores shared with other work; figures vary with load",
     }
     add_targets(result)
     print(table(result))

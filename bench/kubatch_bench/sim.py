@@ -248,7 +248,8 @@ def _summary(r: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     kubeconfig = Path(args.kubeconfig) if args.kubeconfig else None
-    with workdir_and_plane("kubatch-bench-sim-", kubeconfig) as (work, config):
+    with workdir_and_plane("kubatch-bench-sim-", kubeconfig) as site:
+        work, config = site.work, site.kubeconfig
         result = asyncio.run(_bench(args, config, work))
     print(_summary(result))
     write_json(result, args.json)

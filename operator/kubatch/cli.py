@@ -188,8 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] in ("operator", "sim", "demo", "crds", "bench", "batch-api"):
         command, rest = argv[0], argv[1:]
         if command == "bench":
-            if not rest or rest[0] not in ("core", "e2e", "sim", "chaos"):
-                print("usage: kubatch bench {core,e2e,sim,chaos} [options]", file=sys.stderr)
+            if not rest or rest[0] not in ("core", "e2e", "scale", "sim", "chaos"):
+                print("usage: kubatch bench {core,e2e,scale,sim,chaos} [options]", file=sys.stderr)
                 return 2
             return _delegate(f"kubatch_bench.{rest[0]}", rest[1:])
         module = {

@@ -200,6 +200,25 @@ class Metrics:
             ["queue"],
             registry=r,
         )
+        # scheduling depth (#17)
+        self.preemptions = Counter(
+            "kubatch_job_preemptions_total",
+            "Attempts preempted, by the victim's queue and the queue they made room for.",
+            ["queue", "preemptor_queue"],
+            registry=r,
+        )
+        self.gang_releases = Counter(
+            "kubatch_gang_releases_total",
+            "Multi-node attempts released whole: not every node ran within the start timeout.",
+            ["queue"],
+            registry=r,
+        )
+        self.consumable_units = Gauge(
+            "kubatch_consumable_resource_units",
+            "Units of a consumable resource: total, in use (or used up) and available.",
+            ["resource", "state"],
+            registry=r,
+        )
         self.handler_errors = Counter(
             "kubatch_handler_errors_total",
             "Unexpected errors caught in the operator's event handlers, by handler (0 normally).",
@@ -233,6 +252,8 @@ class Metrics:
     def observe_submission(self, queue: str) -> None:
         """A BatchJob was accepted into ``queue``."""
         self.submissions.labels(queue=queue).inc()
+        # A queue's rare-event counters start at 0, so their panels show 0 rather than nothing.
+        self.gang_releases.labels(queue=queue)
 
     def observe_admission(
         self, queue: str, wait_seconds: float | None = None, capacity_type: str = "OnDemand"
@@ -297,6 +318,25 @@ class Metrics:
         self.queue_spend.labels(queue=queue, window="hour").set(hour)
         self.queue_spend.labels(queue=queue, window="day").set(day)
         self.queue_budget_exceeded.labels(queue=queue).set(1 if exceeded else 0)
+
+    def observe_preemption(self, queue: str, preemptor_queue: str) -> None:
+        """An attempt of ``queue`` was preempted for a job of ``preemptor_queue``."""
+        self.preemptions.labels(queue=queue, preemptor_queue=preemptor_queue).inc()
+
+    def observe_gang_release(self, queue: str) -> None:
+        """A multi-node attempt of ``queue`` was released whole by its start timer."""
+        self.gang_releases.labels(queue=queue).inc()
+
+    def set_consumable(self, name: str, total: int, in_use: int, available: int) -> None:
+        """A consumable resource's units."""
+        for state, value in (("total", total), ("in_use", in_use), ("available", available)):
+            self.consumable_units.labels(resource=name, state=state).set(value)
+
+    def remove_consumable(self, name: str) -> None:
+        """Forget a deleted consumable resource's gauges."""
+        for state in ("total", "in_use", "available"):
+            with contextlib.suppress(KeyError):
+                self.consumable_units.remove(name, state)
 
     def remove_queue(self, queue: str) -> None:
         """Forget a deleted queue's gauges (counters stay: they are cumulative)."""

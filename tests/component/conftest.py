@@ -20,6 +20,7 @@ from kubatch.adapters.fake import FakeKube
 from kubatch.adapters.kube import (
     BATCHJOBS,
     COMPUTEENVIRONMENTS,
+    CONSUMABLERESOURCES,
     EVENTS,
     JOBDEFINITIONS,
     JOBQUEUES,
@@ -31,7 +32,7 @@ from kubatch.adapters.kube import (
 )
 from kubatch.controller.convert import rfc3339
 from kubatch.controller.operator import Operator
-from kubatch.controller.settings import Settings
+from kubatch.controller.settings import Settings, Timings
 from kubatch.metrics import Metrics
 
 JsonDict = dict[str, Any]
@@ -43,6 +44,7 @@ KINDS: dict[str, Resource] = {
     "BatchJob": BATCHJOBS,
     "Node": NODES,
     "Namespace": NAMESPACES,
+    "ConsumableResource": CONSUMABLERESOURCES,
 }
 API = "kubatch.io/v1alpha1"
 
@@ -110,7 +112,9 @@ class Harness:
         self.clock = Clock()
         self.kube = FakeKube(clock=lambda: rfc3339(self.clock.now), **kube)
         self.metrics = Metrics()
-        self.settings = settings or Settings()
+        # Phase by phase: a Starting status is written at once (the hold that saves a write
+        # when the pod runs promptly has its own tests, test_writes.py).
+        self.settings = settings or Settings(timings=Timings(starting_hold=0.0))
         self.op = self._operator()
         self.tasks: list[asyncio.Task[None]] = []
         self._pod_seq = 0
@@ -129,6 +133,7 @@ class Harness:
             (BATCHJOBS, intake.on_batch_job),
             (NODES, intake.on_node),
             (NAMESPACES, intake.on_namespace),
+            (CONSUMABLERESOURCES, intake.on_consumable_resource),
         ]
         for res, handler in handlers:
             self.kube.subscribe(res, lambda kind, obj, h=handler: h(obj, deleted=kind == "DELETED"))

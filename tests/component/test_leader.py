@@ -277,7 +277,8 @@ async def test_a_leader_cut_from_the_api_stops_writing_at_its_renew_deadline(pai
     assert b.leading
     pair.h.apply(make_job("after"))
     await pair.cycle()
-    assert pair.h.status("after")["phase"] == "Starting"
+    # admitted by b (its Job exists; the Starting status may be held for the pod)
+    assert pair.h.job_name("after") in {j["metadata"]["name"] for j in pair.h.k8s_jobs()}
     pair.clients["a"].cut = False  # healed: a finds b holding the Lease and stays standby
     await pair.cycle(2)
     assert not a.leading

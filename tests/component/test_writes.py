@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+from kubatch.adapters.kube import PODS
+from kubatch.controller.settings import Settings
 from tests.component.conftest import Harness, basic, make_job
 
 
@@ -99,3 +106,125 @@ async def test_invalid_job_costs_one_patch_and_one_event(h: Harness) -> None:
     assert (st["phase"], st["reason"]) == ("Failed", "InvalidSpec")
     assert "spec.retryStrategy.evaluateOnExit[0].onReason" in st["message"]
     assert h.writes("bad") == {"status": 1, "event": 1}
+
+
+async def held() -> Harness:
+    """A harness with the operator's default Starting hold (5 s)."""
+    harness = Harness(Settings())
+    await harness.start()
+    assert harness.settings.timings.starting_hold == 5.0
+    return harness
+
+
+async def test_a_pod_that_runs_within_the_hold_makes_starting_and_running_one_write() -> None:
+    h = await held()
+    try:
+        basic(h, vcpus=1)
+        h.apply(make_job("a"), make_job("b"))
+        await h.cycle()
+        assert "phase" not in h.status("a")  # admitted; its Starting waits for the pod
+        assert h.k8s_jobs() != []  # ... but its Kubernetes Job exists at once
+        assert h.status("b")["phase"] == "Runnable"  # a waiting job is never held
+        h.start_pods()
+        await h.cycle()
+        st = h.status("a")
+        assert st["phase"] == "Running"
+        assert st["attempts"][0]["podName"]
+        assert st["computeEnvironment"] == "ce"
+        assert st["startedAt"]
+        h.finish_pod(h.job_name("a"))
+        await h.cycle()
+        assert h.status("a")["phase"] == "Succeeded"
+        assert h.writes("a") == {"create": 1, "status": 2}
+        # b waited: Runnable, then its own Starting+Running as one write, then Succeeded
+        await h.cycle()
+        h.start_pods()
+        await h.cycle()
+        h.finish_pod(h.job_name("b"))
+        await h.cycle()
+        assert h.status("b")["phase"] == "Succeeded"
+        assert h.writes("b") == {"create": 1, "status": 3}
+    finally:
+        await h.stop()
+
+
+async def test_starting_is_written_once_the_hold_ends_or_at_once_with_a_reason() -> None:
+    h = await held()
+    try:
+        basic(h)
+        h.apply(make_job("slow"))
+        await h.cycle(advance=1)
+        await h.cycle(advance=1)
+        assert "phase" not in h.status("slow")
+        await h.cycle(advance=4)  # the hold (5 s) is over and the pod does not run yet
+        assert (h.status("slow")["phase"], h.status("slow")["reason"]) == ("Starting", "Admitted")
+
+        h.apply(make_job("stuck"))
+        await h.cycle(advance=1)
+        assert "phase" not in h.status("stuck")
+        h.start_pods(phase="Pending")  # the scheduler cannot place it: say so now
+        pod = h.pod_of(h.job_name("stuck"))
+        pod["status"] = {"phase": "Pending", "conditions": [{
+            "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+            "message": "0/3 nodes are available: 3 Insufficient cpu."}]}  # fmt: skip
+        h.kube.put(PODS, pod)
+        await h.cycle(advance=0.5)
+        st = h.status("stuck")
+        assert (st["phase"], st["reason"]) == ("Starting", "Unschedulable")
+    finally:
+        await h.stop()
+
+
+async def test_a_retry_of_a_running_job_is_shown_at_once() -> None:
+    h = await held()
+    try:
+        basic(h)
+        h.apply(make_job("r", retryStrategy={"attempts": 2}))
+        await h.cycle()
+        h.start_pods()
+        await h.cycle()
+        assert h.status("r")["phase"] == "Running"
+        h.finish_pod(h.job_name("r"), exit_code=1)
+        await h.cycle()
+        st = h.status("r")  # attempt 1 failed and attempt 2 is admitted: no hold
+        assert st["phase"] == "Starting"
+        assert [a.get("exitCode") for a in st["attempts"]] == [1, None]
+    finally:
+        await h.stop()
+
+
+async def test_the_loop_creates_jobs_while_status_writes_are_slow(h: Harness) -> None:
+    """The running loop: a slow status write (an API server under load) never delays the
+    next admission's Kubernetes Job; the status follows once the write is through."""
+    basic(h)
+    patch = h.kube.patch
+    slow = asyncio.Event()
+
+    async def slow_status(*args: Any, **kw: Any) -> Any:
+        if kw.get("status"):
+            await slow.wait()
+        return await patch(*args, **kw)
+
+    h.kube.patch = slow_status  # type: ignore[method-assign]
+    loop = asyncio.create_task(h.op.loop.run())
+    try:
+        h.apply(make_job("a"))
+        await until(lambda: len(h.k8s_jobs()) == 1)
+        h.start_pods()  # a's Running status is now stuck in a slow write
+        await asyncio.sleep(0.5)
+        h.apply(make_job("b"))
+        await until(lambda: len(h.k8s_jobs()) == 2)  # not behind a's write
+        assert "phase" not in h.status("a")
+        slow.set()
+        await until(lambda: h.status("a").get("phase") == "Running")
+    finally:
+        loop.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await loop
+
+
+async def until(cond: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not cond():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.02)

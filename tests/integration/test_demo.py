@@ -1,6 +1,7 @@
 """``kubatch demo`` end to end, as a user runs it: its own plane (own state dir and free ports,
 never the session's ``local_plane``), the sim, the operator and the examples; exit 0 when every
-example ended as intended; nothing left running afterwards."""
+example ended as intended; the run's timeline written (every example job in it, drawn as a
+PNG); nothing left running afterwards."""
 
 from __future__ import annotations
 
@@ -52,6 +53,44 @@ def test_demo_runs_the_examples_and_cleans_up() -> None:
     assert len(pids) >= 6, out[:3000]  # etcd, apiserver, controller-manager, scheduler, sim, op
     assert [p for p in pids if pid_alive(p)] == []
     assert not state_dir.exists()
+    # The run's timeline was written next to the state dir, and shows every example job.
+    svg = state_dir.parent / "plane-timeline.svg"
+    assert f"timeline of this run: {svg}" in proc.stdout, out[-3000:]
+    check_timeline_picture(svg, _example_job_names())
+
+
+def check_timeline_picture(svg: Path, names: list[str]) -> None:
+    """The SVG names every job in a lane of its own, and drawn as a PNG (cairosvg, which a
+    person's viewer would do too) it is a real picture: as many rows as lanes, with colour."""
+    import xml.etree.ElementTree as ET
+
+    import cairosvg
+    from PIL import Image
+
+    root = ET.fromstring(svg.read_text())
+    lanes = {
+        g.get("data-key", "").split("/", 1)[1] for g in root.iter() if g.get("class") == "lane"
+    }
+    missing = [n for n in names if n not in lanes]
+    assert not missing, f"jobs missing from the timeline: {missing}"
+    png = svg.with_suffix(".png")
+    cairosvg.svg2png(url=str(svg), write_to=str(png))
+    image = Image.open(png).convert("RGB")
+    width, height = image.size
+    assert width == int(root.get("width", "0"))
+    assert height >= 20 * len(names)
+    colours = image.getcolors(maxcolors=width * height) or []
+    running = {(0x2F, 0x81, 0xF7), (0x82, 0x50, 0xDF)}  # on-demand and spot bars
+    assert running & {c for _, c in colours}, "no running bar drawn"
+    assert svg.with_suffix(".html").read_text().count("<tr>") > len(names)
+
+
+def _example_job_names() -> list[str]:
+    import yaml
+
+    root = Path(__file__).resolve().parents[2] / "examples"
+    docs = [d for f in sorted(root.glob("*.yaml")) for d in yaml.safe_load_all(f.read_text())]
+    return [d["metadata"]["name"] for d in docs if d and d.get("kind") == "BatchJob"]
 
 
 def _example_jobs() -> int:

@@ -100,7 +100,13 @@ def test_chart_crds_are_served(kubectl: Kubectl, installed: object) -> None:
     served = kubectl("api-resources", "--api-group=kubatch.io", "-o", "name").stdout.split()
     assert sorted(served) == sorted(
         f"{p}.kubatch.io"
-        for p in ("batchjobs", "jobqueues", "computeenvironments", "jobdefinitions")
+        for p in (
+            "batchjobs",
+            "jobqueues",
+            "computeenvironments",
+            "jobdefinitions",
+            "consumableresources",
+        )
     )
 
 
@@ -118,6 +124,8 @@ ALLOWED = [
     ("list", "configmaps", None),
     ("create", "configmaps", None),
     ("list", "customresourcedefinitions.apiextensions.k8s.io", None),
+    ("watch", "consumableresources.kubatch.io", None),  # scheduling depth (#17)
+    ("patch", "consumableresources.kubatch.io", "status"),
 ]
 DENIED = [
     ("get", "secrets", None),

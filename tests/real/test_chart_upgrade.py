@@ -11,6 +11,7 @@ chart on the fresh plane; the other modules then reuse the upgraded release.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 from tests.real.conftest import (
@@ -24,6 +25,8 @@ from tests.real.conftest import (
 )
 
 from kubatch.local import chart
+
+CRDS = Path(__file__).resolve().parents[2] / "helm" / "kubatch" / "files" / "crds"
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -106,5 +109,9 @@ def test_the_current_chart_renders_its_crds_as_templates(real: Real) -> None:
     installed = real.current()
     out = chart.helm(real.state, "get", "manifest", installed.release, "-n", installed.namespace)
     kinds = [line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("kind:")]
-    assert kinds.count("CustomResourceDefinition") == 4, kinds
+    names = [line.split(":", 1)[1].strip() for line in out.splitlines()
+             if line.startswith("  name:") and line.strip().endswith(".kubatch.io")]  # fmt: skip
+    shipped = sorted(p.name.split("_", 1)[1].removesuffix(".yaml") for p in CRDS.glob("*.yaml"))
+    assert kinds.count("CustomResourceDefinition") == len(shipped) == 5, kinds
+    assert sorted(n.split(".", 1)[0] for n in names) == shipped, names
     assert "Deployment" in kinds

@@ -12,6 +12,7 @@ from kubatch.core.lifecycle import Phase, Reason
 from kubatch.demo.report import (
     Expectation,
     JobView,
+    examples_ended,
     expected_outcomes,
     job_view,
     outcomes,
@@ -134,6 +135,17 @@ def test_job_view_reads_status() -> None:
     assert v.wait_seconds == 3.0
     assert v.run_seconds is None
     assert (v.array_size, v.children_done, v.attempts, v.interrupted) == (5, 3, 2, 1)
+
+
+def test_examples_end_only_when_every_expected_job_is_known_and_ended() -> None:
+    def job(name: str, phase: str) -> dict[str, Any]:
+        return {"metadata": {"name": name}, "spec": {"jobQueue": "q"}, "status": {"phase": phase}}
+
+    expected = {"a": Expectation(Phase.SUCCEEDED), "b": Expectation(Phase.FAILED)}
+    assert not examples_ended({}, expected)  # the watch has not delivered anything yet
+    assert not examples_ended({"a": job("a", "Succeeded")}, expected)
+    assert not examples_ended({"a": job("a", "Succeeded"), "b": job("b", "Running")}, expected)
+    assert examples_ended({"a": job("a", "Succeeded"), "b": job("b", "Failed")}, expected)
 
 
 def test_job_view_without_status_is_submitted_and_uses_creation_time() -> None:

@@ -79,7 +79,7 @@ def test_renders_the_expected_objects(render: Render) -> None:
             "Deployment",
             "ConfigMap",
         ]
-        + ["CustomResourceDefinition"] * 4
+        + ["CustomResourceDefinition"] * 5
     )
 
 
@@ -152,6 +152,9 @@ EXPECTED_RULES = {
     ("", "events"): {"create", "patch"},
     ("", "configmaps"): {"list", "create", "patch"},
     ("apiextensions.k8s.io", "customresourcedefinitions"): {"get", "list", "watch"},
+    # scheduling depth (#17)
+    ("kubatch.io", "consumableresources"): {"get", "list", "watch", "patch"},
+    ("kubatch.io", "consumableresources/status"): {"patch", "update"},
 }
 
 
@@ -302,7 +305,13 @@ def test_chart_ships_the_generated_crds(helm: Path) -> None:
     chart_crds = sorted(p.name for p in (CHART / "files" / "crds").glob("*.yaml"))
     assert chart_crds == sorted(
         f"kubatch.io_{p}.yaml"
-        for p in ("batchjobs", "jobqueues", "computeenvironments", "jobdefinitions")
+        for p in (
+            "batchjobs",
+            "jobqueues",
+            "computeenvironments",
+            "jobdefinitions",
+            "consumableresources",
+        )
     )
     for name in chart_crds:
         shipped = (CHART / "files" / "crds" / name).read_text()
@@ -322,7 +331,7 @@ def test_chart_ships_the_generated_crds(helm: Path) -> None:
         for d in yaml.safe_load_all(proc.stdout)
         if d and d["kind"] == "CustomResourceDefinition"
     }
-    assert len(rendered) == 4
+    assert len(rendered) == 5
     for name in chart_crds:
         generated = yaml.safe_load((ROOT / "crds" / name).read_text())
         crd = rendered[generated["metadata"]["name"]]

@@ -45,6 +45,9 @@ def _exercise(m: Metrics) -> None:
     m.count_handler_error("on_batch_job")
     m.set_leader("kubatch-0", True)
     m.count_relist("pods")
+    m.observe_preemption("low", "high")
+    m.observe_gang_release("high")
+    m.set_consumable("licence", 4, 1, 3)
 
 
 def test_exposition_parses_and_every_family_is_prefixed() -> None:
@@ -251,3 +254,11 @@ def test_every_metric_is_documented() -> None:
     for family in Metrics().registry.collect():
         series = f"{family.name}_total" if family.type == "counter" else family.name
         assert f"| `{series}` | {family.type}" in doc, f"{series} missing in docs/observability.md"
+
+
+def test_a_queues_gang_releases_start_at_zero() -> None:
+    m = Metrics()
+    m.observe_submission("q")
+    assert _value(m, "kubatch_gang_releases_total", queue="q") == 0.0
+    m.observe_gang_release("q")
+    assert _value(m, "kubatch_gang_releases_total", queue="q") == 1.0

@@ -11,6 +11,7 @@ import yaml
 
 from kubatch.api.models import parse_batch_job
 from kubatch.core.resources import Resources
+from kubatch.insight.why import ce_verdict, explain, format_explanation, job_size
 from kubatch.plugin.cli import build_parser
 from kubatch.plugin.views import (
     CE_HEADERS,
@@ -28,7 +29,6 @@ from kubatch.plugin.views import (
     queue_rows,
     render_output,
 )
-from kubatch.plugin.why import ce_verdict, explain, format_explanation, job_size
 from kubatch.timefmt import rfc3339
 
 NOW = datetime(2026, 1, 2, 12, 0, 0, tzinfo=UTC)

@@ -117,6 +117,7 @@ BATCHJOBS = Resource("kubatch.io", "v1alpha1", "batchjobs")
 JOBDEFINITIONS = Resource("kubatch.io", "v1alpha1", "jobdefinitions")
 JOBQUEUES = Resource("kubatch.io", "v1alpha1", "jobqueues", namespaced=False)
 COMPUTEENVIRONMENTS = Resource("kubatch.io", "v1alpha1", "computeenvironments", namespaced=False)
+CONSUMABLERESOURCES = Resource("kubatch.io", "v1alpha1", "consumableresources", namespaced=False)
 
 
 @dataclass
@@ -499,6 +500,53 @@ class Kube:
                     code = int(obj.get("code") or 500)
                     raise ApiError(code, str(obj.get("reason") or "watch error"), json.dumps(obj))
                 yield kind, obj
+
+    async def logs(
+        self,
+        namespace: str,
+        pod: str,
+        *,
+        container: str | None = None,
+        follow: bool = False,
+        tail_lines: int | None = None,
+        timestamps: bool = False,
+        previous: bool = False,
+    ) -> AsyncIterator[str]:
+        """A pod's container log (``GET .../pods/<pod>/log``), line by line without the line
+        end. With ``follow`` the server keeps the answer open and sends lines as the container
+        writes them, until the container ends (or the caller stops reading). Raises
+        :class:`ApiError` as the server answers (400: the container has not started; 404)."""
+        params: dict[str, str] = {}
+        if container:
+            params["container"] = container
+        if follow:
+            params["follow"] = "true"
+        if tail_lines is not None:
+            params["tailLines"] = str(tail_lines)
+        if timestamps:
+            params["timestamps"] = "true"
+        if previous:
+            params["previous"] = "true"
+        path = PODS.path(namespace, pod, "log")
+        url = self.host + path + (f"?{urlencode(params)}" if params else "")
+        timeout = aiohttp.ClientTimeout(
+            total=None if follow else 120, sock_connect=10, sock_read=None if follow else 60
+        )
+        self._count("GET", "pods/log")
+        session = self._pool.session()
+        headers = await self._headers()
+        headers["Accept"] = "*/*"
+        async with session.get(url, headers=headers, timeout=timeout, **self._extra()) as resp:
+            if resp.status >= 400:
+                raise ApiError(resp.status, resp.reason or "", await resp.text())
+            pending = b""
+            async for chunk in resp.content.iter_any():
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    yield line.decode(errors="replace")
+            if pending:
+                yield pending.decode(errors="replace")
 
     async def watch(
         self,

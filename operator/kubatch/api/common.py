@@ -169,3 +169,70 @@ class ResourceRequirements(_Model):
 
     requests: dict[str, Quantity] | None = None
     limits: dict[str, Quantity] | None = None
+
+
+# --------------------------------------------------------------------------- pod templates
+
+
+class ContainerResources(_Shell):
+    """Container resources. The job's size is the sum of its containers' requests; as on AWS,
+    ``cpu`` and ``memory`` may come from the definition or from the job's overrides."""
+
+    requests: dict[str, Quantity] | None = None
+    """``cpu``, ``memory``, ``nvidia.com/gpu``, any extended resource."""
+    limits: dict[str, Quantity] | None = None
+
+
+class ContainerShell(_Shell):
+    """A container of the pod template: kubatch checks these fields, keeps the rest."""
+
+    name: str = Field(min_length=1)
+    image: str = Field(min_length=1)
+    command: list[str] | None = None
+    args: list[str] | None = None
+    resources: ContainerResources | None = None
+    """The job's size is the sum of its containers' requests (limits stand in for missing
+    requests, as in Kubernetes)."""
+
+
+class PodSpecShell(_Shell):
+    containers: list[ContainerShell] = Field(min_length=1)
+
+
+class PodTemplateMeta(_Shell):
+    labels: dict[str, str] | None = None
+    annotations: dict[str, str] | None = None
+
+
+class PodTemplate(_Shell):
+    """A Kubernetes PodTemplateSpec (only a small shell is validated by the schema)."""
+
+    metadata: PodTemplateMeta | None = None
+    spec: PodSpecShell
+
+
+class ContainerOverrides(_Model):
+    """Overrides applied to the first container of the definition's template."""
+
+    command: list[str] | None = None
+    args: list[str] | None = None
+    env: list[EnvVar] | None = None
+    """Merged by name into the container's env."""
+    resources: ResourceRequirements | None = None
+    """Merged key by key into the container's requests/limits."""
+
+
+# --------------------------------------------------------------------------- resources
+
+
+class _Resource(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+        extra="ignore",
+    )
+
+    api_version: Literal["kubatch.io/v1alpha1"] = API_VERSION
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)

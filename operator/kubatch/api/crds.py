@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
+from kubatch.api.consumable import ConsumableResourceSpec, ConsumableResourceStatus
 from kubatch.api.models import (
     CATEGORY,
     CEL,
@@ -142,6 +143,8 @@ KIND_INFOS: tuple[KindInfo, ...] = (
         description="A reusable job template: pod, parameters, retry and timeout.",
         columns=(
             Column("Image", ".spec.template.spec.containers[0].image"),
+            Column("Type", ".spec.type", priority=1),
+            Column("Nodes", ".spec.nodeProperties.numNodes", "integer", priority=1),
             Column("Attempts", ".spec.retryStrategy.attempts", "integer"),
             Column("Timeout", ".spec.timeout.attemptDurationSeconds", "integer"),
             Column("Ready", READY),
@@ -167,6 +170,22 @@ KIND_INFOS: tuple[KindInfo, ...] = (
             Column("Position", ".status.queuePosition", "integer", priority=1),
             Column("Array", ".spec.arrayProperties.size", "integer", priority=1),
             Column("Message", ".status.message", priority=1),
+            AGE,
+        ),
+    ),
+    KindInfo(
+        kind="ConsumableResource",
+        plural="consumableresources",
+        short_name="cres",
+        namespaced=False,
+        spec=ConsumableResourceSpec,
+        status=ConsumableResourceStatus,
+        description="Units jobs take while they run: licences, connection slots (AWS Batch).",
+        columns=(
+            Column("Type", ".spec.resourceType"),
+            Column("Total", ".spec.totalQuantity", "integer"),
+            Column("In Use", ".status.inUseQuantity", "integer"),
+            Column("Available", ".status.availableQuantity", "integer"),
             AGE,
         ),
     ),
@@ -313,7 +332,7 @@ def build_crd(info: KindInfo, *, cel: bool = False) -> dict[str, Any]:
 
 
 def build_crds(cel: bool = False) -> list[dict[str, Any]]:
-    """CRD manifests of the four kinds, in a fixed order (pure)."""
+    """CRD manifests of kubatch's kinds, in a fixed order (pure)."""
     return [build_crd(info, cel=cel) for info in KIND_INFOS]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 from kubatch.core.model import Condition as DependencyCondition
+from kubatch.core.model import ResourceType as ConsumableResourceType
 from kubatch.core.model import TimeLimitAction
 from kubatch.core.retry import RetryAction
 
@@ -18,9 +19,13 @@ __all__ = [
     "CapacityType",
     "ComputeEnvironmentType",
     "ConditionStatus",
+    "ConsumableResourceType",
     "DependencyCondition",
     "DependencyType",
+    "FairSharePreemption",
+    "JobDefinitionType",
     "QueueOrdering",
+    "ReclaimPolicy",
     "RetryAction",
     "SelectorOperator",
     "State",
@@ -104,3 +109,24 @@ class SelectorOperator(StrEnum):
     NOT_IN = "NotIn"
     EXISTS = "Exists"
     DOES_NOT_EXIST = "DoesNotExist"
+
+
+class JobDefinitionType(StrEnum):
+    """``spec.type`` of a JobDefinition (AWS values)."""
+
+    CONTAINER = "container"
+    MULTINODE = "multinode"
+
+
+class ReclaimPolicy(StrEnum):
+    """``preemption.reclaimFromQueues`` of a JobQueue."""
+
+    NEVER = "Never"
+    LOWER_PRIORITY = "LowerPriority"
+
+
+class FairSharePreemption(StrEnum):
+    """``preemption.withinFairShare`` of a fair-share JobQueue."""
+
+    NEVER = "Never"
+    OVER_FAIR_SHARE = "OverFairShare"

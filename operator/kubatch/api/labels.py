@@ -14,6 +14,7 @@ COMPUTE_ENVIRONMENT: Final = f"{PREFIX}/compute-environment"
 CAPACITY_TYPE: Final = f"{PREFIX}/capacity-type"
 ATTEMPT: Final = f"{PREFIX}/attempt"
 ARRAY_INDEX: Final = f"{PREFIX}/array-index"
+NODE_INDEX: Final = f"{PREFIX}/node-index"  # a node of a multi-node parallel job
 MANAGED_BY: Final = "app.kubernetes.io/managed-by"
 ARRAY_RECORD: Final = f"{PREFIX}/array-record"  # on the ConfigMaps of array child records
 MANAGER: Final = "kubatch"

@@ -17,8 +17,8 @@ from datetime import datetime
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-from pydantic.alias_generators import to_camel
 
+from kubatch.api import consumable, multinode
 from kubatch.api.common import (  # re-exported (see __all__)
     API_VERSION,
     CATEGORY,
@@ -31,12 +31,18 @@ from kubatch.api.common import (  # re-exported (see __all__)
     ComputeEnvironmentType,
     Condition,
     ConditionStatus,
+    ContainerOverrides,
+    ContainerResources,
+    ContainerShell,
     DependencyCondition,
     DependencyType,
     EnvVar,
     LabelSelector,
     LabelSelectorRequirement,
     ObjectMeta,
+    PodSpecShell,
+    PodTemplate,
+    PodTemplateMeta,
     Quantity,
     QueueOrdering,
     ResourceRequirements,
@@ -50,9 +56,12 @@ from kubatch.api.common import (  # re-exported (see __all__)
     WaitingState,
     _cel,
     _Model,
-    _Shell,
+    _Resource,
     _Status,
 )
+from kubatch.api.consumable import ConsumableResource
+from kubatch.api.enums import JobDefinitionType
+from kubatch.api.preemption import QueuePreemption
 from kubatch.api.problems import InvalidResource, problems_from_validation_error
 from kubatch.core.lifecycle import Phase
 
@@ -190,6 +199,8 @@ class JobQueueSpec(_Model):
     """What to do with jobs that wait too long."""
     namespace_selector: LabelSelector | None = None
     """Namespaces whose BatchJobs may use this queue; all when unset."""
+    preemption: QueuePreemption | None = None
+    """Reclaim capacity from running jobs for this queue's jobs; none when unset."""
     spending_limit: SpendingLimit | None = None
     """kubatch: dollars per hour and/or per day; admissions wait once reached."""
     finished_job_retention_seconds: int | None = Field(None, ge=0)
@@ -243,43 +254,6 @@ class JobQueueStatus(_Status):
 # --------------------------------------------------------------------------- JobDefinition
 
 
-class ContainerResources(_Shell):
-    """Container resources. The job's size is the sum of its containers' requests; as on AWS,
-    ``cpu`` and ``memory`` may come from the definition or from the job's overrides."""
-
-    requests: dict[str, Quantity] | None = None
-    """``cpu``, ``memory``, ``nvidia.com/gpu``, any extended resource."""
-    limits: dict[str, Quantity] | None = None
-
-
-class ContainerShell(_Shell):
-    """A container of the pod template: kubatch checks these fields, keeps the rest."""
-
-    name: str = Field(min_length=1)
-    image: str = Field(min_length=1)
-    command: list[str] | None = None
-    args: list[str] | None = None
-    resources: ContainerResources | None = None
-    """The job's size is the sum of its containers' requests (limits stand in for missing
-    requests, as in Kubernetes)."""
-
-
-class PodSpecShell(_Shell):
-    containers: list[ContainerShell] = Field(min_length=1)
-
-
-class PodTemplateMeta(_Shell):
-    labels: dict[str, str] | None = None
-    annotations: dict[str, str] | None = None
-
-
-class PodTemplate(_Shell):
-    """A Kubernetes PodTemplateSpec (only a small shell is validated by the schema)."""
-
-    metadata: PodTemplateMeta | None = None
-    spec: PodSpecShell
-
-
 EXIT_CODE_PATTERN = r"^([0-9]+\*?|\*)$"
 ACTION_PATTERN = r"^(?i:retry|exit)$"
 
@@ -331,8 +305,15 @@ class JobTimeout(_Model):
 class JobDefinitionSpec(_Model):
     """A job definition: pod template, parameter defaults, retry and timeout."""
 
-    template: PodTemplate
-    """Pod template of each attempt."""
+    type: JobDefinitionType = JobDefinitionType.CONTAINER
+    """``container`` (one pod per attempt) or ``multinode`` (``nodeProperties``), as AWS."""
+    template: PodTemplate | None = None
+    """Pod template of each attempt (required for ``container``; for ``multinode``, of the
+    nodes whose range has none)."""
+    node_properties: multinode.NodeProperties | None = None
+    """The nodes of a ``multinode`` job (AWS ``nodeProperties``)."""
+    consumable_resource_properties: consumable.ConsumableResourceProperties | None = None
+    """Consumable resources each attempt takes (AWS name)."""
     parameters: dict[str, str] = Field(default_factory=dict)
     """Default values of ``Ref::name`` placeholders in command and args."""
     retry_strategy: RetryStrategy | None = None
@@ -386,17 +367,6 @@ class JobDependency(_Model):
     """``Succeeded`` (afterok), ``Completed`` (afterany) or ``Failed`` (afternotok)."""
 
 
-class ContainerOverrides(_Model):
-    """Overrides applied to the first container of the definition's template."""
-
-    command: list[str] | None = None
-    args: list[str] | None = None
-    env: list[EnvVar] | None = None
-    """Merged by name into the container's env."""
-    resources: ResourceRequirements | None = None
-    """Merged key by key into the container's requests/limits."""
-
-
 class Rerun(_Model):
     """This job re-runs chosen children of an array (``kubectl batch rerun JOB --failed``)."""
 
@@ -442,6 +412,10 @@ class BatchJobSpec(_Model):
     rerun_of: Rerun | None = None
     """kubatch: re-run these indices of another array (arrayProperties.size must equal their
     number when there are several)."""
+    node_overrides: multinode.NodeOverrides | None = None
+    """A multi-node job's number of nodes and per-range container overrides (AWS name)."""
+    consumable_resource_properties_override: consumable.ConsumableResourceProperties | None = None
+    """Replaces the definition's consumable resources (AWS SubmitJob's name)."""
 
     @property
     def is_array(self) -> bool:
@@ -496,6 +470,9 @@ class JobDefinitionRevision(_Status):
     timeout: JobTimeout | None = None
     scheduling_priority: int | None = None
     interruption_budget: int | None = None
+    node_properties: multinode.NodePropertiesRevision | None = None
+    """A multi-node job's nodes (resolved; ``template`` is then the main node's)."""
+    consumable_resource_properties: consumable.ConsumableResourceProperties | None = None
 
 
 class BatchJobStatus(_Status):
@@ -519,6 +496,8 @@ class BatchJobStatus(_Status):
     """Estimated dollars of all attempts so far."""
     attempts: list[Attempt] = Field(default_factory=list)
     array_status_summary: ArrayStatusSummary | None = None
+    nodes: list[multinode.NodeStatus] = Field(default_factory=list)
+    """A multi-node job: each node of the current attempt."""
     job_definition: JobDefinitionRevision | None = None
     conditions: list[Condition] = Field(default_factory=list)
     observed_generation: int | None = None
@@ -531,19 +510,6 @@ class BatchJobStatus(_Status):
 
 
 # --------------------------------------------------------------------------- resources
-
-
-class _Resource(BaseModel):
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        validate_by_name=True,
-        validate_by_alias=True,
-        serialize_by_alias=True,
-        extra="ignore",
-    )
-
-    api_version: Literal["kubatch.io/v1alpha1"] = API_VERSION
-    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
 
 
 class ComputeEnvironment(_Resource):
@@ -570,12 +536,13 @@ class BatchJob(_Resource):
     status: BatchJobStatus = Field(default_factory=BatchJobStatus)
 
 
-Resource = ComputeEnvironment | JobQueue | JobDefinition | BatchJob
+Resource = ComputeEnvironment | JobQueue | JobDefinition | BatchJob | ConsumableResource
 KINDS: dict[str, type[Resource]] = {
     "ComputeEnvironment": ComputeEnvironment,
     "JobQueue": JobQueue,
     "JobDefinition": JobDefinition,
     "BatchJob": BatchJob,
+    "ConsumableResource": ConsumableResource,
 }
 
 # --------------------------------------------------------------------------- parse / dump
@@ -610,16 +577,22 @@ def parse_batch_job(body: Mapping[str, Any]) -> BatchJob:
     return _parse(BatchJob, "BatchJob", body)
 
 
+def parse_consumable_resource(body: Mapping[str, Any]) -> ConsumableResource:
+    """Parse a ConsumableResource object; raise :class:`InvalidResource` with every problem."""
+    return _parse(ConsumableResource, "ConsumableResource", body)
+
+
 PARSERS: dict[str, Callable[[Mapping[str, Any]], Resource]] = {
     "ComputeEnvironment": parse_compute_environment,
     "JobQueue": parse_job_queue,
     "JobDefinition": parse_job_definition,
     "BatchJob": parse_batch_job,
+    "ConsumableResource": parse_consumable_resource,
 }
 
 
 def parse(body: Mapping[str, Any]) -> Resource:
-    """Parse any of the four kinds by ``body["kind"]`` (pure)."""
+    """Parse any kind of kubatch's by ``body["kind"]`` (pure)."""
     kind = str(body.get("kind", ""))
     parser = PARSERS.get(kind)
     if parser is None:
@@ -661,6 +634,7 @@ __all__ = [
     "ComputeResources",
     "Condition",
     "ConditionStatus",
+    "ConsumableResource",
     "ContainerOverrides",
     "ContainerResources",
     "ContainerShell",
@@ -673,6 +647,7 @@ __all__ = [
     "JobDefinitionRevision",
     "JobDefinitionSpec",
     "JobDefinitionStatus",
+    "JobDefinitionType",
     "JobDependency",
     "JobQueue",
     "JobQueueSpec",
@@ -688,6 +663,7 @@ __all__ = [
     "PodTemplateMeta",
     "Quantity",
     "QueueOrdering",
+    "QueuePreemption",
     "QueueSpend",
     "Rerun",
     "Resource",
@@ -709,6 +685,7 @@ __all__ = [
     "parse",
     "parse_batch_job",
     "parse_compute_environment",
+    "parse_consumable_resource",
     "parse_job_definition",
     "parse_job_queue",
 ]

@@ -15,17 +15,22 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
+from kubatch.api.consumable import ConsumableResourceProperties
+from kubatch.api.enums import FairSharePreemption
 from kubatch.api.models import (
     BatchJob,
     BatchJobSpec,
     ComputeEnvironment,
     ComputeEnvironmentType,
+    ConsumableResource,
     ContainerShell,
     DependencyType,
     EvaluateOnExit,
     JobDefinition,
+    JobDefinitionType,
     JobQueue,
     LabelSelector,
+    PodTemplate,
     QueueOrdering,
     Resource,
     RetryStrategy,
@@ -34,11 +39,14 @@ from kubatch.api.models import (
     TolerationOperator,
     parse,
 )
+from kubatch.api.multinode import node_sources, open_ended, parse_targets
 from kubatch.api.problems import InvalidResource, Problem
 from kubatch.api.resolve import (
     effective_parameters,
     iter_container_strings,
+    num_nodes,
     parameter_references,
+    resolve_node_properties,
     resolve_pod_template,
 )
 from kubatch.core.resources import QuantityError, sum_requests
@@ -53,6 +61,7 @@ __all__ = [
     "validate",
     "validate_batch_job",
     "validate_compute_environment",
+    "validate_consumable_resource",
     "validate_job_definition",
     "validate_job_queue",
 ]
@@ -240,6 +249,18 @@ def validate_job_queue(jq: JobQueue) -> list[Problem]:
             )
     if spec.namespace_selector is not None:
         problems += _selector_problems(spec.namespace_selector, "spec.namespaceSelector")
+    pre = spec.preemption
+    if (
+        pre is not None
+        and pre.within_fair_share is FairSharePreemption.OVER_FAIR_SHARE
+        and (policy is None)
+    ):
+        problems.append(
+            Problem(
+                "spec.preemption.withinFairShare",
+                "OverFairShare needs a schedulingPolicy (fair share) on this queue",
+            )
+        )
     return problems
 
 
@@ -321,21 +342,158 @@ def size_problems(template: Mapping[str, Any], base: str = "spec") -> list[Probl
     ]
 
 
-def validate_job_definition(jd: JobDefinition) -> list[Problem]:
-    """Every semantic problem of a JobDefinition (pure)."""
-    spec = jd.spec
-    problems = _container_problems(spec.template.spec.containers, "spec.template.spec.containers")
-    extra: dict[str, Any] = spec.template.spec.model_extra or {}
+def _template_problems(template: PodTemplate, base: str) -> list[Problem]:
+    problems = _container_problems(template.spec.containers, f"{base}.spec.containers")
+    extra: dict[str, Any] = template.spec.model_extra or {}
     restart = extra.get("restartPolicy")
     if restart not in (None, "Never", "OnFailure"):
         problems.append(
             Problem(
-                "spec.template.spec.restartPolicy",
+                f"{base}.spec.restartPolicy",
                 f"{restart!r} is not allowed: kubatch runs pods with restartPolicy Never "
                 "(retries follow retryStrategy)",
             )
         )
+    return problems
+
+
+def validate_job_definition(jd: JobDefinition) -> list[Problem]:
+    """Every semantic problem of a JobDefinition (pure)."""
+    spec = jd.spec
+    problems: list[Problem] = []
+    if spec.template is not None:
+        problems += _template_problems(spec.template, "spec.template")
+    npp = spec.node_properties
+    if spec.type is JobDefinitionType.CONTAINER:
+        if spec.template is None:
+            problems.append(Problem("spec.template", "required for a container job definition"))
+        if npp is not None:
+            problems.append(
+                Problem("spec.nodeProperties", "allowed only with type multinode (AWS)")
+            )
+    elif npp is None:
+        problems.append(Problem("spec.nodeProperties", "required for type multinode"))
+    else:
+        base = "spec.nodeProperties"
+        if npp.main_node >= npp.num_nodes:
+            problems.append(
+                Problem(f"{base}.mainNode", f"must be below numNodes ({npp.num_nodes})")
+            )
+        for i, r in enumerate(npp.node_range_properties):
+            if r.template is not None:
+                problems += _template_problems(
+                    r.template, f"{base}.nodeRangeProperties[{i}].template"
+                )
+        problems += _node_range_problems(jd, npp.num_nodes, base)
     problems += _retry_problems(spec.retry_strategy, "spec.retryStrategy")
+    problems += _consumable_problems(
+        spec.consumable_resource_properties, "spec.consumableResourceProperties"
+    )
+    return problems
+
+
+def _node_range_problems(jd: JobDefinition, n: int, base: str) -> list[Problem]:
+    """The ranges of a multi-node definition for ``n`` nodes: valid, covering every node, each
+    node with a template."""
+    npp = jd.spec.node_properties
+    assert npp is not None
+    ranges = npp.node_range_properties
+    if not ranges:
+        if jd.spec.template is None:
+            return [Problem(f"{base}.nodeRangeProperties", "required without spec.template")]
+        return []
+    sources = node_sources([r.target_nodes for r in ranges], n)
+    if isinstance(sources, str):
+        return [Problem(f"{base}.{sources.split(':', 1)[0]}", sources.split(": ", 1)[1])]
+    missing = [i for i, s in enumerate(sources) if s is None]
+    if missing:
+        listed = ", ".join(str(i) for i in missing[:10])
+        return [
+            Problem(
+                f"{base}.nodeRangeProperties",
+                f"the ranges must account for every node (0:{n - 1}); missing: {listed}",
+            )
+        ]
+    if jd.spec.template is None:
+        bare = sorted({s for s in sources if s is not None and ranges[s].template is None})
+        return [
+            Problem(f"{base}.nodeRangeProperties[{i}].template", "required without spec.template")
+            for i in bare
+        ]
+    return []
+
+
+def _consumable_problems(props: ConsumableResourceProperties | None, base: str) -> list[Problem]:
+    names = [r.consumable_resource for r in (props.consumable_resource_list if props else [])]
+    return [
+        Problem(
+            f"{base}.consumableResourceList[{i}].consumableResource",
+            f"consumable resource {names[i]!r} is listed more than once",
+        )
+        for i in _duplicates(names)
+    ]
+
+
+def validate_consumable_resource(res: ConsumableResource) -> list[Problem]:
+    """Every semantic problem of a ConsumableResource (pure): the schema says it all."""
+    _ = res
+    return []
+
+
+def _multinode_job_problems(job: BatchJob, defn: JobDefinition) -> list[Problem]:
+    """What a BatchJob may not ask of a multi-node definition, or of a container one."""
+    spec = job.spec
+    no = spec.node_overrides
+    npp = defn.spec.node_properties
+    if npp is None:
+        if no is not None:
+            return [Problem("spec.nodeOverrides", "allowed only for a multinode job definition")]
+        return []
+    problems = []
+    if spec.array_properties is not None:
+        problems.append(
+            Problem(
+                "spec.arrayProperties",
+                "a multi-node parallel job cannot be an array job (as on AWS)",
+            )
+        )
+    if spec.overrides is not None:
+        problems.append(
+            Problem(
+                "spec.overrides",
+                "not for a multi-node job: use nodeOverrides.nodePropertyOverrides (as on AWS)",
+            )
+        )
+    n = num_nodes(defn, job) or npp.num_nodes
+    if no is not None and no.num_nodes and no.num_nodes != npp.num_nodes:
+        field = "spec.nodeOverrides.numNodes"
+        if not any(open_ended(r.target_nodes) for r in npp.node_range_properties) and (
+            npp.node_range_properties
+        ):
+            problems.append(
+                Problem(field, "needs a range of the job definition that ends open ('n:')")
+            )
+        if npp.main_node >= n:
+            problems.append(Problem(field, f"must be above the main node ({npp.main_node})"))
+        problems += [Problem(f"{field}", p.message) for p in _node_range_problems(defn, n, field)]
+    for k, o in enumerate(no.node_property_overrides if no is not None else []):
+        span = parse_targets(o.target_nodes, n)
+        if isinstance(span, str):
+            field = f"spec.nodeOverrides.nodePropertyOverrides[{k}].targetNodes"
+            problems.append(Problem(field, span))
+    if problems:
+        return problems
+    nodes = resolve_node_properties(defn, job)
+    assert nodes is not None
+    for r in nodes.node_range_properties:
+        if size_problems(r.template or {}):
+            problems.append(
+                Problem(
+                    "spec.nodeOverrides.nodePropertyOverrides",
+                    f"nodes {r.target_nodes} request no cpu or no memory: set "
+                    "resources.requests in their range's template or in a node property override",
+                )
+            )
     return problems
 
 
@@ -406,6 +564,9 @@ def validate_batch_job(
 
     problems += _retry_problems(spec.retry_strategy, "spec.retryStrategy")
     problems += _rerun_problems(spec)
+    problems += _consumable_problems(
+        spec.consumable_resource_properties_override, "spec.consumableResourcePropertiesOverride"
+    )
 
     ov = spec.overrides
     if ov is not None:
@@ -426,6 +587,9 @@ def validate_batch_job(
                         problems.append(Problem(field, "must be greater than zero"))
 
     if defn is not None:
+        multinode = _multinode_job_problems(job, defn)
+        if multinode or (defn.spec.template is None and defn.spec.node_properties is None):
+            return problems + multinode
         params = effective_parameters(defn, job)
         reported: set[str] = set()
         if ov is not None:
@@ -440,9 +604,14 @@ def validate_batch_job(
                                     f"Ref::{name} refers to an undefined parameter",
                                 )
                             )
-        template = resolve_pod_template(defn, job)
-        problems += size_problems(template)
-        for where, value in iter_container_strings(template["spec"]):
+        nodes = resolve_node_properties(defn, job)
+        if nodes is None:
+            templates = [resolve_pod_template(defn, job)]
+            problems += size_problems(templates[0])
+        else:
+            templates = [r.template or {} for r in nodes.node_range_properties]
+        strings = [x for t in templates for x in iter_container_strings(t.get("spec") or {})]
+        for where, value in strings:
             for name in parameter_references(value):
                 if name not in params and name not in reported:
                     reported.add(name)
@@ -498,6 +667,8 @@ def validate(
         return validate_job_queue(resource)
     if isinstance(resource, JobDefinition):
         return validate_job_definition(resource)
+    if isinstance(resource, ConsumableResource):
+        return validate_consumable_resource(resource)
     return validate_batch_job(resource, queues=queues, definitions=definitions)
 
 

@@ -75,6 +75,11 @@ STATUS_REASONS: dict[str, str | None] = {
     Reason.PARALLELISM_LIMIT: None,
     Reason.WAITING_FOR_SHARE: None,
     Reason.BLOCKED_BY_QUEUE_HEAD: None,
+    # Scheduling depth (#17): kubatch's own messages name the resource or the preemptor.
+    Reason.CONSUMABLE_UNAVAILABLE: None,
+    Reason.GANG_START_TIMEOUT: None,
+    Reason.PREEMPTED: None,
+    Reason.PREEMPTING: None,
     Reason.BUDGET_EXCEEDED: None,  # kubatch only: the message says until when
 }
 """kubatch reason -> AWS ``statusReason``; ``None``: kubatch's own message is shown."""

@@ -12,7 +12,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kubatch.adapters.kube import JOBS, PODS, ApiError
 from kubatch.adapters.protocol import KubeApi
@@ -26,6 +26,9 @@ from kubatch.core.cost import estimate_cost
 from kubatch.core.lifecycle import Phase
 from kubatch.core.naming import job_name_for_attempt
 from kubatch.metrics import Metrics
+
+if TYPE_CHECKING:
+    from kubatch.controller.gangs import Gangs
 
 log = logging.getLogger("kubatch.attempts")
 Ident = tuple[int | None, int]
@@ -83,6 +86,7 @@ class Attempts:
         """(namespace, name) of Kubernetes Jobs still running for a finished BatchJob -> tries
         left: the delete of a terminate that never happened (the leader was killed or cut off
         in between, or the delete failed), replayed by ``settle``."""
+        self.gangs: Gangs | None = None  # the nodes of multi-node jobs (set by the operator)
 
     def forget(self, key: str) -> None:
         """The BatchJob was deleted: drop what was known of its attempts (its Jobs go with it:
@@ -136,6 +140,9 @@ class Attempts:
         if found is None:
             return
         rec, lab = found
+        if lab.node is not None and self.gangs is not None:
+            self.gangs.on_pod(rec, lab, body, deleted)  # a node of a multi-node job
+            return
         ident = (lab.index, lab.attempt)
         alog = self.log_of(rec.key)
         if ident in alog.finished or not self.cache.is_active(rec.key, lab.index, lab.attempt):
@@ -148,20 +155,9 @@ class Attempts:
         now = self.clock()
         pod_name = str((body.get("metadata") or {}).get("name", ""))
         if phase in ("Running", "Succeeded", "Failed") and ident not in alog.started:
-            alog.started.add(ident)
-            started = convert.pod_started_at(body) or now
-            self.cache.attempt_started(rec.key, lab.index, lab.attempt, now)
-            if rec.timeout_seconds:
-                alog.deadlines[ident] = (started + rec.timeout_seconds, lab)
-            alog.charged[ident] = started
-            if lab.index is None:
-                self._started(rec, lab.attempt, pod_name, node, started)
-            elif rec.array_size:
-                self.children.started(rec.key, rec.array_size, lab.index, node,
-                                      lab.compute_environment)  # fmt: skip
-            self.poke()
+            self.started(rec, lab, convert.pod_started_at(body) or now, pod_name, node)
         if phase == "Pending" and not deleted:
-            self._waiting(rec, lab, alog, convert.pod_wait(body), now)
+            self.waiting(rec, lab, alog, convert.pod_wait(body), now)
         if phase in ("Succeeded", "Failed"):
             out = convert.pod_outcome(body)
             self.finish(rec, lab, out, pod_name, node, timed_out=out.reason == "DeadlineExceeded")
@@ -171,7 +167,27 @@ class Attempts:
             self.vanished.append((rec.key, lab, pod_name, node))
             self.poke()
 
-    def _waiting(
+    def started(
+        self, rec: JobRecord, lab: convert.AttemptLabels, at: float, pod: str, node: str | None
+    ) -> None:
+        """The attempt started (its pod runs; a multi-node job's: every node's pod ran)."""
+        ident = (lab.index, lab.attempt)
+        alog = self.log_of(rec.key)
+        alog.started.add(ident)
+        if node:
+            alog.nodes[ident] = node
+        self.cache.attempt_started(rec.key, lab.index, lab.attempt, self.clock())
+        if rec.timeout_seconds:
+            alog.deadlines[ident] = (at + rec.timeout_seconds, lab)
+        alog.charged[ident] = at
+        if lab.index is None:
+            self._started(rec, lab.attempt, pod, node, at)
+        elif rec.array_size:
+            self.children.started(rec.key, rec.array_size, lab.index, node,
+                                  lab.compute_environment)  # fmt: skip
+        self.poke()
+
+    def waiting(
         self,
         rec: JobRecord,
         lab: convert.AttemptLabels,
@@ -222,7 +238,8 @@ class Attempts:
         if found is None:
             return
         rec, lab = found
-        if convert.job_deadline_exceeded(body):  # a Job made by an older kubatch
+        worker = self.gangs is not None and self.gangs.on_job(rec, lab, deleted)
+        if convert.job_deadline_exceeded(body) and lab.node is None:  # an older kubatch's Job
             self._timed_out(rec, lab, self.log_of(rec.key).nodes.get((lab.index, lab.attempt)))
             return
         active = self.cache.is_active(rec.key, lab.index, lab.attempt)
@@ -245,7 +262,7 @@ class Attempts:
             # still running, though its BatchJob finished and the attempt's end was never
             # recorded: a terminate whose delete did not happen (the leader died in between)
             self.stray(rec.namespace, name)
-        if done is not None and active:
+        if done is not None and active and not worker:  # a multi-node job's: the main node's
             # Normally the pod's own final status arrives first and decides. If the pod is
             # gone (deleted with its node while the operator was down), the Job's verdict
             # decides after a grace period (``settle``).
@@ -255,11 +272,12 @@ class Attempts:
     # ------------------------------------------------------------------ relists
 
     def active(self) -> list[tuple[JobRecord, int | None, int]]:
-        """Every attempt the cache runs now: (record, array index or None, attempt)."""
+        """Every attempt the cache runs now: (record, array index or None, attempt); the
+        multi-node jobs' are left to ``controller.gangs`` (one Job per node)."""
         out: list[tuple[JobRecord, int | None, int]] = []
         for key, job in self.cache.jobs.items():
             rec = self.jobs.get(key)
-            if rec is None:
+            if rec is None or job.spec.gang is not None:
                 continue
             if job.array is not None:
                 arr = job.array
@@ -322,7 +340,7 @@ class Attempts:
         self._charge(rec, ident, alog, out.stopped_at or now)
         alog.charged.pop(ident, None)
         alog.nodes.pop(ident, None)
-        job_name = job_name_for_attempt(rec.name, rec.uid, lab.index, lab.attempt)
+        job_name = job_name_for_attempt(rec.name, rec.uid, lab.job_index, lab.attempt)
         self.ended.setdefault(rec.key, {})[job_name] = now
         cost = self._cost(rec, lab, out, node, now)
         self.cache.attempt_finished(
@@ -461,7 +479,10 @@ class Attempts:
             self.strays.pop((ns, name), None)
 
     async def settle(self) -> None:
-        """Each cycle: Job verdicts past their grace, timeouts, vanished pods, strays."""
+        """Each cycle: Job verdicts past their grace, timeouts, vanished pods (and the nodes of
+        multi-node jobs: ``controller.gangs``; strays)."""
+        if self.gangs is not None:
+            await self.gangs.settle()
         await self._stop_strays()
         await self._settle_verdicts()
         await self._settle_suspects()
@@ -484,7 +505,7 @@ class Attempts:
             if now - seen < self.timings.verdict_grace:
                 keep.append((seen, key, lab, ok))
                 continue
-            name = job_name_for_attempt(rec.name, rec.uid, lab.index, lab.attempt)
+            name = job_name_for_attempt(rec.name, rec.uid, lab.job_index, lab.attempt)
             try:
                 pods = await self.kube.list(
                     PODS, namespace=rec.namespace, labels=f"job-name={name}"
@@ -562,11 +583,8 @@ class Attempts:
             rec = self.jobs.get(key)
             if rec is None or not self.cache.is_active(key, lab.index, lab.attempt):
                 continue
-            name = job_name_for_attempt(rec.name, rec.uid, lab.index, lab.attempt)
-            log.info("attempt %s of %s reached its timeout: stopping Job %s", lab.attempt,
-                     key, name)  # fmt: skip
-            with contextlib.suppress(ApiError, OSError, TimeoutError):
-                await self.kube.delete(JOBS, name, namespace=rec.namespace)
+            log.info("attempt %s of %s reached its timeout: stopping it", lab.attempt, key)
+            await self.stop_jobs(rec, lab.index, lab.attempt)
             self._timed_out(rec, lab, alog.nodes.get(ident))
 
     async def _end_stuck(self) -> None:
@@ -585,9 +603,7 @@ class Attempts:
             index, attempt = ident
             if rec is None or not self.cache.is_active(key, index, attempt):
                 continue
-            name = job_name_for_attempt(rec.name, rec.uid, index, attempt)
-            with contextlib.suppress(ApiError, OSError, TimeoutError):
-                await self.kube.delete(JOBS, name, namespace=rec.namespace)
+            await self.stop_jobs(rec, index, attempt)
             lab = convert.AttemptLabels(rec.namespace, rec.name, rec.uid, attempt, index,
                                         self._ce_of(rec, attempt))  # fmt: skip
             out = convert.PodOutcome(
@@ -599,6 +615,15 @@ class Attempts:
                 stopped_at=now,
             )
             self.finish(rec, lab, out, None, None, timed_out=False)
+
+    async def stop_jobs(self, rec: JobRecord, index: int | None, attempt: int) -> None:
+        """Delete the Kubernetes Job(s) of an attempt (every node's, for a multi-node job)."""
+        if rec.nodes_json and self.gangs is not None:
+            await self.gangs.delete_all(rec, attempt)
+            return
+        name = job_name_for_attempt(rec.name, rec.uid, index, attempt)
+        with contextlib.suppress(ApiError, OSError, TimeoutError):
+            await self.kube.delete(JOBS, name, namespace=rec.namespace)
 
     @staticmethod
     def _ce_of(rec: JobRecord, attempt: int) -> str:
@@ -613,7 +638,7 @@ class Attempts:
             rec = self.jobs.get(key)
             if rec is None:
                 continue
-            name = job_name_for_attempt(rec.name, rec.uid, lab.index, lab.attempt)
+            name = job_name_for_attempt(rec.name, rec.uid, lab.job_index, lab.attempt)
             try:
                 job = await self.kube.get(JOBS, name, namespace=rec.namespace)
             except ApiError:

@@ -12,7 +12,10 @@ from typing import Any
 from kubatch import timefmt
 from kubatch.api import labels as L
 from kubatch.api import models as api
+from kubatch.api.consumable import ConsumableResource
+from kubatch.api.enums import FairSharePreemption, ReclaimPolicy
 from kubatch.api.models import dump
+from kubatch.api.multinode import NodePropertiesRevision
 from kubatch.api.pools import (  # re-exported: the controller's conversions in one place
     NodeInfo,
     capacity_type,
@@ -24,7 +27,8 @@ from kubatch.api.pools import (  # re-exported: the controller's conversions in 
     node_allocatable,
     node_info,
 )
-from kubatch.api.resolve import effective_parameters, resolve_pod_template
+from kubatch.api.preemption import QueuePreemption
+from kubatch.api.resolve import effective_parameters, resolve_node_properties, resolve_pod_template
 from kubatch.core import model as core
 from kubatch.core.budget import Budget
 from kubatch.core.lifecycle import Phase
@@ -84,6 +88,7 @@ def queue_to_core(q: api.JobQueue) -> core.JobQueue:
     limit = spec.spending_limit
     return core.JobQueue(
         budget=Budget(limit.per_hour, limit.per_day) if limit is not None else None,
+        preemption=preemption_to_core(spec.preemption),
         name=q.metadata.name,
         priority=spec.priority,
         enabled=spec.state == api.State.ENABLED,
@@ -93,6 +98,24 @@ def queue_to_core(q: api.JobQueue) -> core.JobQueue:
         state_time_limits=limits,
         namespace_selector=selector or LabelSelector(),
     )
+
+
+def preemption_to_core(p: QueuePreemption | None) -> core.PreemptionPolicy | None:
+    """Pure: a queue's ``preemption`` -> the core's policy (``None``: it never preempts)."""
+    if p is None:
+        return None
+    lower = p.reclaim_from_queues == ReclaimPolicy.LOWER_PRIORITY
+    fair = p.within_fair_share == FairSharePreemption.OVER_FAIR_SHARE
+    return core.PreemptionPolicy(lower, fair) if lower or fair else None
+
+
+def consumable_to_core(res: ConsumableResource) -> core.ConsumableResource:
+    """Pure: a ConsumableResource -> the core's (a NON_REPLENISHABLE one brings the units its
+    status says were used up: written before the Jobs that used them, read after a restart)."""
+    kind = core.ResourceType(str(res.spec.resource_type))
+    used = res.status.in_use_quantity or 0
+    consumed = used if kind is core.ResourceType.NON_REPLENISHABLE else 0
+    return core.ConsumableResource(res.metadata.name, res.spec.total_quantity, kind, consumed)
 
 
 # --------------------------------------------------------------------------- jobs
@@ -130,12 +153,27 @@ def revision(defn: api.JobDefinition, job: api.BatchJob) -> api.JobDefinitionRev
             if spec.interruption_budget is not None
             else defn.spec.interruption_budget
         ),
+        node_properties=resolve_node_properties(defn, job),
+        consumable_resource_properties=(
+            spec.consumable_resource_properties_override or defn.spec.consumable_resource_properties
+        ),
     )
 
 
 def job_size(template: Mapping[str, Any]) -> Resources:
     """Pure: the sum of the containers' requests of a pod template."""
     return sum_requests((template.get("spec") or {}).get("containers") or [])
+
+
+def gang_of(nodes: NodePropertiesRevision | None) -> core.Gang | None:
+    """Pure: a multi-node job's recorded nodes -> the core's gang (sizes per range)."""
+    if nodes is None:
+        return None
+    ranges = []
+    for r in nodes.node_range_properties:
+        first, _, last = r.target_nodes.partition(":")
+        ranges.append(core.NodeRange(int(first), int(last), job_size(r.template or {})))
+    return core.Gang(nodes.num_nodes, nodes.main_node, tuple(ranges), nodes.start_timeout_seconds)
 
 
 def job_to_core(job: api.BatchJob, rev: api.JobDefinitionRevision) -> core.JobSpec:
@@ -151,11 +189,14 @@ def job_to_core(job: api.BatchJob, rev: api.JobDefinitionRevision) -> core.JobSp
         )
         for d in spec.depends_on
     )
+    gang = gang_of(rev.node_properties)
+    props = rev.consumable_resource_properties
+    needs = props.consumable_resource_list if props is not None else []
     return core.JobSpec(
         namespace=meta.namespace or "default",
         name=meta.name,
         queue=spec.job_queue,
-        size=job_size(rev.template or {}),
+        size=gang.total() if gang is not None else job_size(rev.template or {}),
         created_at=ts(meta.creation_timestamp),
         token=meta.uid or "",
         depends_on=deps,
@@ -172,6 +213,8 @@ def job_to_core(job: api.BatchJob, rev: api.JobDefinitionRevision) -> core.JobSp
             if rev.interruption_budget is not None
             else core.DEFAULT_INTERRUPTION_BUDGET
         ),
+        gang=gang,
+        consumables=tuple((r.consumable_resource, r.quantity) for r in needs),
     )
 
 
@@ -322,10 +365,16 @@ class AttemptLabels:
     attempt: int
     index: int | None
     compute_environment: str
+    node: int | None = None  # a node of a multi-node job (its attempt is the whole gang's)
 
     @property
     def key(self) -> str:
         return f"{self.namespace}/{self.batchjob}"
+
+    @property
+    def job_index(self) -> int | None:
+        """The index in the attempt's Kubernetes Job name: the array index or the node."""
+        return self.index if self.node is None else self.node
 
 
 def attempt_labels(obj: Mapping[str, Any]) -> AttemptLabels | None:
@@ -337,6 +386,7 @@ def attempt_labels(obj: Mapping[str, Any]) -> AttemptLabels | None:
     if not name or not attempt or not str(attempt).isdigit():
         return None
     idx = labels.get(L.ARRAY_INDEX)
+    node = labels.get(L.NODE_INDEX)
     return AttemptLabels(
         namespace=str(meta.get("namespace") or "default"),
         batchjob=str(name),
@@ -344,6 +394,7 @@ def attempt_labels(obj: Mapping[str, Any]) -> AttemptLabels | None:
         attempt=int(attempt),
         index=int(idx) if idx is not None and str(idx).isdigit() else None,
         compute_environment=str(labels.get(L.COMPUTE_ENVIRONMENT, "")),
+        node=int(node) if node is not None and str(node).isdigit() else None,
     )
 
 

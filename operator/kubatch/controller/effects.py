@@ -16,12 +16,13 @@ import logging
 import math
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kubatch.adapters.kube import (
     BATCHJOBS,
     COMPUTEENVIRONMENTS,
     CONFIGMAPS,
+    CONSUMABLERESOURCES,
     EVENTS,
     JOBDEFINITIONS,
     JOBQUEUES,
@@ -46,6 +47,7 @@ from kubatch.core.decisions import (
     Admit,
     Decision,
     Fail,
+    Preempt,
     Retry,
     SetWaiting,
     Succeed,
@@ -57,6 +59,11 @@ from kubatch.core.naming import split_key
 from kubatch.metrics import Metrics
 from kubatch.render.job import AttemptRef, Placement, build_job
 
+if TYPE_CHECKING:
+    from kubatch.controller.consumables import Consumables
+    from kubatch.controller.gangs import Gangs
+    from kubatch.controller.stops import Stops
+
 log = logging.getLogger("kubatch.effects")
 JsonDict = dict[str, Any]
 EVENTS_PER_CYCLE = 200
@@ -64,6 +71,7 @@ OBJECT_KINDS: dict[str, Resource] = {
     "JobQueue": JOBQUEUES,
     "ComputeEnvironment": COMPUTEENVIRONMENTS,
     "JobDefinition": JOBDEFINITIONS,
+    "ConsumableResource": CONSUMABLERESOURCES,
 }
 
 
@@ -130,6 +138,10 @@ class Effects:
         self.rates = Rates()
         self._blocked: set[str] = set()  # queues whose spending limit is reached
         self._completions: dict[str, tuple[Phase, float | None, str | None]] = {}
+        # scheduling depth (#17), set by the operator: multi-node jobs, stops, consumables
+        self.gangs: Gangs | None = None
+        self.stops: Stops | None = None
+        self.consumables: Consumables | None = None
 
     # ------------------------------------------------------------------ decisions
 
@@ -140,10 +152,15 @@ class Effects:
             if isinstance(d, Admit):
                 self.rates.admitted(d.queue, now)
         for d in decisions:
-            if not isinstance(d, Admit | Terminate):
+            if not isinstance(d, Admit | Terminate | Preempt):
                 self._stage(d, now)
-        admits = [self._admit(d, now) for d in decisions if isinstance(d, Admit)]
+        go = [d for d in decisions if isinstance(d, Admit)]
+        if go and self.consumables is not None:
+            go = await self.consumables.write_ahead(go)  # used-up units recorded first
+        admits = [self._admit(d, now) for d in go]
         stops = [self._terminate(d) for d in decisions if isinstance(d, Terminate)]
+        if self.stops is not None:
+            stops += [self.stops.preempt(d) for d in decisions if isinstance(d, Preempt)]
         if admits or stops:
             await bounded([*admits, *stops], self.settings.write_concurrency)
 
@@ -187,6 +204,9 @@ class Effects:
             timeout_seconds=d.timeout_seconds,
             deadline_grace=int(self.settings.timings.deadline_grace),
         )
+        gangs = self.gangs if rec.nodes_json else None
+        if gangs is not None:  # a multi-node job: its main node's Job first (controller.gangs)
+            manifest = gangs.main_manifest(rec, d.attempt, d.compute_environment)
         existed = False
         try:
             await self.kube.create(JOBS, manifest, namespace=ns)
@@ -214,6 +234,8 @@ class Effects:
             self.metrics.observe_admission(rec.queue, wait, placement.capacity_type)
         if rec.admitted_at is None:
             rec.admitted_at = now
+        if gangs is not None:
+            gangs.admitted(rec, d.attempt, d.compute_environment)
 
         if d.index is None:
             if rec.attempt(d.attempt) is None:
@@ -226,6 +248,7 @@ class Effects:
                     }
                 )
             rec.phase = Phase.STARTING
+            rec.hold_until = now + self.settings.timings.starting_hold
             self.jobs.stage(rec, st.admitted_fields(d, placement.capacity_type, rec.attempts))
         if existed:
             await self._replay_existing(ns, d.k8s_job_name)
@@ -242,6 +265,8 @@ class Effects:
         self.attempts.on_k8s_job(job)
 
     async def _terminate(self, d: Terminate) -> None:
+        if self.stops is not None and await self.stops.terminate(d):
+            return  # every node of a multi-node attempt, or a gang released whole
         ns, _, _ = split_key(d.job_key)
         try:
             await self.kube.delete(JOBS, d.k8s_job_name, namespace=ns)
@@ -269,9 +294,12 @@ class Effects:
             if d.index is not None:
                 return
             rec.phase = Phase.RUNNABLE
+            released = self.stops is not None and self.stops.retried(rec, d)
             fields = st.retry_fields(d, rec.attempts)
             kind = "Interrupted" if d.interrupted else "Retrying"
-            if d.interrupted:
+            if released:
+                pass  # preempted / released: its Event was posted when it was stopped
+            elif d.interrupted:
                 self.events.warn(rec.ref(), kind, d.message)
             else:
                 self.events.note(rec.ref(), kind, d.message)
@@ -313,11 +341,15 @@ class Effects:
         keys = self.jobs.take_dirty()
         if not keys:
             return
-        now_iso = convert.rfc3339(self.clock())
+        now = self.clock()
+        now_iso = convert.rfc3339(now)
         work = []
         for key in keys:
             rec = self.jobs.get(key)
             if rec is None or not rec.pending:
+                continue
+            if now < rec.hold_until and st.only_admitted(rec.pending, rec.written):
+                self.jobs.dirty.add(key)  # Starting waits for Running a moment (Timings)
                 continue
             out = st.patch_for(
                 rec.pending,
@@ -511,6 +543,8 @@ class Effects:
                     self.metrics.set_spend(name, spent.spent_hour, spent.spent_day,
                                            spent.blocked_until is not None)  # fmt: skip
             work.append(self._patch_object("JobQueue", name, status))
+        if self.consumables is not None:
+            await self.consumables.publish()
         backlog = self.cache.backlog()
         for name, ce in reg.ces.items():
             status = self._ce_status(name, ce, backlog.get(name, 0), now_iso)

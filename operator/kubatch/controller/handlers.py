@@ -18,6 +18,7 @@ import kopf
 from kubatch.adapters.kube import (
     BATCHJOBS,
     COMPUTEENVIRONMENTS,
+    CONSUMABLERESOURCES,
     JOBDEFINITIONS,
     JOBQUEUES,
     NAMESPACES,
@@ -136,6 +137,11 @@ async def jobqueue_event(event: Any, memo: Any, **_: Any) -> None:
 @kopf.on.event(GROUP, VERSION, "computeenvironments", id="computeenvironment_event")
 async def computeenvironment_event(event: Any, memo: Any, **_: Any) -> None:
     _feed(memo, COMPUTEENVIRONMENTS, event)
+
+
+@kopf.on.event(GROUP, VERSION, "consumableresources", id="consumableresource_event")
+async def consumableresource_event(event: Any, memo: Any, **_: Any) -> None:
+    _feed(memo, CONSUMABLERESOURCES, event)
 
 
 @kopf.on.event("", "v1", "nodes", id="node_event")

@@ -201,6 +201,35 @@ class Intake:
             self.cache.upsert_queue(convert.queue_to_core(q), self.clock())
             self.poke()
 
+    # ------------------------------------------------------------------ consumable resources
+
+    @guarded
+    def on_consumable_resource(self, body: Mapping[str, Any], deleted: bool = False) -> None:
+        """A ConsumableResource: its total applies at the next cycle; deleted, its jobs wait
+        (units held by running attempts stay counted)."""
+        name = str((body.get("metadata") or {}).get("name", ""))
+        reg = self.registry
+        if deleted:
+            reg.consumables.pop(name, None)
+            reg.notes.pop(("ConsumableResource", name), None)
+            self.cache.consumables.remove(name)
+            self.poke()
+            return
+        gen = (body.get("metadata") or {}).get("generation")
+        try:
+            res: api.ConsumableResource | None = api.parse_consumable_resource(body)
+            problems = validate(res)  # type: ignore[arg-type]
+        except InvalidResource as err:
+            res, problems = None, list(err.problems)
+        valid = self._validity("ConsumableResource", name, gen, problems, object_ref(body))
+        if not valid or res is None:
+            if reg.consumables.pop(name, None) is not None:
+                self.cache.consumables.remove(name)
+        else:
+            reg.consumables[name] = res
+            self.cache.consumables.upsert(convert.consumable_to_core(res))
+        self.poke()
+
     # ------------------------------------------------------------------ definitions
 
     @guarded
@@ -321,8 +350,8 @@ class Intake:
         if defn is None:
             self._park(job, body)
             return
-        rev = convert.revision(defn, job)
         try:
+            rev = convert.revision(defn, job)
             spec = convert.job_to_core(job, rev)
         except (RetrySpecError, ValueError) as err:  # a backstop: validation catches these
             self._invalid(body, [Problem("spec", str(err))])
@@ -404,6 +433,7 @@ class Intake:
                 spec_json=intern_json(immutable_part(job.spec)),
                 indices=tuple(job.spec.rerun_of.indices) if job.spec.rerun_of else (),
                 rerun_of=job.spec.rerun_of.job_name if job.spec.rerun_of else None,
+                nodes_json=intern_json(dump(rev.node_properties)) if rev.node_properties else "",
             )
         )
 

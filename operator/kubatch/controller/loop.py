@@ -1,8 +1,9 @@
 """The scheduler loop: one cycle decides, the effects write.
 
 Each cycle: settle what attempts reported (timeouts, vanished pods, Job verdicts), take the
-cache's snapshot, ``schedule`` it, ``assume`` every decision, carry the decisions out, write
-the coalesced status, post Events, and every few seconds publish queue and CE status.
+cache's snapshot, ``schedule`` it, ``assume`` every decision and create or delete the
+Kubernetes Jobs decided. A second task writes what the cycles staged: the coalesced status
+of each job, Events, retention, and every few seconds queue and CE status.
 """
 
 from __future__ import annotations
@@ -48,27 +49,63 @@ class Loop:
         self.wake = wake
         self.may_write = may_write
         self._last_objects = -1e18
+        self._staged = asyncio.Event()
 
     async def run(self) -> None:
-        """Cycle for ever; a failing cycle is logged and retried, never fatal."""
+        """Cycle for ever; a failing cycle is logged and retried, never fatal. Status, Events
+        and retention are written by a second task (:meth:`write_loop`), so a cycle never
+        waits for them: a job admitted while thousands of statuses are being written gets
+        its Kubernetes Job at once."""
+        writer = asyncio.create_task(self.write_loop(), name="kubatch-status-writer")
+        try:
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(), timeout=self.timings.idle)
+                await asyncio.sleep(self.timings.debounce)
+                self.wake.clear()
+                if not self.may_write():
+                    continue
+                try:
+                    await self.decide()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("scheduler cycle failed; retrying")
+                    await asyncio.sleep(0.5)
+                    self.wake.set()
+                self._staged.set()
+        finally:
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
+
+    async def write_loop(self) -> None:
+        """Write what the cycles staged: after each cycle (a short coalescing window later)
+        and at least every ``timings.idle`` seconds (held statuses fall due). One writer, so
+        a job's patches never overtake each other."""
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), timeout=self.timings.idle)
-            await asyncio.sleep(self.timings.debounce)
-            self.wake.clear()
+                await asyncio.wait_for(self._staged.wait(), timeout=self.timings.idle)
+            await asyncio.sleep(self.timings.coalesce)
+            self._staged.clear()
             if not self.may_write():
                 continue
             try:
-                await self.cycle()
+                await self.write(self.clock())
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("scheduler cycle failed; retrying")
+                log.exception("status writes failed; retrying")
                 await asyncio.sleep(0.5)
-                self.wake.set()
+                self._staged.set()
 
     async def cycle(self) -> None:
-        """One scheduling cycle and its writes."""
+        """One scheduling cycle and then its writes (in-process tests step with this)."""
+        await self.decide()
+        await self.write(self.clock())
+
+    async def decide(self) -> None:
+        """Settle attempts, schedule, and create/delete the Kubernetes Jobs decided."""
         await self.attempts.settle()
         now = self.clock()
         self.attempts.charge_running(now)
@@ -80,6 +117,9 @@ class Loop:
             kinds = Counter(type(d).__name__ for d in decisions)
             self.metrics.observe_cycle(time.perf_counter() - t0, kinds)
         await self.effects.apply(decisions, now)
+
+    async def write(self, now: float) -> None:
+        """Status patches, array child records, Events, retention, queue and CE status."""
         await self.effects.flush()
         await self.effects.flush_children(now)
         await self.effects.post_events()

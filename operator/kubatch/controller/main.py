@@ -54,6 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
         "before it ends with CannotPullContainerError (the retry strategy decides)",
     )
     p.add_argument(
+        "--starting-hold",
+        type=float,
+        default=5.0,
+        help="seconds an admitted job's Starting status waits for its pod to run, so that a "
+        "prompt start is one write (Running); a pod that cannot run shows why at once (0: off)",
+    )
+    p.add_argument(
         "--job-retention",
         type=float,
         default=7200.0,
@@ -99,7 +106,7 @@ def election_from(args: argparse.Namespace) -> Election:
 def settings_from(args: argparse.Namespace) -> Settings:
     """The operator's settings from its command line (reads the catalogue file)."""
     return Settings(
-        timings=Timings(pull_timeout=args.pull_timeout),
+        timings=Timings(pull_timeout=args.pull_timeout, starting_hold=args.starting_hold),
         job_retention=args.job_retention,
         namespaces=tuple(args.namespaces or ()),
         catalogue=load_catalogue(args.catalogue),

@@ -19,6 +19,7 @@ from kubatch.adapters.kube import (
     BATCHJOBS,
     COMPUTEENVIRONMENTS,
     CONFIGMAPS,
+    CONSUMABLERESOURCES,
     JOBDEFINITIONS,
     JOBQUEUES,
     JOBS,
@@ -33,12 +34,15 @@ from kubatch.api.records import DATA_KEY, parse_rows
 from kubatch.controller import convert
 from kubatch.controller.attempts import Attempts
 from kubatch.controller.children import Children
+from kubatch.controller.consumables import Consumables
 from kubatch.controller.effects import Effects
+from kubatch.controller.gangs import Gangs
 from kubatch.controller.intake import Intake
 from kubatch.controller.loop import Loop
 from kubatch.controller.records import EventLog, JobBook
 from kubatch.controller.registry import Registry
 from kubatch.controller.settings import Settings
+from kubatch.controller.stops import Stops
 from kubatch.core.cache import Cache
 from kubatch.core.lifecycle import Phase
 from kubatch.metrics import Metrics
@@ -117,6 +121,7 @@ class Operator:
             clock=clock,
             poke=self.poke,
         )
+        self._wire_depth()
         self.loop = Loop(
             self.cache,
             self.attempts,
@@ -127,6 +132,24 @@ class Operator:
             wake=self.wake,
             may_write=may_write,
         )
+
+    def _wire_depth(self) -> None:
+        """#17: the nodes of multi-node jobs, stops on purpose, consumable resources' status."""
+        self.gangs = Gangs(
+            self.cache,
+            self.jobs,
+            self.attempts,
+            kube=self.kube,
+            placement=self.effects.placement,
+            deadline_grace=int(self.settings.timings.deadline_grace),
+            clock=self.clock,
+            poke=self.poke,
+        )
+        self.attempts.gangs = self.effects.gangs = self.gangs
+        self.effects.stops = Stops(self.jobs, self.events, kube=self.kube, metrics=self.metrics,
+                                   gangs=lambda: self.gangs)  # fmt: skip
+        self.effects.consumables = Consumables(self.cache, self.registry, kube=self.kube,
+                                               metrics=self.metrics, clock=self.clock)  # fmt: skip
 
     def poke(self) -> None:
         """Wake the loop: something changed."""
@@ -159,6 +182,8 @@ class Operator:
             intake.on_namespace(ns)
         for ce in await kube.list(COMPUTEENVIRONMENTS):
             intake.on_compute_environment(ce)
+        for res in await kube.list(CONSUMABLERESOURCES):  # used-up units: before any job
+            intake.on_consumable_resource(res)
         for q in await kube.list(JOBQUEUES):
             intake.on_job_queue(q)
         for scope in self.scopes:
@@ -231,6 +256,7 @@ class Operator:
             JOBDEFINITIONS: i.on_job_definition,
             JOBQUEUES: i.on_job_queue,
             COMPUTEENVIRONMENTS: i.on_compute_environment,
+            CONSUMABLERESOURCES: i.on_consumable_resource,
             NODES: i.on_node,
             NAMESPACES: i.on_namespace,
             PODS: a.on_pod,

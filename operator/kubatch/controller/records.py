@@ -53,6 +53,8 @@ class JobRecord:
     notice: str | None = None  # an ignored edit, shown as condition SpecChangeIgnored
     indices: tuple[int, ...] = ()  # a re-run: the original index of each child
     rerun_of: str | None = None
+    nodes_json: str = ""  # a multi-node job: its resolved nodeProperties, as interned JSON
+    hold_until: float = 0.0  # its Starting status waits for Running until then (Timings)
 
     @property
     def key(self) -> str:

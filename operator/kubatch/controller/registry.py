@@ -27,6 +27,7 @@ class Registry:
         self.ces: dict[str, api.ComputeEnvironment] = {}
         self.queues: dict[str, api.JobQueue] = {}
         self.definitions: dict[tuple[str, str], api.JobDefinition] = {}
+        self.consumables: dict[str, api.ConsumableResource] = {}
         self.nodes: dict[str, convert.NodeInfo] = {}
         self.notes: dict[tuple[str, str], ObjectNote] = {}  # (kind, name) -> validity
         self.dirty_notes: set[tuple[str, str]] = set()

@@ -38,6 +38,7 @@ from kubatch.adapters.kube import (
     BATCHJOBS,
     COMPUTEENVIRONMENTS,
     CONFIGMAPS,
+    CONSUMABLERESOURCES,
     JOBDEFINITIONS,
     JOBQUEUES,
     JOBS,
@@ -56,7 +57,7 @@ from kubatch.metrics import Metrics
 log = logging.getLogger("kubatch.replica")
 JsonDict = dict[str, Any]
 
-CLUSTER_KINDS = (NODES, NAMESPACES, COMPUTEENVIRONMENTS, JOBQUEUES)
+CLUSTER_KINDS = (NODES, NAMESPACES, COMPUTEENVIRONMENTS, JOBQUEUES, CONSUMABLERESOURCES)
 """Kinds kopf watches cluster-wide (filled into the mirror by lists)."""
 SCOPED_KINDS = (JOBDEFINITIONS, BATCHJOBS)
 """Kinds kopf watches per namespace scope."""

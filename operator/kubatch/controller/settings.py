@@ -33,6 +33,13 @@ class Timings:
     """Array child records are written at most this often while children change."""
     pull_timeout: float = 600.0
     """A container that cannot be pulled or created ends its attempt after this long."""
+    coalesce: float = 0.25
+    """The status writer waits this long after a change so that changes close together
+    (several phases passed, several jobs of one cycle) make one patch per job."""
+    starting_hold: float = 5.0
+    """An admitted job's Starting status waits up to this long for its pod to run, so that
+    a pod that starts promptly costs one write (Running, with the attempt) instead of two;
+    a pod that cannot run yet shows Starting with its reason at once (0: never hold)."""
 
 
 JITTER = 1.2

@@ -227,6 +227,15 @@ def admitted_fields(d: Admit, capacity_type: str, attempts: list[JsonDict]) -> J
     }
 
 
+def only_admitted(pending: Mapping[str, Any], written: Mapping[str, Any]) -> bool:
+    """Pure: the staged status says no more than "admitted, Starting" (no reason why the pod
+    cannot run, no later phase) of a job still shown waiting: it may wait a moment for
+    Running and make one write. A job shown Running or Starting (a retry) is never held."""
+    waiting = written.get("phase") not in (str(Phase.RUNNING), str(Phase.STARTING))
+    admitted = pending.get("phase") == str(Phase.STARTING) and pending.get("reason") == "Admitted"
+    return waiting and admitted
+
+
 def retry_fields(d: Retry, attempts: list[JsonDict]) -> JsonDict:
     """Pure: an attempt ended and the job waits to run again."""
     return {

@@ -19,12 +19,14 @@ import heapq
 import math
 from collections.abc import Iterable, Mapping
 
-from kubatch.core import arrays, budget, deps, restore
+from kubatch.core import arrays, budget, deps, ends, holdings, restore
 from kubatch.core.capacity import Ledger
+from kubatch.core.consumables import ConsumableBook
 from kubatch.core.decisions import (
     Admit,
     Decision,
     Fail,
+    Preempt,
     Retry,
     SetWaiting,
     SkipComputeEnvironment,
@@ -56,11 +58,8 @@ from kubatch.core.model import (
 from kubatch.core.naming import job_name_for_attempt
 from kubatch.core.outcomes import (
     AttemptResult,
-    Counts,
-    FailVerdict,
-    counts_as,
-    judge,
 )
+from kubatch.core.preemption import Releasing, Slot, VictimIndex
 from kubatch.core.queues import QueueBook
 from kubatch.core.resources import Resources
 from kubatch.core.snapshot import Expired, JobView, Outbox, Snapshot
@@ -83,6 +82,9 @@ class Cache:
         self._timer_seq = 0
         self._refreshed_at = -math.inf
         self._fits: dict[tuple[str, Resources], QueueFit] = {}  # cleared when CEs/queues change
+        self.consumables = ConsumableBook()  # ConsumableResources (upsert/remove: the book's)
+        self.victims: VictimIndex | None = None  # running attempts, once a queue preempts
+        self.releasing: dict[Slot, Releasing] = {}  # attempts preempted / gangs released
         self.spend: dict[str, budget.Spend] = {}  # per queue: charges of the last day
 
     @property
@@ -112,6 +114,8 @@ class Cache:
     def upsert_queue(self, spec: JobQueue, now: float) -> None:
         """A JobQueue was created or changed: jobs that waited for it go on."""
         self._fits.clear()
+        if spec.preemption is not None and self.victims is None:
+            self.victims = VictimIndex.build(self.jobs.values())
         for job in self.book.upsert(spec):
             if job.phase.terminal:
                 continue
@@ -187,6 +191,7 @@ class Cache:
             return
         self.book.drop(job)
         self.book.forget_orphan(job)
+        holdings.forget_job(self, job)
         if job.array is not None:
             for ce in job.array.active.values():
                 self.release(job, ce)
@@ -208,6 +213,7 @@ class Cache:
     ) -> None:
         """After an operator restart: a job whose status says ``phase`` (see ``restore``)."""
         restore.job(self, spec, now, phase, attempt, failures, compute_environment)
+        holdings.restored(self, self.jobs[spec.key], None, False, now)
 
     def restore_child(
         self,
@@ -225,14 +231,18 @@ class Cache:
         or its Kubernetes Jobs), with its retry counters."""
         job = self.jobs.get(key)
         if job is not None and job.array is not None and 0 <= index < job.array.size:
+            was = holdings.was_active(self, job, index)
             arrays.restore_child(self, job, index, phase, attempt, now, compute_environment,
                                  failures, interruptions)  # fmt: skip
+            holdings.restored(self, job, index, was, now)
 
     def attempt_started(self, key: str, index: int | None, attempt: int, now: float) -> None:
         """The attempt's pod is running."""
         job = self.jobs.get(key)
         if job is None:
             return
+        if self.victims is not None and self.is_active(key, index, attempt):
+            self.victims.started(key, index, now)
         if job.array is not None and index is not None:
             arrays.child_started(self, job, index, attempt)
         elif job.phase is Phase.STARTING and job.attempt == attempt:
@@ -258,60 +268,14 @@ class Cache:
         if job is None:
             return
         result = AttemptResult(exit_code, reason, status_reason, interrupted, timed_out)
+        if (self.victims is not None or self.releasing) and holdings.finished(
+            self, job, index, attempt, result, now
+        ):
+            return
         if job.array is not None and index is not None:
             arrays.child_finished(self, job, index, attempt, result, now)
             return
-        if job.phase not in (Phase.STARTING, Phase.RUNNING) or job.attempt != attempt:
-            return
-        assert job.ce is not None
-        ce = job.ce
-        self.release(job, ce)
-        ce_gone = ce not in self.ledgers or job.stop_reason is Reason.COMPUTE_ENVIRONMENT_DELETED
-        if ce_gone and job.spec.terminate_reason is None and not result.ok:
-            # (stopped because its CE was deleted, even if one of that name came back since)
-            job.stop_reason = None
-            msg = f"compute environment {ce} was deleted; the job runs again elsewhere"
-            self.retry(job, None, attempt, Reason.COMPUTE_ENVIRONMENT_DELETED, msg, True, now)
-            return
-        if job.stop_reason is not None or job.spec.terminate_reason is not None:
-            stop = job.stop_reason
-            job.stop_reason = None
-            fallback, job.stop_fallback = job.stop_fallback, False
-            if fallback and self.fall_back(job, ce):
-                msg = "Starting too long: falling back to the next compute environment"
-                self.retry(job, None, attempt, Reason.STATE_TIME_LIMIT, msg, False, now)
-                return
-            if not result.ok:
-                message = job.spec.terminate_reason or (
-                    "Starting longer than the queue's state time limit"
-                    if stop is Reason.STATE_TIME_LIMIT
-                    else "terminated"
-                )
-                self.fail(job, stop or Reason.TERMINATED, message, now)
-                return
-        if result.ok:
-            self.succeed(job, now)
-            return
-        counted = counts_as(result)
-        if counted is Counts.FAILURE:
-            job.failures += 1
-        elif counted is Counts.INTERRUPTION:
-            job.interruptions += 1
-        verdict = judge(
-            job.spec,
-            attempt,
-            result,
-            failures=job.failures,
-            interruptions=job.interruptions,
-            can_fall_back=self.next_ce_index(job, ce) is not None,
-        )
-        if isinstance(verdict, FailVerdict):
-            self.fail(job, verdict.reason, verdict.message, now)
-            return
-        if verdict.fallback:
-            self.fall_back(job, ce)
-            job.interruptions = 0
-        self.retry(job, None, attempt, verdict.reason, verdict.message, interrupted, now)
+        ends.plain_finished(self, job, attempt, result, now)
 
     def charge(self, queue: str, dollars: float, now: float) -> None:
         """The estimated cost of a queue's running attempts since their last charge."""
@@ -420,6 +384,7 @@ class Cache:
                 ).blocked_until
                 is not None
             },
+            **holdings.snapshot_fields(self),
         )
 
     def assume(self, d: Decision, now: float) -> None:
@@ -446,7 +411,9 @@ class Cache:
             if not job.phase.terminal:
                 self.fail(job, d.reason, d.message, now)
                 self.outbox.status.pop(d.job_key, None)
-        elif isinstance(d, Terminate):
+        elif isinstance(d, Preempt):
+            holdings.assume_stop(self, job, d)
+        elif isinstance(d, Terminate) and not holdings.assume_stop(self, job, d):
             job.stop_reason = d.reason
             job.stop_fallback = d.fallback
 
@@ -468,6 +435,7 @@ class Cache:
             return
         if not isinstance(d, Admit):
             return
+        holdings.rolled_back(self, job, d)
         if job.array is not None and d.index is not None:
             arrays.child_rolled_back(self, job, d, now)
             return
@@ -486,6 +454,8 @@ class Cache:
         self.book.running(job, d.resources.mcpu, now)
         if job.array is not None and d.index is not None:
             arrays.child_admitted(self, job, d)
+            if job.spec.consumables or self.victims is not None:
+                holdings.admitted(self, job, d, now)
             return
         self.book.drop(job)
         job.phase = next_phase(job.phase, Admitted())
@@ -495,6 +465,8 @@ class Cache:
         job.position = None
         job.state_since = now
         self.outbox.fresh.discard(job.key)
+        if job.spec.consumables or self.victims is not None:
+            holdings.admitted(self, job, d, now)
         self._arm_timers(job, now)
 
     # --- transitions (shared with ``arrays``) ----------------------------------------------
@@ -504,6 +476,8 @@ class Cache:
         led = self.ledgers.get(ce)
         if led is not None:
             led.forget(job.spec.size)
+        if job.spec.consumables:
+            self.consumables.release(job.spec.consumables)
         self.book.stopped(job, job.spec.size.mcpu)
 
     def next_ce_index(self, job: JobState, ce: str) -> int | None:
@@ -564,7 +538,8 @@ class Cache:
         if not self.book.allowed(qs, job.spec.namespace):
             self._not_allowed(job, now)
             return
-        verdict = self.fit(qs, job.spec.size)
+        gang = job.spec.gang
+        verdict = self.fit(qs, job.spec.size) if gang is None else holdings.gang_fit(self, qs, gang)
         if verdict.fit is Fit.NO:
             self.fail(job, Reason.NO_COMPUTE_ENVIRONMENT_CAN_FIT, verdict.message, now)
             return
@@ -599,15 +574,21 @@ class Cache:
         )
 
     def _arm_timers(self, job: JobState, now: float) -> None:
+        if job.spec.gang is not None:
+            holdings.arm_gang(self, job, now)
         qs = self.book.get(job.spec.queue)
         if qs is None or not qs.spec.state_time_limits:
             return
         for lim in qs.spec.state_time_limits:
             if lim.state is job.phase:
-                self._timer_seq += 1
-                entry = (now + lim.max_time_seconds, self._timer_seq, job.key, job.phase,
-                         job.state_since, lim)  # fmt: skip
-                heapq.heappush(self._timers, entry)
+                self.arm(job, lim, now)
+
+    def arm(self, job: JobState, lim: StateTimeLimit, now: float) -> None:
+        """Expire ``lim`` on ``job`` (in its current phase) ``lim.max_time_seconds`` from now."""
+        self._timer_seq += 1
+        entry = (now + lim.max_time_seconds, self._timer_seq, job.key, job.phase,
+                 job.state_since, lim)  # fmt: skip
+        heapq.heappush(self._timers, entry)
 
     def fail(
         self, job: JobState, reason: Reason, message: str, now: float, *, propagate: bool = True

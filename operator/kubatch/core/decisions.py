@@ -87,6 +87,24 @@ class Terminate:
 
 
 @dataclass(frozen=True, slots=True)
+class Preempt:
+    """Stop a running attempt to make room for ``preemptor`` (a job of ``preemptor_queue``):
+    delete its Kubernetes Job so that its pod ends within its termination grace period; the
+    attempt keeps its capacity until it has ended, is recorded as interrupted (reason
+    ``Preempted``) and uses up neither retry attempts nor the interruption budget."""
+
+    job_key: str
+    index: int | None
+    attempt: int
+    k8s_job_name: str
+    compute_environment: str
+    queue: str
+    message: str
+    preemptor: str
+    preemptor_queue: str
+
+
+@dataclass(frozen=True, slots=True)
 class SkipComputeEnvironment:
     """The job falls back to the next CE in its queue's order (state time limit or
     interruption budget). Only ``cache.assume`` it; no API write is needed."""
@@ -112,6 +130,7 @@ Decision = (
     | Succeed
     | Retry
     | Terminate
+    | Preempt
     | SkipComputeEnvironment
     | UpdateArraySummary
 )

@@ -56,6 +56,11 @@ class Reason(StrEnum):
     BLOCKED_BY_QUEUE_HEAD = "BlockedByQueueHead"
     COMPUTE_ENVIRONMENT_DELETED = "ComputeEnvironmentDeleted"
     COMPUTE_ENVIRONMENT_NOT_FOUND = "ComputeEnvironmentNotFound"
+    # Scheduling depth (#17): consumable resources, gangs, preemption.
+    CONSUMABLE_UNAVAILABLE = "ConsumableResourceUnavailable"
+    GANG_START_TIMEOUT = "GangStartTimeout"
+    PREEMPTED = "Preempted"
+    PREEMPTING = "Preempting"
     BUDGET_EXCEEDED = "BudgetExceeded"
 
 

@@ -38,6 +38,13 @@ class TimeLimitAction(StrEnum):
     FALLBACK = "FallbackToNextComputeEnvironment"
 
 
+class ResourceType(StrEnum):
+    """``ConsumableResource.spec.resourceType`` (AWS names)."""
+
+    REPLENISHABLE = "REPLENISHABLE"  # returned when the attempt ends
+    NON_REPLENISHABLE = "NON_REPLENISHABLE"  # used up
+
+
 @dataclass(frozen=True, slots=True)
 class Shape:
     """One node a compute environment has or can get: an instance type of a Managed CE, or a
@@ -108,6 +115,17 @@ class StateTimeLimit:
     max_time_seconds: int
     action: TimeLimitAction
     reason: str | None = None
+    release: bool = False  # a gang's start timer (``kubatch.core.gang``), not a queue's limit
+
+
+@dataclass(frozen=True, slots=True)
+class PreemptionPolicy:
+    """A queue's ``preemption`` (opt-in): reclaim capacity on a shared CE from running jobs of
+    lower-priority queues (``lower_priority``), and, on a fair-share queue, from shares over
+    their fair share for shares under it (``fair_share``). See ``kubatch.core.preemption``."""
+
+    lower_priority: bool = False
+    fair_share: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +138,7 @@ class JobQueue:
     fair_share: FairSharePolicy | None = None
     state_time_limits: tuple[StateTimeLimit, ...] = ()
     namespace_selector: LabelSelector = field(default_factory=LabelSelector)
+    preemption: PreemptionPolicy | None = None
     budget: Budget | None = None
 
 
@@ -131,6 +150,59 @@ class Dependency:
     job_name: str | None
     type: DependencyType = DependencyType.WHOLE
     condition: Condition = Condition.SUCCEEDED
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRange:
+    """Nodes ``first``..``last`` (inclusive) of a multi-node job, each of ``size``."""
+
+    first: int
+    last: int
+    size: Resources
+
+    @property
+    def count(self) -> int:
+        return self.last - self.first + 1
+
+
+@dataclass(frozen=True, slots=True)
+class Gang:
+    """A multi-node parallel job (AWS ``nodeProperties``): ``num_nodes`` nodes admitted all
+    or nothing on one CE; ``ranges`` cover 0..num_nodes-1 in order, without overlap. The
+    attempt is released whole if not every node runs within ``start_timeout_seconds`` of its
+    admission (``kubatch.core.gang``)."""
+
+    num_nodes: int
+    main_node: int
+    ranges: tuple[NodeRange, ...]
+    start_timeout_seconds: int = 600
+
+    def total(self) -> Resources:
+        """Pure: what the whole gang holds (the job's ``size``)."""
+        out = Resources()
+        for r in self.ranges:
+            n, z = r.count, r.size
+            ext = tuple((k, v * n) for k, v in z.extended)
+            out = out + Resources(z.mcpu * n, z.memory * n, z.gpu * n, ext)
+        return out
+
+    def node_size(self, node: int) -> Resources:
+        """Pure: what node ``node`` asks for."""
+        for r in self.ranges:
+            if r.first <= node <= r.last:
+                return r.size
+        raise IndexError(f"node {node} is outside 0..{self.num_nodes - 1}")
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumableResource:
+    """A ``ConsumableResource`` (cluster-scoped): ``total`` units; ``consumed`` is what a
+    NON_REPLENISHABLE resource had used up before (its status, read after a restart)."""
+
+    name: str
+    total: int
+    type: ResourceType = ResourceType.REPLENISHABLE
+    consumed: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +231,8 @@ class JobSpec:
     scheduling_priority: int = 0
     interruption_budget: int = DEFAULT_INTERRUPTION_BUDGET
     terminate_reason: str | None = None
+    gang: Gang | None = None  # a multi-node parallel job (``size`` is the whole gang's)
+    consumables: tuple[tuple[str, int], ...] = ()  # (ConsumableResource name, quantity)
 
     @property
     def key(self) -> str:

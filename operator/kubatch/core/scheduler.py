@@ -12,6 +12,8 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterator, Sequence
 
+from kubatch.core import preemption
+from kubatch.core.consumables import shortfall, spend, wait_message
 from kubatch.core.decisions import (
     Admit,
     Decision,
@@ -22,8 +24,11 @@ from kubatch.core.decisions import (
     UpdateArraySummary,
 )
 from kubatch.core.fit import Fit, ce_fit, queue_fit
+from kubatch.core.gang import can_run as gang_can_run
+from kubatch.core.gang import never_fits as gang_never_fits
+from kubatch.core.gang import node_job_name
 from kubatch.core.lifecycle import Phase, Reason, array_parent_phase
-from kubatch.core.model import TimeLimitAction
+from kubatch.core.model import Gang, TimeLimitAction
 from kubatch.core.naming import job_name_for_attempt
 from kubatch.core.resources import Resources
 from kubatch.core.snapshot import JobView, QueueView, Snapshot
@@ -40,6 +45,8 @@ _MESSAGES = {
     Reason.BLOCKED_BY_QUEUE_HEAD: "StrictFIFO: waiting behind the queue head",
     Reason.UNKNOWN_QUEUE: "the job queue does not exist (yet)",
     Reason.WAITING_FOR_DEPENDENCIES: "waiting for dependencies",
+    Reason.CONSUMABLE_UNAVAILABLE: "waiting for a consumable resource",
+    Reason.PREEMPTING: "waiting for preempted jobs to end",
 }
 
 
@@ -52,9 +59,12 @@ class _Cycle:
         "blocked",
         "budget",
         "ce_fits",
+        "cons",
         "decisions",
         "fits",
         "floors",
+        "messages",
+        "pre",
         "snap",
         "waiting",
     )
@@ -70,6 +80,9 @@ class _Cycle:
         self.waiting: dict[str, tuple[Phase, Reason, int | None]] = {}
         self.fits: dict[tuple[str, Resources], str | None] = {}  # (queue, size) -> no-fit msg
         self.ce_fits: dict[tuple[str, Resources], bool] = {}  # (CE, size) -> can ever run
+        self.messages: dict[str, str] = {}  # waiting jobs whose message names something
+        self.cons = snap.consumables  # consumable units left this cycle (None: no resource)
+        self.pre: preemption.Cycle | None = None  # preemption accounting, once needed
 
 
 def schedule(snapshot: Snapshot, now: float) -> list[Decision]:
@@ -86,6 +99,13 @@ def schedule(snapshot: Snapshot, now: float) -> list[Decision]:
         if limit.reason is not None and (job.reason is None or job.reason != limit.reason):
             continue
         msg = f"{phase} for more than {limit.max_time_seconds}s"
+        if limit.release:  # a gang whose nodes did not all run
+            gang = job.spec.gang
+            if phase is Phase.STARTING and gang is not None:
+                name = node_job_name(job.spec.name, job.spec.token, gang.main_node, job.attempt)
+                why = f"not every node ran within {limit.max_time_seconds}s of the admission"
+                out.append(Terminate(key, None, job.attempt, name, Reason.GANG_START_TIMEOUT, why))
+            continue
         qs = snapshot.queue(job.spec.queue)
         if (
             limit.action is TimeLimitAction.FALLBACK
@@ -176,7 +196,7 @@ def schedule(snapshot: Snapshot, now: float) -> list[Decision]:
         resumes = None
         if reason is Reason.BUDGET_EXCEEDED and (b := snapshot.budgets.get(job.spec.queue)):
             resumes = b.blocked_until
-        msg = _MESSAGES.get(reason, str(reason))
+        msg = cyc.messages.get(key) or _MESSAGES.get(reason, str(reason))
         out.append(SetWaiting(key, phase, reason, msg, pos, resumes))
     return out
 
@@ -220,6 +240,7 @@ def _try_admit(cyc: _Cycle, qs: QueueView, job: JobView) -> Reason | None:
     """Admit ``job`` (or as many ready children as allowed); ``None`` when admitted."""
     snap = cyc.snap
     size = job.spec.size
+    gang = job.spec.gang
     order = qs.spec.compute_environments
     floor = cyc.floors.get(job.key, job.ce_floor)
     target: str | None = None
@@ -230,7 +251,9 @@ def _try_admit(cyc: _Cycle, qs: QueueView, job: JobView) -> Reason | None:
         if ce is None or not ce.enabled:
             continue
         any_enabled = True
-        if name in cyc.blocked or not _can_run(cyc, name, size):
+        if name in cyc.blocked or not (
+            _can_run(cyc, name, size) if gang is None else gang_can_run(gang, ce)
+        ):
             continue
         if snap.rooms[name].fits(size):
             target = name
@@ -240,7 +263,10 @@ def _try_admit(cyc: _Cycle, qs: QueueView, job: JobView) -> Reason | None:
             return _no_ce_reason(snap, order[floor:])
         return Reason.INSUFFICIENT_CAPACITY
     arr = job.array
+    needs = job.spec.consumables
     if arr is None:
+        if needs and _short(cyc, job):
+            return Reason.CONSUMABLE_UNAVAILABLE
         _admit(cyc, qs, job, None, job.attempt + 1, target)
         return None
     room = (job.spec.parallelism or arr.size) - len(arr.active)
@@ -260,11 +286,27 @@ def _try_admit(cyc: _Cycle, qs: QueueView, job: JobView) -> Reason | None:
             targets.pop(0)  # this CE is full: the next children go to the next CE in order
         if not targets:
             break
+        if needs and _short(cyc, job):
+            return None if admitted else Reason.CONSUMABLE_UNAVAILABLE
         _admit(cyc, qs, job, idx, arr.child_attempt[idx] + 1, targets[0])
         admitted += 1
     if admitted == 0:
         return Reason.INSUFFICIENT_CAPACITY
     return None
+
+
+def _short(cyc: _Cycle, job: JobView) -> bool:
+    """``job`` cannot take its consumable resources now: say which (and keep what is left of
+    it from the jobs after this one this cycle, so that large requests are not starved)."""
+    room = cyc.cons if cyc.cons is not None else {}
+    short = shortfall(job.spec.consumables, room)
+    if short is None:
+        return False
+    name = short[0]
+    cyc.messages[job.key] = wait_message(short, cyc.snap.consumable_totals.get(name, 0))
+    if cyc.cons is not None and name in cyc.cons:
+        cyc.cons[name] = min(cyc.cons[name], 0)
+    return True
 
 
 def _admit(
@@ -275,6 +317,13 @@ def _admit(
     snap.rooms[ce_name].take(size)
     cyc.budget -= 1
     spec = job.spec
+    if spec.consumables and cyc.cons is not None:
+        spend(spec.consumables, cyc.cons)
+    name = (
+        job_name_for_attempt(spec.name, spec.token, index, attempt)
+        if spec.gang is None
+        else node_job_name(spec.name, spec.token, spec.gang.main_node, attempt)
+    )
     cyc.decisions.append(
         Admit(
             job.key,
@@ -284,7 +333,7 @@ def _admit(
             snap.ces[ce_name].capacity_type,
             qs.spec.name,
             size,
-            job_name_for_attempt(spec.name, spec.token, index, attempt),
+            name,
             spec.timeout_seconds,
         )
     )
@@ -309,6 +358,13 @@ def _saturated(cyc: _Cycle, qs: QueueView) -> bool:
     return True
 
 
+def _runs_on(cyc: _Cycle, ce_name: str, size: Resources, gang: Gang | None) -> bool:
+    """Whether a job (of ``size``, or the ``gang``) can ever run on ``ce_name``."""
+    if gang is None:
+        return _can_run(cyc, ce_name, size)
+    return gang_can_run(gang, cyc.snap.ces.get(ce_name))
+
+
 def _can_run(cyc: _Cycle, ce_name: str, size: Resources) -> bool:
     """Whether a job of ``size`` can ever run on ``ce_name`` (memoised per cycle)."""
     key = (ce_name, size)
@@ -331,12 +387,18 @@ def _never_fits(cyc: _Cycle, qs: QueueView, size: Resources) -> str | None:
 
 def _visit(cyc: _Cycle, qs: QueueView, job: JobView, pos: int) -> tuple[bool, bool]:
     """Try one job. Returns (admitted, counts as waiting)."""
-    msg = _never_fits(cyc, qs, job.spec.size)
+    gang = job.spec.gang
+    if gang is None:
+        msg = _never_fits(cyc, qs, job.spec.size)
+    else:
+        msg = gang_never_fits(gang, qs.spec.compute_environments, cyc.snap.ces)
     if msg is not None and (job.array is None or not job.array.active):
         cyc.decisions.append(Fail(job.key, Reason.NO_COMPUTE_ENVIRONMENT_CAN_FIT, msg))
         cyc.admitted.add(job.key)
         return False, False
     reason = _try_admit(cyc, qs, job)
+    if reason is Reason.INSUFFICIENT_CAPACITY and qs.spec.preemption is not None:
+        reason = _preempt(cyc, qs, job) or reason
     if reason is None:
         if job.array is None:
             return True, False
@@ -350,6 +412,28 @@ def _visit(cyc: _Cycle, qs: QueueView, job: JobView, pos: int) -> tuple[bool, bo
     return False, True
 
 
+def _preempt(cyc: _Cycle, qs: QueueView, job: JobView) -> Reason | None:
+    """``job`` does not fit: may its queue preempt for it (``kubatch.core.preemption``)?"""
+    if cyc.pre is None:
+        cyc.pre = preemption.Cycle(cyc.snap)
+    size, gang = job.spec.size, job.spec.gang
+    floor = cyc.floors.get(job.key, job.ce_floor)
+    found = preemption.plan(
+        cyc.pre, qs, job, floor, cyc.blocked, lambda n: _runs_on(cyc, n, size, gang)
+    )
+    if found is None:
+        return None
+    cyc.decisions.extend(found.victims)
+    cyc.blocked.add(found.ce)
+    cyc.messages[job.key] = found.message
+    return Reason.PREEMPTING
+
+
+def _may_preempt(cyc: _Cycle, qs: QueueView) -> bool:
+    """A saturated queue still visits its jobs while it may preempt for them."""
+    return qs.spec.preemption is not None and (cyc.pre is None or cyc.pre.plans_left > 0)
+
+
 def _walk_fifo(cyc: _Cycle, qs: QueueView) -> None:
     snap = cyc.snap
     scan_left = snap.config.max_scan_per_queue
@@ -357,7 +441,7 @@ def _walk_fifo(cyc: _Cycle, qs: QueueView) -> None:
     it: Iterator[JobView] = iter(qs.fifo)
     strict = qs.spec.strict_fifo
     for job in it:
-        if cyc.budget <= 0 or _saturated(cyc, qs):
+        if cyc.budget <= 0 or (_saturated(cyc, qs) and not _may_preempt(cyc, qs)):
             if job.array is None or job.phase is Phase.RUNNABLE:
                 cyc.waiting[job.key] = (Phase.RUNNABLE, _idle_reason(cyc, qs, job), pos)
             pos += 1
@@ -438,7 +522,9 @@ def _walk_fair_share(cyc: _Cycle, qs: QueueView, now: float) -> None:
     scan_left = snap.config.max_scan_per_queue
     pos = 1  # 1-based: 1 = next to start
     while heap:
-        if cyc.budget <= 0 or _saturated(cyc, qs) or scan_left <= 0:
+        if cyc.budget <= 0 or scan_left <= 0:
+            break
+        if _saturated(cyc, qs) and not _may_preempt(cyc, qs):
             break
         _, ident = heapq.heappop(heap)
         job = next(iters[ident], None)

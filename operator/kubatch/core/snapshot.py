@@ -65,6 +65,8 @@ class JobView(Protocol):
     @property
     def ce_floor(self) -> int: ...
     @property
+    def stop_reason(self) -> Reason | None: ...
+    @property
     def position(self) -> int | None: ...
     @property
     def queued(self) -> bool: ...
@@ -120,6 +122,18 @@ class Snapshot:
     full_refresh: bool
     jobs: Mapping[str, JobView] = field(default_factory=dict)
     namespace_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    # scheduling depth (#17): each is empty/None while its feature is not used
+    queues_by_name: Mapping[str, QueueView] = field(default_factory=dict)
+    consumables: dict[str, int] | None = None
+    """Units available per consumable resource (a copy the scheduler spends); ``None``: no
+    resource exists."""
+    consumable_totals: Mapping[str, int] = field(default_factory=dict)
+    victims: Mapping[str, Mapping[tuple[str, int | None], tuple[bool, float]]] | None = None
+    """Starting/Running attempts per CE with their age (only once a queue preempts)."""
+    releasing: Mapping[tuple[str, int | None], tuple[int, Reason, str | None]] = field(
+        default_factory=dict
+    )
+    """Attempts being stopped on purpose (preempted, gangs released): (attempt, reason, CE)."""
     budgets: Mapping[str, BudgetState] = field(default_factory=dict)
     """Queues whose spending limit is reached (admissions wait)."""
 

@@ -283,6 +283,17 @@ class Outcome:
         return not self.expected.reasons or self.reason in self.expected.reasons
 
 
+def examples_ended(
+    items: Mapping[str, dict[str, Any]], expected: Mapping[str, Expectation]
+) -> bool:
+    """Every example job is known and ended. Judged from the live map of BatchJobs, never from
+    a list taken before an await: the watch may fill the map meanwhile, and an empty list would
+    count as "all ended"."""
+    return all(n in items for n in expected) and all(
+        job_view(i).phase.terminal for i in items.values()
+    )
+
+
 def outcomes(jobs: Sequence[JobView], expected: Mapping[str, Expectation]) -> list[Outcome]:
     """Pure: one :class:`Outcome` per expected job (phase None when the job is missing)."""
     by_name = {j.name: j for j in jobs}

@@ -4,7 +4,8 @@ Starts (or reuses) a local control plane in its own state directory, installs th
 the simulated node pools and the operator as child processes (``kubatch.devkit.stack``),
 applies ``examples/`` in order with kubectl, follows the BatchJobs with kubatch's one
 list-then-watch, triggers one spot reclaim, terminates the example that is meant to be
-terminated, prints a summary and stops everything it started (by PID) unless ``--keep``.
+terminated, prints a summary, writes the run's timeline (an SVG picture and an HTML page:
+``kubatch.insight``) and stops everything it started (by PID) unless ``--keep``.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any, TextIO
 
 import yaml
 
-from kubatch.adapters.kube import BATCHJOBS, PODS, Kube
+from kubatch.adapters.kube import BATCHJOBS, PODS, ApiError, Kube
 from kubatch.api import labels as L
 from kubatch.core.lifecycle import Phase
 from kubatch.demo.extras import (
@@ -40,6 +41,7 @@ from kubatch.demo.report import (
     TERMINATE_AFTER_RUNNING_SECONDS,
     Expectation,
     JobView,
+    examples_ended,
     expected_outcomes,
     job_view,
     paint,
@@ -302,9 +304,8 @@ class Demo:
                     await self.maybe_reclaim(kube, spot_ces)
                     if self.reclaimer is not None and self.reclaimer.poll() is not None:
                         self.finish_reclaim()
-                    done = all(n in items for n in expected) and all(j.phase.terminal for j in jobs)
                     drawn = self.draw(jobs, time.monotonic() - start, drawn, last)
-                    if done:
+                    if examples_ended(items, expected):
                         return list(items.values())
                     if time.monotonic() >= deadline:
                         self.say(f"timed out after {self.args.timeout:.0f}s; jobs still running")
@@ -364,6 +365,7 @@ class Demo:
             print(line, file=self.out)
         print("", file=self.out, flush=True)
         self.finish_extras()
+        self.write_timeline()
         return 0 if summary.ok else 1
 
     def start_extras(self) -> None:
@@ -391,6 +393,35 @@ class Demo:
             for line in self.boto3.join(timeout=120):
                 print(f"  {line}", file=self.out)
         print("", file=self.out, flush=True)
+
+    def timeline_path(self) -> Path:
+        """``--timeline``, else next to the state dir (which clean-up removes)."""
+        if self.args.timeline:
+            return Path(self.args.timeline).resolve()
+        return self.state_dir.parent / f"{self.state_dir.name}-timeline.svg"
+
+    def write_timeline(self) -> None:
+        """The timeline of this run (``kubectl batch timeline``'s picture): an SVG file and
+        an HTML page beside it; their paths are printed."""
+        from kubatch.insight import draw, sources
+        from kubatch.insight.timeline import build_timeline
+
+        async def gather() -> Any:
+            async with await Kube.from_environment(self.kubeconfig) as kube:
+                return await sources.timeline_sources(kube, NAMESPACE)
+
+        svg = self.timeline_path()
+        page = svg.with_suffix(".html")
+        try:
+            title = f"kubatch demo: the examples in {NAMESPACE}"
+            timeline = build_timeline(asyncio.run(gather()), time.time(), title=title)
+            svg.parent.mkdir(parents=True, exist_ok=True)
+            svg.write_text(draw.timeline_svg(timeline))
+            page.write_text(draw.timeline_html(timeline))
+        except (OSError, ApiError) as exc:
+            self.say(f"could not write the timeline: {exc}")
+            return
+        self.say(f"timeline of this run: {svg} (a picture) and {page}")
 
     def print_keep(self) -> None:
         k = f"{self.kubectl_path} --kubeconfig {self.kubeconfig}"
@@ -456,6 +487,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="submit one job with boto3 through kubatch batch-api")  # fmt: skip
     p.add_argument("--no-color", action="store_true", help="plain output")
     p.add_argument("--examples", help="directory of example manifests (default: the repo's)")
+    p.add_argument("--timeline", metavar="FILE", help="where to write the run's timeline (SVG; "
+                   "an HTML page beside it; default: next to the state dir)")  # fmt: skip
     return p
 
 

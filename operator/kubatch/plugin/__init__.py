@@ -1,8 +1,9 @@
 """``kubectl batch``: the kubectl plugin of kubatch (the ``kubectl-batch`` executable).
 
-:mod:`kubatch.plugin.views` (arguments, manifests, tables) and :mod:`kubatch.plugin.why` (the
-``why`` explanation) are pure; :mod:`kubatch.plugin.cli` is the command around them, talking
-to the cluster through kubatch's one client.
+:mod:`kubatch.plugin.views` (arguments, manifests, tables) is pure, and the answers (``why``,
+``plan``, ``timeline``, ``top``, which pod holds a log) are :mod:`kubatch.insight`'s;
+:mod:`kubatch.plugin.cli` and :mod:`kubatch.plugin.verbs` are the commands around them,
+talking to the cluster through kubatch's one client.
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """``kubectl batch``: the kubectl plugin of kubatch (the ``kubectl-batch`` executable).
 
-Verbs: ``submit``, ``ls``, ``why``, ``terminate``, ``queues``, ``ces``. Tables look like kubectl's;
-``-o json|yaml`` prints the objects (or, for ``why``, the explanation) instead. Honours
+Verbs: ``submit``, ``ls``, ``rerun``, ``why``, ``queues``, ``ces`` here; ``plan``, ``logs``,
+``timeline``, ``top`` and ``terminate`` in :mod:`kubatch.plugin.verbs`. Tables look like
+kubectl's; ``-o json|yaml`` prints the objects (or the answer) instead. Honours
 ``KUBECONFIG``, ``--kubeconfig``, ``--context``, ``-n/--namespace`` and ``--as``/``--as-group``
 (impersonation) like kubectl. The pure halves are :mod:`kubatch.plugin.views` and
-:mod:`kubatch.plugin.why`; this module is the thin I/O around them.
+:mod:`kubatch.insight`; this module is the thin I/O around them.
 """
 
 from __future__ import annotations
@@ -32,9 +33,10 @@ from kubatch.adapters.kube import (
     Resource,
 )
 from kubatch.core.lifecycle import Phase
-from kubatch.plugin import arrays, views
+from kubatch.insight.objects import InsightError
+from kubatch.insight.why import explain, format_explanation
+from kubatch.plugin import arrays, verbs, views
 from kubatch.plugin.views import Obj, PluginError
-from kubatch.plugin.why import explain, format_explanation
 
 T = TypeVar("T")
 KINDS: dict[str, Resource] = {
@@ -84,6 +86,11 @@ class Cluster:
     def close(self) -> None:
         self._runner.run(self._login.close())
         self._runner.close()
+
+    def run(self, call: Coroutine[Any, Any, T]) -> T:
+        """Run one coroutine of kubatch's client (or of ``kubatch.insight.sources``) to its
+        end; API and connection errors become :class:`PluginError`."""
+        return self._call(call)
 
     def _call(self, call: Coroutine[Any, Any, T]) -> T:
         try:
@@ -288,21 +295,6 @@ def cmd_why(cluster: Cluster, args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def cmd_terminate(cluster: Cluster, args: argparse.Namespace, out: TextIO) -> int:
-    job = cluster.get("BatchJob", args.name, args.namespace)
-    if job is None:
-        raise PluginError(f'batchjob "{args.name}" not found in namespace "{args.namespace}"')
-    phase = views.status_of(job).get("phase")
-    cluster.patch_batch_job(
-        args.namespace, args.name, {"spec": {"terminate": {"reason": args.reason}}}
-    )
-    note = (
-        f" (already {phase}: nothing to stop)" if phase in (Phase.SUCCEEDED, Phase.FAILED) else ""
-    )
-    out.write(f"batchjob.{GROUP}/{args.name} terminated{note}\n")
-    return 0
-
-
 def cmd_queues(cluster: Cluster, args: argparse.Namespace, out: TextIO) -> int:
     items = cluster.list("JobQueue")
     items.sort(key=lambda q: (-int(q.get("spec", {}).get("priority", 0)), q["metadata"]["name"]))
@@ -329,6 +321,15 @@ def _table_of(
 
 # --------------------------------------------------------------------------- entry point
 
+EXAMPLES = {
+    "submit": "kubectl batch submit align -q high-priority -p sample=HG002 --array-size 500",
+    "ls": "kubectl batch ls -q high-priority --phase Runnable",
+    "rerun": "kubectl batch rerun align-cohort --failed",
+    "why": "kubectl batch why align-cohort:7",
+    "queues": "kubectl batch queues",
+    "ces": "kubectl batch ces -o yaml",
+}
+
 
 def _common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     d = argparse.SUPPRESS if suppress else None
@@ -350,7 +351,12 @@ def _output(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="kubectl batch", description="kubatch: AWS Batch on Kubernetes, from kubectl."
+        prog="kubectl batch",
+        description="kubatch: AWS Batch on Kubernetes, from kubectl.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n"
+        + "".join(f"  {e}\n" for e in {**EXAMPLES, **verbs.EXAMPLES}.values())
+        + "\n`kubectl batch VERB --help` says more about each verb.",
     )
     _common(parser, suppress=False)
     sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
@@ -402,12 +408,6 @@ def build_parser() -> argparse.ArgumentParser:
     _output(p)
     p.set_defaults(func=cmd_why)
 
-    p = sub.add_parser("terminate", help="cancel or terminate a job (spec.terminate)")
-    _common(p, suppress=True)
-    p.add_argument("name", metavar="NAME")
-    p.add_argument("--reason", required=True, help="recorded in the job's message")
-    p.set_defaults(func=cmd_terminate)
-
     p = sub.add_parser("queues", help="list JobQueues with their job counts")
     _common(p, suppress=True)
     _output(p)
@@ -417,6 +417,11 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p, suppress=True)
     _output(p)
     p.set_defaults(func=cmd_ces)
+
+    verbs.add_verbs(sub, lambda p: _common(p, suppress=True), _output)
+    for name, example in EXAMPLES.items():
+        sub.choices[name].epilog = f"example:\n  {example}"
+        sub.choices[name].formatter_class = argparse.RawDescriptionHelpFormatter
     return parser
 
 
@@ -442,9 +447,11 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             args.namespace = cluster.default_namespace
         result: int = args.func(cluster, args, stream)
         return result
-    except PluginError as err:
+    except InsightError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        return 130
     finally:
         cluster.close()
 

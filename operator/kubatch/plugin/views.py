@@ -13,15 +13,29 @@ import yaml
 from kubatch import API_VERSION
 from kubatch.api.enums import DependencyCondition, DependencyType
 from kubatch.core.lifecycle import Phase
-from kubatch.timefmt import parse_time
+from kubatch.insight.objects import (
+    InsightError,
+    Obj,
+    age,
+    condition,
+    format_table,
+    num_text,
+    ready,
+    status_of,
+)
+
+__all__ = [  # the object helpers live in kubatch.insight.objects; re-exported for the verbs
+    "Obj", "PluginError", "age", "as_list", "build_batch_job", "ce_rows", "condition",
+    "format_table", "job_rows", "num_text", "parse_depends_on", "parse_parameter",
+    "queue_rows", "ready", "render_output", "status_of",
+]  # fmt: skip
 
 OUTPUTS = ("json", "yaml")
 
-Obj = dict[str, Any]
 
-
-class PluginError(Exception):
-    """A user-facing error: printed as ``error: ...`` with exit code 1."""
+class PluginError(InsightError):
+    """A user-facing error: printed as ``error: ...`` with exit code 1 (as is an
+    :class:`~kubatch.insight.objects.InsightError`)."""
 
 
 # --------------------------------------------------------------------------- pure: parsing
@@ -107,63 +121,6 @@ def build_batch_job(
 # --------------------------------------------------------------------------- pure: tables
 
 
-def format_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
-    """Pure: a kubectl-style table: upper-case headers, columns padded, three spaces apart."""
-    cells = [[str(h).upper() for h in headers]] + [
-        ["<none>" if v is None or v == "" else str(v) for v in row] for row in rows
-    ]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    lines = ["   ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
-    return "\n".join(lines) + "\n"
-
-
-def age(created: object, now: datetime) -> str:
-    """Pure: kubectl's human duration of ``now - created`` (``45s``, ``5m3s``, ``2h``, ``3d``)."""
-    start = parse_time(created)
-    if start is None:
-        return "<unknown>"
-    s = max(0, int(now.timestamp() - start))
-    m, h, d = s // 60, s // 3600, s // 86400
-    # (below this, show: big unit, its name, the remainder in the next unit (0: none), its name)
-    for limit, big, unit, rest, rest_unit in (
-        (s < 120, s, "s", 0, ""),
-        (m < 10, m, "m", s % 60, "s"),
-        (m < 180, m, "m", 0, ""),
-        (h < 8, h, "h", m % 60, "m"),
-        (h < 48, h, "h", 0, ""),
-        (d < 8, d, "d", h % 24, "h"),
-        (d < 730, d, "d", 0, ""),
-    ):
-        if limit:
-            return f"{big}{unit}" + (f"{rest}{rest_unit}" if rest else "")
-    return f"{d // 365}y"
-
-
-def status_of(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    status = obj.get("status")
-    return status if isinstance(status, Mapping) else {}
-
-
-def condition(obj: Mapping[str, Any], type_: str) -> Mapping[str, Any] | None:
-    for c in status_of(obj).get("conditions") or []:
-        if isinstance(c, Mapping) and c.get("type") == type_:
-            return c
-    return None
-
-
-def _ready(obj: Mapping[str, Any]) -> str:
-    c = condition(obj, "Ready")
-    return str(c.get("status", "Unknown")) if c else "Unknown"
-
-
-def num_text(value: object) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
 def job_rows(
     jobs: Iterable[Mapping[str, Any]], now: datetime, *, all_namespaces: bool = False
 ) -> list[list[object]]:
@@ -205,7 +162,7 @@ def queue_rows(queues: Iterable[Mapping[str, Any]], now: datetime) -> list[list[
                 meta.get("name"),
                 spec.get("priority", 0),
                 spec.get("state", "Enabled"),
-                _ready(q),
+                ready(q),
                 ",".join(str(o.get("computeEnvironment")) for o in order) or "-",
                 *(counts.get(p.value.lower(), 0) for p in Phase),
                 age(meta.get("creationTimestamp"), now),
@@ -243,7 +200,7 @@ def ce_rows(ces: Iterable[Mapping[str, Any]], now: datetime) -> list[list[object
                 num_text(st.get("allocatedvCpus")),
                 num_text(st.get("capacityvCpus")),
                 num_text(st.get("nodes")),
-                _ready(ce),
+                ready(ce),
                 age(meta.get("creationTimestamp"), now),
             ]
         )

@@ -1,6 +1,8 @@
 """Pure builder: an admitted attempt -> the ``batch/v1`` Job manifest that runs it.
 
-One Kubernetes Job per attempt (per child attempt for arrays): ``backoffLimit: 0`` because
+One Kubernetes Job per attempt (per child attempt for arrays, per node for multi-node jobs, whose
+nodes also get AWS's AWS_BATCH_JOB_NODE_INDEX, _NUM_NODES, _MAIN_NODE_INDEX and, on the other
+nodes, _MAIN_NODE_PRIVATE_IPV4_ADDRESS): ``backoffLimit: 0`` because
 retries are kubatch's decision (evaluateOnExit); the attempt timeout counts from the attempt's
 start (the operator stops it; the pod's own ``activeDeadlineSeconds``, which counts from the
 pod's start on its node, is the timeout plus a grace as a backstop — never a Job-level
@@ -53,6 +55,13 @@ class AttemptRef:
     indices: tuple[int, ...] = ()
     """A re-run: child i runs as original index ``indices[i]`` (one index: a plain job)."""
     rerun_of: str | None = None
+    node: int | None = None
+    """A node of a multi-node job (AWS_BATCH_JOB_NODE_INDEX)."""
+    num_nodes: int | None = None
+    main_node: int = 0
+    main_ip: str | None = None
+    """The main node's pod IP, given to the other nodes (known once the main node's pod has
+    one: the other nodes' Jobs are created then, as AWS launches them after the main node)."""
 
     @property
     def array_index(self) -> int | None:
@@ -65,6 +74,8 @@ class AttemptRef:
 def batch_env(ref: AttemptRef, placement: Placement) -> list[JsonDict]:
     """Pure: the injected environment, AWS names first then the same values as KUBATCH_*."""
     job_id = f"{ref.namespace}/{ref.name}" + (f":{ref.index}" if ref.index is not None else "")
+    if ref.node is not None:
+        job_id += f"#{ref.node}"  # AWS addresses a node as <job id>#<node index>
     values = [
         ("JOB_ID", job_id),
         ("JOB_NAME", ref.name),
@@ -77,6 +88,12 @@ def batch_env(ref: AttemptRef, placement: Placement) -> list[JsonDict]:
         values.append(("JOB_ARRAY_INDEX", str(index)))
         if ref.array_size is not None:
             values.append(("JOB_ARRAY_SIZE", str(ref.array_size)))
+    if ref.node is not None:
+        values.append(("JOB_NODE_INDEX", str(ref.node)))
+        values.append(("JOB_NUM_NODES", str(ref.num_nodes)))
+        values.append(("JOB_MAIN_NODE_INDEX", str(ref.main_node)))
+        if ref.node != ref.main_node and ref.main_ip:  # as AWS: not on the main node
+            values.append(("JOB_MAIN_NODE_PRIVATE_IPV4_ADDRESS", ref.main_ip))
     extra = []
     if ref.rerun_of:
         extra.append({"name": "KUBATCH_RERUN_OF", "value": ref.rerun_of})
@@ -100,6 +117,8 @@ def attempt_labels(ref: AttemptRef, placement: Placement) -> dict[str, str]:
     }
     if ref.index is not None:
         out[L.ARRAY_INDEX] = str(ref.index)
+    if ref.node is not None:
+        out[L.NODE_INDEX] = str(ref.node)
     return out
 
 

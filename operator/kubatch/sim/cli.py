@@ -55,6 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="write stats as JSON here every few seconds and at exit",
     )
     run.add_argument("--delete-nodes-on-exit", action="store_true")
+    run.add_argument(
+        "--no-logs",
+        action="store_true",
+        help="do not serve simulated container logs (kubectl logs) on loopback",
+    )
 
     rec = sub.add_parser("reclaim", help="reclaim a fraction of a CE's spot nodes now")
     rec.add_argument("--compute-environment", required=True)
@@ -78,6 +83,7 @@ async def _run(args: argparse.Namespace) -> int:
         manage_compute_environments=not args.no_scaling,
         seed=args.seed,
         workers=args.workers,
+        serve_logs=not args.no_logs,
     )
     sim = Simulator(args.kubeconfig, config)
     stop = asyncio.Event()

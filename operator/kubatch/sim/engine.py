@@ -29,6 +29,7 @@ from kubatch.adapters.kube import COMPUTEENVIRONMENTS, LEASES, NODES, PODS, ApiE
 from kubatch.api import labels as L
 from kubatch.api.enums import CapacityType
 from kubatch.sim import nodes as N
+from kubatch.sim.kubelet import LogServer, adopt, endpoint_patch, pod_getter
 from kubatch.sim.pods import (
     Behaviour,
     PodPhase,
@@ -103,6 +104,7 @@ class Simulator:
         self._cost: dict[str, float] = {}
         self._stopping = False
         self._ces_synced = False
+        self.kubelet_port: int | None = None  # the log server's (kubatch.sim.kubelet)
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -111,6 +113,10 @@ class Simulator:
             self._kubeconfig, limit=max(8, self.config.workers * 2)
         )
         self._ready = {k: asyncio.Event() for k in ("nodes", "pods")}
+        if self.config.serve_logs:
+            logs = LogServer(pod_getter(lambda: self.kube), self._clock)
+            self.kubelet_port = await logs.start()
+            self._spawn(logs.serve())
         for _ in range(self.config.workers):
             self._spawn(self._worker())
         self._spawn(
@@ -217,6 +223,8 @@ class Simulator:
     def _on_node_sync(self, items: list[dict[str, Any]]) -> None:
         for item in items:
             self._on_node("ADDED", item)
+            if endpoint_patch(item, self.kubelet_port) is not None:
+                self._spawn(adopt(self.kube, item, self.kubelet_port))
         self._ready["nodes"].set()
 
     def _on_node(self, etype: str, obj: dict[str, Any]) -> None:
@@ -488,7 +496,7 @@ class Simulator:
                 now,
                 managed,
             )
-            body = N.build_node(spec, itype, now, labels)
+            body = N.build_node(spec, itype, now, labels, self.kubelet_port)
             try:
                 created = await self.kube.create(NODES, body)
             except ApiError as e:

@@ -117,11 +117,34 @@ def host_ip(name: str) -> str:
     return f"10.{d[0]}.{d[1]}.{max(d[2], 1)}"
 
 
+def kubelet_endpoint(name: str, port: int | None) -> dict[str, Any]:
+    """The node status fields that say where its kubelet answers. Pure.
+
+    With the simulator's log server (``port``), the API server must reach it on loopback:
+    the node advertises ``127.0.0.1`` first (as its Hostname address, the type the API
+    server prefers) and the server's port. Without it, the name and a made-up InternalIP."""
+    if port is None:
+        return {
+            "addresses": [
+                {"type": "InternalIP", "address": host_ip(name)},
+                {"type": "Hostname", "address": name},
+            ]
+        }
+    return {
+        "addresses": [
+            {"type": "Hostname", "address": "127.0.0.1"},
+            {"type": "InternalIP", "address": "127.0.0.1"},
+        ],
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": port}},
+    }
+
+
 def build_node(
     spec: NodeSpec,
     itype: InstanceType,
     now: float,
     extra_labels: dict[str, str] | None = None,
+    kubelet_port: int | None = None,
 ) -> dict[str, Any]:
     """The Node object of a simulated node, status included. Pure."""
     spot = spec.capacity_type is CapacityType.SPOT
@@ -163,10 +186,7 @@ def build_node(
             "capacity": resources,
             "allocatable": resources,
             "phase": "Running",
-            "addresses": [
-                {"type": "InternalIP", "address": host_ip(spec.name)},
-                {"type": "Hostname", "address": spec.name},
-            ],
+            **kubelet_endpoint(spec.name, kubelet_port),
             "conditions": build_node_conditions(ts, ts),
             "nodeInfo": {
                 "architecture": "amd64",

@@ -34,6 +34,8 @@ class SimConfig:
     manage_compute_environments: bool = True
     seed: int | None = None
     workers: int = 16
+    serve_logs: bool = True
+    """Serve simulated container logs (``kubectl logs``) on loopback: ``kubatch.sim.kubelet``."""
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,13 @@ CASES = load_cases()
 def test_corpus_is_large_and_mixed() -> None:
     assert len(CASES) >= 40
     kinds = {c.kind for c in CASES}
-    assert kinds == {"BatchJob", "JobQueue", "JobDefinition", "ComputeEnvironment"}
+    assert kinds == {
+        "BatchJob",
+        "JobQueue",
+        "JobDefinition",
+        "ComputeEnvironment",
+        "ConsumableResource",
+    }
     assert sum(c.level == "apiserver" for c in CASES) >= 15
     assert sum(c.level == "validation" for c in CASES) >= 15
 

@@ -76,6 +76,7 @@ EXPECTED_COLUMNS = {
     "JobQueue": ["Priority", "State", "Runnable", "Running", "Age"],
     "ComputeEnvironment": ["Type", "Capacity", "Desired", "Allocated", "Max vCPUs", "State", "Age"],
     "JobDefinition": ["Image", "Attempts", "Timeout", "Ready", "Age"],
+    "ConsumableResource": ["Type", "Total", "In Use", "Available", "Age"],
 }
 
 
@@ -83,7 +84,8 @@ EXPECTED_COLUMNS = {
 def test_names_scope_and_columns(crd: dict[str, Any]) -> None:
     names = crd["spec"]["names"]
     kind = names["kind"]
-    short = {"BatchJob": "bj", "JobQueue": "jq", "ComputeEnvironment": "ce", "JobDefinition": "jd"}
+    short = {"BatchJob": "bj", "JobQueue": "jq", "ComputeEnvironment": "ce", "JobDefinition": "jd",
+             "ConsumableResource": "cres"}  # fmt: skip
     assert names["shortNames"] == [short[kind]]
     assert names["categories"] == ["batch"]
     assert crd["spec"]["group"] == "kubatch.io"

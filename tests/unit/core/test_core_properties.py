@@ -8,17 +8,22 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kubatch.core.cache import Cache
-from kubatch.core.decisions import Admit, Decision, Fail, Succeed, UpdateArraySummary
+from kubatch.core.decisions import Admit, Decision, Fail, Preempt, Succeed, UpdateArraySummary
 from kubatch.core.graph import satisfies as _satisfies
 from kubatch.core.lifecycle import Phase, Reason
 from kubatch.core.model import (
     ComputeEnvironment,
     Condition,
+    ConsumableResource,
     Dependency,
     DependencyType,
     FairSharePolicy,
+    Gang,
     JobQueue,
     JobSpec,
+    NodeRange,
+    PreemptionPolicy,
+    ResourceType,
     Share,
 )
 from kubatch.core.resources import Resources
@@ -26,6 +31,12 @@ from kubatch.core.retry import RetryStrategy
 from kubatch.core.scheduler import schedule
 
 NAMES = [f"j{i}" for i in range(12)]
+CONSUMABLES = (
+    ConsumableResource("lic", 2, ResourceType.REPLENISHABLE),
+    ConsumableResource("tok", 3, ResourceType.NON_REPLENISHABLE),
+)
+POLICIES = [None, PreemptionPolicy(lower_priority=True), PreemptionPolicy(fair_share=True),
+            PreemptionPolicy(lower_priority=True, fair_share=True)]  # fmt: skip
 
 
 @st.composite
@@ -62,6 +73,7 @@ def worlds(draw: st.DrawFn) -> tuple[list[ComputeEnvironment], list[JobQueue], l
                 )
                 if fair
                 else None,
+                preemption=draw(st.sampled_from(POLICIES)),
             )
         )
     jobs = []
@@ -75,16 +87,22 @@ def worlds(draw: st.DrawFn) -> tuple[list[ComputeEnvironment], list[JobQueue], l
         array = draw(st.none() | st.integers(2, 4))
         if array is not None and draw(st.booleans()):
             deps = (*deps, Dependency(None, DependencyType.SEQUENTIAL))
+        size = Resources(
+            draw(st.integers(1, 4)) * 1000, draw(st.integers(1, 4)) * 2**30, draw(st.integers(0, 1))
+        )
+        gang = None
+        if array is None and draw(st.integers(0, 3)) == 0:  # a multi-node job
+            n = draw(st.integers(2, 3))
+            gang = Gang(n, draw(st.integers(0, n - 1)), (NodeRange(0, n - 1, size),),
+                        start_timeout_seconds=draw(st.sampled_from([2, 5, 600])))  # fmt: skip
+        needs = draw(st.lists(st.sampled_from([("lic", 1), ("lic", 2), ("tok", 1)]),
+                              max_size=2, unique_by=lambda x: x[0]))  # fmt: skip
         jobs.append(
             JobSpec(
                 "ns",
                 name,
                 f"q{draw(st.integers(0, len(queues) - 1))}",
-                Resources(
-                    draw(st.integers(1, 4)) * 1000,
-                    draw(st.integers(1, 4)) * 2**30,
-                    draw(st.integers(0, 1)),
-                ),
+                gang.total() if gang is not None else size,
                 created_at=float(i),
                 token="t",
                 depends_on=deps,
@@ -93,6 +111,8 @@ def worlds(draw: st.DrawFn) -> tuple[list[ComputeEnvironment], list[JobQueue], l
                 retry=RetryStrategy(draw(st.integers(1, 3))),
                 share_identifier=draw(st.sampled_from(["a", "b"])),
                 interruption_budget=draw(st.integers(0, 2)),
+                gang=gang,
+                consumables=tuple(needs),
             )
         )
     return ces, queues, jobs
@@ -103,6 +123,7 @@ class Model:
     running: dict[tuple[str, int | None], tuple[str, Resources]] = field(default_factory=dict)
     terminal: dict[str, Phase] = field(default_factory=dict)
     admitted_keys: set[str] = field(default_factory=set)
+    used_up: dict[str, int] = field(default_factory=dict)  # NON_REPLENISHABLE units consumed
 
 
 def static_cycles(jobs: list[JobSpec]) -> set[str]:
@@ -147,9 +168,18 @@ def check_cycle(
                     assert job.array is not None
                     assert job.array.child_phase[d.index - 1] == list(Phase).index(Phase.SUCCEEDED)
             model.running[(key, d.index)] = (d.compute_environment, d.resources)
+            gang = job.spec.gang
+            if gang is not None:  # a gang is never partially admitted: one Admit, every node
+                assert d.index is None
+                assert d.resources == gang.total() == job.spec.size
+            for name, qty in job.spec.consumables:
+                if name == "tok":
+                    model.used_up[name] = model.used_up.get(name, 0) + qty
             prio = queues[d.queue].priority
             lower_on.setdefault(d.compute_environment, {}).setdefault(prio, 0)
             lower_on[d.compute_environment][prio] += d.resources.mcpu
+        elif isinstance(d, Preempt):
+            check_preempt(cache, d, model, queues)
         elif isinstance(d, Succeed | Fail):
             model.terminal.setdefault(
                 key, Phase.SUCCEEDED if isinstance(d, Succeed) else Phase.FAILED
@@ -167,6 +197,16 @@ def check_cycle(
         assert used[1] <= lim.memory
         assert used[2] <= lim.gpu
         assert used == [led.mcpu, led.memory, led.gpu]
+    # consumables never over-allocated (independent count; totals do not change here)
+    held = {"lic": 0}
+    for (key, _index), _ in model.running.items():
+        for name, qty in cache.jobs[key].spec.consumables:
+            if name == "lic":
+                held[name] += qty
+    assert held["lic"] <= CONSUMABLES[0].total
+    assert model.used_up.get("tok", 0) <= CONSUMABLES[1].total
+    assert cache.consumables.usage("lic") == (held["lic"], CONSUMABLES[0].total - held["lic"])
+    assert cache.consumables.pools["tok"].consumed == model.used_up.get("tok", 0)
     # no priority inversion: a waiting job of a higher-priority FIFO queue would not have fit
     # even in the room that lower-priority admissions took on that CE
     for job in cache.jobs.values():
@@ -175,6 +215,8 @@ def check_cycle(
         q = queues[job.spec.queue]
         if not q.enabled or q.fair_share is not None or q.strict_fifo:
             continue
+        if job.last_status and job.last_status[1] is Reason.CONSUMABLE_UNAVAILABLE:
+            continue  # it waits for a consumable resource, not for capacity
         if job.array is not None and len(job.array.active) >= (job.spec.parallelism or 99):
             continue
         for name in q.compute_environments[job.ce_floor :]:
@@ -201,32 +243,104 @@ def check_cycle(
             assert isinstance(job.last_status[1], Reason)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(worlds(), st.lists(st.tuples(st.integers(0, 30), st.integers(0, 6)), max_size=30))
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    worlds(),
+    st.lists(st.tuples(st.integers(0, 30), st.integers(0, 6)), max_size=30),
+    st.integers(0, 6),
+)
 def test_invariants_hold_over_random_runs(
     world: tuple[list[ComputeEnvironment], list[JobQueue], list[JobSpec]],
     events: list[tuple[int, int]],
+    late: int,
+) -> None:
+    run(world, events, late)
+
+
+@st.composite
+def depth_worlds(
+    draw: st.DrawFn,
+) -> tuple[list[ComputeEnvironment], list[JobQueue], list[JobSpec]]:
+    """Busy worlds for #17: queues of distinct priorities sharing CEs, most of them
+    preempting; gangs and consumable resources; no dependencies."""
+    ces = [ComputeEnvironment(f"ce{i}", max_vcpus=draw(st.integers(2, 8)))
+           for i in range(draw(st.integers(1, 2)))]  # fmt: skip
+    queues = []
+    for i, prio in enumerate(draw(st.lists(st.integers(0, 5), min_size=2, max_size=3))):
+        fair = draw(st.booleans())
+        queues.append(JobQueue(
+            f"q{i}", priority=prio, compute_environments=tuple(c.name for c in ces),
+            fair_share=FairSharePolicy(shares=(Share("a", 1.0), Share("b", 0.5))) if fair else None,
+            preemption=draw(st.sampled_from([*POLICIES[1:], None])),
+        ))  # fmt: skip
+    jobs = []
+    for i in range(draw(st.integers(3, 10))):
+        size = Resources(draw(st.integers(1, 3)) * 1000, 2**30)
+        gang = None
+        array = draw(st.none() | st.integers(2, 3))
+        if array is None and draw(st.booleans()):
+            n = draw(st.integers(2, 3))
+            gang = Gang(n, 0, (NodeRange(0, n - 1, size),),
+                        start_timeout_seconds=draw(st.sampled_from([3, 600])))  # fmt: skip
+        needs = draw(st.lists(st.sampled_from([("lic", 1), ("tok", 1)]), max_size=1))
+        jobs.append(JobSpec(
+            "ns", f"d{i}", f"q{draw(st.integers(0, len(queues) - 1))}",
+            gang.total() if gang is not None else size, created_at=float(i), token="t",
+            array_size=array, retry=RetryStrategy(2), gang=gang, consumables=tuple(needs),
+            share_identifier=draw(st.sampled_from(["a", "b"])),
+        ))  # fmt: skip
+    return ces, queues, jobs
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    depth_worlds(),
+    st.lists(st.tuples(st.integers(0, 30), st.integers(0, 6)), min_size=5, max_size=30),
+    st.integers(1, 6),
+)
+def test_depth_invariants_hold_over_busy_runs(
+    world: tuple[list[ComputeEnvironment], list[JobQueue], list[JobSpec]],
+    events: list[tuple[int, int]],
+    late: int,
+) -> None:
+    """The same invariants where preemption, gangs and consumables are at work."""
+    run(world, events, late)
+
+
+def run(
+    world: tuple[list[ComputeEnvironment], list[JobQueue], list[JobSpec]],
+    events: list[tuple[int, int]],
+    late: int,
 ) -> None:
     ces, queues, jobs = world
     cache = Cache()
     for ce in ces:
         cache.upsert_compute_environment(ce)
+    for res in CONSUMABLES:
+        cache.consumables.upsert(res)
     for q in queues:
         cache.upsert_queue(q, 0)
     # a job is on a cycle if it closes one among the jobs that have not finished yet (a cycle
     # through a job that already finished is no cycle: that dependency is settled)
     cycles: set[str] = set()
     by_key = {j.key: j for j in jobs}
-    for j in jobs:
+
+    def submit(j: JobSpec, now: float) -> None:
         live = [
             by_key[k]
             for k, s in cache.jobs.items()
             if not s.phase.terminal or s.reason is Reason.DEPENDENCY_CYCLE
         ]
-        cache.upsert_job(j, 0)
-        cycles |= static_cycles([*live, j])
-    for key in cycles:  # cycles are rejected at once
-        assert cache.jobs[key].phase is Phase.FAILED, key
+        cache.upsert_job(j, now)
+        cycles.update(static_cycles([*live, j]))
+        for key in cycles:  # cycles are rejected at once
+            assert cache.jobs[key].phase is Phase.FAILED, key
+
+    # some jobs arrive while others run (what preemption needs), one per event
+    first = max(1, len(jobs) - late)
+    for j in jobs[:first]:
+        submit(j, 0)
+    waiting = list(jobs[first:])
     qmap = {q.name: q for q in queues}
     model = Model()
     now = 0.0
@@ -243,11 +357,16 @@ def test_invariants_hold_over_random_runs(
         if outcome == 6 and admits:  # the API write of the last admission failed
             cache.forget(admits[-1], now)
             del model.running[(admits[-1].job_key, admits[-1].index)]
+            for name, qty in cache.jobs[admits[-1].job_key].spec.consumables:
+                if name == "tok":  # a rolled-back admission used nothing up
+                    model.used_up[name] -= qty
             continue
         if outcome == 5:  # spec.terminate on some job
-            spec = jobs[pick % len(jobs)]
+            spec = jobs[pick % first]
             cache.upsert_job(replace(spec, terminate_reason="stop"), now)
             continue
+        if waiting:  # one late job arrives per event
+            submit(waiting.pop(0), now)
         for key, phase in model.terminal.items():
             assert cache.jobs[key].phase is phase  # terminal phases never change
         if model.running:
@@ -265,6 +384,23 @@ def test_invariants_hold_over_random_runs(
                 cache.attempt_finished(
                     key, index, attempt, now, exit_code=outcome % 3, interrupted=outcome == 3
                 )
+
+
+def check_preempt(cache: Cache, d: Preempt, model: Model, queues: dict[str, JobQueue]) -> None:
+    """A victim runs; it belongs to a lower-priority queue, or to a share of the same
+    fair-share queue (never the preemptor's share), and its queue's policy allowed it."""
+    assert (d.job_key, d.index) in model.running, d
+    policy = queues[d.preemptor_queue].preemption
+    assert policy is not None, d
+    victim_q, q = queues[d.queue], queues[d.preemptor_queue]
+    if victim_q.priority < q.priority:
+        assert policy.lower_priority or (policy.fair_share and d.queue == d.preemptor_queue)
+    else:
+        assert d.queue == d.preemptor_queue
+        assert policy.fair_share
+        assert q.fair_share is not None
+        victim, preemptor = cache.jobs[d.job_key], cache.jobs[d.preemptor]
+        assert victim.spec.share_identifier != preemptor.spec.share_identifier
 
 
 def fingerprint(cache: Cache) -> object:
@@ -288,7 +424,9 @@ def fingerprint(cache: Cache) -> object:
         for q in cache.queues.values()
     ]  # fmt: skip
     ledgers = sorted((n, led.mcpu, led.memory, led.gpu) for n, led in cache.ledgers.items())
-    return jobs, queues, ledgers
+    pools = sorted((n, p.in_use, p.consumed) for n, p in cache.consumables.pools.items())
+    victims = None if cache.victims is None else sorted(cache.victims.where.items(), key=str)
+    return jobs, queues, ledgers, pools, victims, sorted(cache.releasing.items(), key=str)
 
 
 def check_arrays(cache: Cache, decisions: list[Decision]) -> None:

@@ -1,5 +1,6 @@
-"""The pure half of ``kubectl batch why``: where a job stands and, per compute environment
-of its queue, whether it could ever run there and whether it has room now. No I/O.
+"""Why a job is where it is (``kubectl batch why``; the console's job page): where it
+stands and, per compute environment of its queue, whether it could ever run there and whether
+it has room now. Pure.
 
 ``ce_verdict`` asks the core's fit module (``kubatch.core.fit``), the one answer the operator
 acts on, whether the job can ever run on each CE.
@@ -18,7 +19,7 @@ from kubatch.core.catalogue import DEFAULT, Catalogue
 from kubatch.core.fit import Fit, ce_fit
 from kubatch.core.lifecycle import Phase
 from kubatch.core.resources import QuantityError, Resources, parse_cpu, sum_requests
-from kubatch.plugin.views import Obj, condition, format_table, num_text, status_of
+from kubatch.insight.objects import Obj, condition, format_table, num_text, status_of
 
 
 def job_size(job: Mapping[str, Any], definition: Mapping[str, Any] | None) -> Resources | None:
@@ -162,6 +163,7 @@ def explain(
         "reason": st.get("reason"),
         "message": st.get("message"),
         "queuePosition": st.get("queuePosition"),
+        "estimatedStartTime": st.get("estimatedStartTime"),
         "computeEnvironment": st.get("computeEnvironment"),
         "size": size.human() if size else None,
         "vcpus": size.vcpus if size else None,
@@ -202,6 +204,8 @@ def format_explanation(info: Mapping[str, Any]) -> str:
     lines.append(f"Message:       {info['message'] or '<none>'}")
     if info["queuePosition"] is not None:
         lines.append(f"Position:      {info['queuePosition']} in queue {info['queue']}")
+    if info.get("estimatedStartTime"):
+        lines.append(f"Estimated:     start at {info['estimatedStartTime']}")
     if info["computeEnvironment"]:
         lines.append(f"Placed on:     {info['computeEnvironment']}")
     lines.append(f"Size:          {info['size'] or 'unknown'}")
