@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help venv binaries images prometheus test-tools lint crds test test-unit test-component test-integration test-e2e test-real demo bench-core bench-e2e bench-e2e-sizes bench-e2e-10s bench-scale bench-sim clean
+.PHONY: help venv binaries images prometheus test-tools lint crds test test-unit test-component test-integration test-e2e test-chaos chaos test-real demo bench-core bench-e2e bench-e2e-sizes bench-e2e-10s bench-scale bench-sim clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -44,9 +44,10 @@ lint: $(STAMP) ## ruff, ruff format --check, mypy strict, import-linter
 crds: $(STAMP) ## regenerate crds/ and the chart's CRDs from the pydantic models
 	$(BIN)/kubatch crds --out crds --chart helm/kubatch/files/crds
 
-test: $(STAMP) binaries test-tools lint ## every check: lint, types, layers, unit, component, integration, e2e and real tests
+test: $(STAMP) binaries test-tools lint ## every check: lint, types, layers, unit, component, integration, e2e, chaos (fast) and real tests
 	$(BIN)/pytest tests/unit tests/component tests/integration
 	$(BIN)/pytest tests/e2e
+	$(BIN)/pytest tests/chaos
 	$(BIN)/kubatch local images --if-supported
 	$(BIN)/pytest tests/real
 
@@ -61,6 +62,12 @@ test-integration: $(STAMP) binaries ## integration tests on the local control pl
 
 test-e2e: $(STAMP) binaries test-tools ## end-to-end tests with simulated node pools and the operator
 	$(BIN)/pytest tests/e2e
+
+test-chaos: $(STAMP) binaries ## the chaos tier's fast subset: seven fault scenarios, fewer jobs (minutes)
+	$(BIN)/pytest tests/chaos
+
+chaos: $(STAMP) binaries ## the chaos run: >= 1,000 BatchJobs, seven fault scenarios, invariants -> bench/results/chaos.json
+	$(BIN)/kubatch bench chaos --json bench/results/chaos.json $(CHAOS_ARGS)
 
 test-real: $(STAMP) images ## real containers on a real kubelet node, the chart installed in-cluster
 	$(BIN)/pytest tests/real

@@ -193,8 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] in ("operator", "sim", "demo", "crds", "bench", "batch-api"):
         command, rest = argv[0], argv[1:]
         if command == "bench":
-            if not rest or rest[0] not in ("core", "e2e", "scale", "sim"):
-                print("usage: kubatch bench {core,e2e,scale,sim} [options]", file=sys.stderr)
+            if not rest or rest[0] not in ("core", "e2e", "scale", "sim", "chaos"):
+                print("usage: kubatch bench {core,e2e,scale,sim,chaos} [options]", file=sys.stderr)
                 return 2
             # SIGTERM (timeout, CI) unwinds like Ctrl-C: the benchmark stops what it started
             signal.signal(signal.SIGTERM, _interrupt)

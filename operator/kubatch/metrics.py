@@ -231,7 +231,27 @@ class Metrics:
             ["kind", "operation", "allowed"],
             registry=r,
         )
+        self.leader = Gauge(
+            "kubatch_leader",
+            "1 while this replica leads (holds the leader Lease and may write), else 0.",
+            ["identity"],
+            registry=r,
+        )
+        self.leader_changes = Counter(
+            "kubatch_leader_changes_total",
+            "Times this replica started (to=leader) or stopped (to=standby) leading.",
+            ["identity", "to"],
+            registry=r,
+        )
+        self.watch_relists = Counter(
+            "kubatch_watch_relists_total",
+            "Complete lists a watch of kubatch's own Jobs, pods or records took again after "
+            "it had been down (410 Gone: its resourceVersion was compacted away, or an error).",
+            ["resource"],
+            registry=r,
+        )
         self._ce_info_labels: dict[str, tuple[str, str]] = {}
+        self._leading: dict[str, bool] = {}
         self._lock = threading.Lock()
 
     # -- jobs -------------------------------------------------------------------------------
@@ -367,6 +387,33 @@ class Metrics:
         if info is not None:
             with contextlib.suppress(KeyError):
                 self.ce_info.remove(name, *info)
+
+    # -- leader election ----------------------------------------------------------------
+    def set_leader(self, identity: str, leading: bool) -> None:
+        """Whether replica ``identity`` leads; a change is counted."""
+        with self._lock:
+            before = self._leading.get(identity)
+            self._leading[identity] = leading
+        if before is not None and before != leading:
+            self.leader_changes.labels(identity=identity,
+                                       to="leader" if leading else "standby").inc()  # fmt: skip
+        elif before is None and leading:
+            self.leader_changes.labels(identity=identity, to="leader").inc()
+        self.leader.labels(identity=identity).set(1 if leading else 0)
+
+    def count_relist(self, resource: str) -> None:
+        """A watch listed again (after 410 Gone or an error)."""
+        self.watch_relists.labels(resource=resource).inc()
+
+    def clear_leader_gauges(self) -> None:
+        """A replica that stops leading stops publishing the state it no longer keeps: the
+        per-queue and per-compute-environment gauges go (counters stay: cumulative)."""
+        for gauge in (self.jobs, self.array_children, self.ce_desired, self.ce_allocated,
+                      self.ce_capacity, self.ce_max, self.ce_info, self.queue_spend,
+                      self.queue_budget_exceeded):  # fmt: skip
+            gauge.clear()
+        with self._lock:
+            self._ce_info_labels.clear()
 
     # -- scheduler and API ------------------------------------------------------------------
     def observe_cycle(self, seconds: float, decisions_by_type: Mapping[str, int]) -> None:

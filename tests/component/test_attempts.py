@@ -106,6 +106,27 @@ async def test_deleted_ce_stops_its_attempts_and_they_run_elsewhere(h: Harness) 
     assert st["attempts"][0]["interrupted"] is True  # not counted against attempts: 1
 
 
+async def test_a_ce_deleted_and_back_before_its_attempts_ended_still_retries_them(
+    h: Harness,
+) -> None:
+    h.apply(make_ce("a"), make_ce("b"), make_queue(ces=("a", "b")), make_definition())
+    h.apply(make_job("x", retryStrategy={"attempts": 1}))
+    await h.cycle()
+    h.start_pods()
+    await h.cycle()
+    h.kube.hold()  # the attempt's end is seen only after the CE is back
+    h.delete("ComputeEnvironment", "a", None)
+    h.kube.deliver()
+    h.kube.hold()
+    await h.cycle()  # its attempt is stopped
+    h.apply(make_ce("a"))
+    h.kube.deliver()
+    await h.cycle(2)
+    st = h.status("x")
+    assert st["phase"] in ("Runnable", "Starting"), st
+    assert st["attempts"][0]["interrupted"] is True
+
+
 async def test_node_removed_while_operator_down(h: Harness) -> None:
     basic(h)
     h.apply(make_node("n1"), make_job("a"))

@@ -3,7 +3,8 @@ twice."""
 
 from __future__ import annotations
 
-from tests.component.conftest import Harness, basic, make_job
+from kubatch.adapters.kube import BATCHJOBS
+from tests.component.conftest import NS, Harness, basic, make_job
 
 
 async def test_restart_while_starting_creates_no_second_job(h: Harness) -> None:
@@ -103,3 +104,42 @@ async def test_restart_restores_array_children_without_readmitting(h: Harness) -
     await h.cycle()
     st = h.status("arr")
     assert st["phase"] == "Succeeded", st
+
+
+async def test_a_terminate_whose_delete_failed_is_carried_out_later(h: Harness) -> None:
+    basic(h)
+    h.apply(make_job("t"))
+    await h.cycle()
+    h.start_pods()
+    await h.cycle()
+    h.kube.fail("delete", "jobs", times=1)
+    h.apply(make_job("t", terminate={"reason": "stop"}))
+    await h.cycle()
+    assert len(h.k8s_jobs()) == 1  # the delete failed
+    await h.cycle(2)
+    assert h.k8s_jobs() == []  # tried again
+    st = h.status("t")
+    assert (st["phase"], st["reason"]) == ("Failed", "Terminated")
+    deletes = [w for w in h.kube.writes if w.verb == "delete" and w.resource == "jobs"]
+    assert len(deletes) == 2
+
+
+async def test_a_stray_job_of_a_finished_batchjob_is_deleted_after_a_restart(h: Harness) -> None:
+    """The status records a terminated job whose attempt never ended (the leader that wrote
+    it died before its delete went out): the Job still running is deleted by the next one."""
+    basic(h)
+    h.apply(make_job("t"))
+    await h.cycle()
+    h.start_pods()
+    await h.cycle()
+    job = h.k8s_jobs()[0]["metadata"]["name"]
+    deletes = len([w for w in h.kube.writes_to(job, "jobs") if w.verb == "delete"])
+    assert deletes == 0
+    bj = h.kube.get_object(BATCHJOBS, "t", NS)
+    assert bj is not None
+    bj["status"].update(phase="Failed", reason="Terminated", message="stop")
+    h.kube.put(BATCHJOBS, bj)
+    await h.restart()
+    await h.cycle(2)
+    assert [j["metadata"]["name"] for j in h.k8s_jobs()] == [], f"{job} still runs"
+    assert h.status("t")["phase"] == "Failed"

@@ -86,8 +86,8 @@ def test_rendered_chart_is_accepted_by_the_api_server(
     dep = json.loads(
         kubectl("get", "deployment", f"{release}-kubatch", "-n", ns, "-o", "json").stdout
     )
-    assert dep["spec"]["replicas"] == 1
-    assert dep["spec"]["strategy"]["type"] == "Recreate"
+    assert dep["spec"]["replicas"] == 2  # one leads through a Lease, one waits warm
+    assert dep["spec"]["strategy"]["type"] == "RollingUpdate"
     container = dep["spec"]["template"]["spec"]["containers"][0]
     # the API server kept the restricted security context as rendered (no field was dropped)
     assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}

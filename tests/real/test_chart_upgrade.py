@@ -77,7 +77,7 @@ def test_upgrade_with_jobs_in_flight_updates_crds_and_loses_nothing(
         assert crd["metadata"]["annotations"]["meta.helm.sh/release-name"] == new.release
         assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
     assert new.release == old.release
-    assert real.operator_pod()["metadata"]["uid"] != old_pod, "Recreate: a new operator pod"
+    assert real.operator_pod()["metadata"]["uid"] != old_pod, "a new operator pod (old one first)"
 
     # every job ends once: one attempt, one Kubernetes Job, one pod, one line of output
     for name in (*JOBS, "arr"):

@@ -41,12 +41,12 @@ def render(helm: Path) -> Render:
     return run
 
 
-def by_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
-    return [d for d in docs if d["kind"] == kind]
+def by_kind(docs: list[dict[str, Any]], kind: str, suffix: str = "") -> list[dict[str, Any]]:
+    return [d for d in docs if d["kind"] == kind and d["metadata"]["name"].endswith(suffix)]
 
 
 def one(docs: list[dict[str, Any]], kind: str, suffix: str = "") -> dict[str, Any]:
-    found = [d for d in by_kind(docs, kind) if d["metadata"]["name"].endswith(suffix)]
+    found = by_kind(docs, kind, suffix)
     assert len(found) == 1, f"{len(found)} {kind}"
     return found[0]
 
@@ -77,6 +77,8 @@ def test_renders_the_expected_objects(render: Render) -> None:
             "ServiceAccount",
             "ClusterRole",
             "ClusterRoleBinding",
+            "Role",
+            "RoleBinding",
             "Service",
             "Deployment",
             "ConfigMap",
@@ -89,11 +91,15 @@ def test_renders_the_expected_objects(render: Render) -> None:
     )
 
 
-def test_deployment_one_replica_recreate_runs_the_operator(render: Render) -> None:
+def test_deployment_two_replicas_rolling_one_at_a_time_runs_the_operator(render: Render) -> None:
     dep = one(render(), "Deployment")
     spec = dep["spec"]
-    assert spec["replicas"] == 1
-    assert spec["strategy"] == {"type": "Recreate"}
+    assert spec["replicas"] == 2
+    assert spec["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1},
+    }
+    assert one(render("replicaCount=1"), "Deployment")["spec"]["replicas"] == 1
     pod = spec["template"]["spec"]
     (container,) = pod["containers"]
     assert container["command"] == ["kubatch"]
@@ -112,6 +118,7 @@ def test_deployment_one_replica_recreate_runs_the_operator(render: Render) -> No
     args = pod["spec"]["template"]["spec"]["containers"][0]["args"]
     assert args == [
         "operator",
+        "--identity=$(POD_NAME)",
         "--health-port=8081",
         "--health-addr=0.0.0.0",
         "--metrics-port=8080",
@@ -177,17 +184,43 @@ def test_roles_grant_exactly_the_declared_api_calls(render: Render, mode: str) -
     assert "*" not in text, "no wildcards"
     assert "secrets" not in text, "the one Secret is granted in a Role, by name"
     assert rules_table(role) == calls.rbac_rules(needs, Scope.CLUSTER)
-    roles = [d for d in by_kind(docs, "Role") if "batch-api" not in d["metadata"]["name"]]
+    roles = operator_roles(docs)
     namespaced = calls.rbac_rules(needs, Scope.NAMESPACE)
-    if namespaced:
-        (ns_role,) = roles
+    granted: dict[tuple[str, str, bool], set[str]] = {}
+    for ns_role in roles:  # the webhook's Secret and the leader election's Lease
         assert ns_role["metadata"]["namespace"] == "kubatch-system"
-        assert rules_table(ns_role) == namespaced
-    else:
-        assert not roles
+        for key, verbs in rules_table(ns_role).items():
+            granted.setdefault(key, set()).update(verbs)
+    assert granted == namespaced
     for rule in role["rules"] + [r for d in roles for r in d["rules"]]:
         if rule.get("resourceNames"):  # named grants name exactly the operator's objects
             assert rule["resourceNames"] in (["rel-kubatch"], ["rel-kubatch-webhook-tls"]), rule
+
+
+def operator_roles(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The operator's namespaced Roles (not the optional AWS API's or console's)."""
+    return [
+        d
+        for d in by_kind(docs, "Role")
+        if not any(part in d["metadata"]["name"] for part in ("batch-api", "console"))
+    ]
+
+
+def test_leader_election_may_only_take_leases_in_its_namespace(render: Render) -> None:
+    docs = render()
+    role, binding = one(docs, "Role", "-election"), one(docs, "RoleBinding", "-election")
+    assert role["metadata"]["namespace"] == "kubatch-system"
+    assert role["rules"] == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+         "verbs": ["get", "create", "patch"]}
+    ]  # fmt: skip
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                  "name": role["metadata"]["name"]}  # fmt: skip
+    assert binding["subjects"][0]["name"] == one(docs, "ServiceAccount")["metadata"]["name"]
+    container = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("valueFrom") for e in container["env"]}
+    assert env["POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert env["KUBATCH_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
 
 
 def test_binding_ties_the_role_to_the_service_account(render: Render) -> None:
@@ -202,7 +235,13 @@ def test_binding_ties_the_role_to_the_service_account(render: Render) -> None:
 
 def test_rbac_and_service_account_can_be_turned_off(render: Render) -> None:
     kinds = {d["kind"] for d in render("rbac.create=false", "serviceAccount.create=false")}
-    assert not kinds & {"ClusterRole", "ClusterRoleBinding", "ServiceAccount"}
+    assert not kinds & {
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Role",
+        "RoleBinding",
+        "ServiceAccount",
+    }
 
 
 def test_metrics_service_selects_the_operator_pod(render: Render) -> None:
@@ -460,8 +499,8 @@ def test_webhook_configuration_is_the_operators_own(render: Render) -> None:
     assert svc["spec"]["ports"] == [
         {"name": "webhook", "port": 443, "targetPort": "webhook", "protocol": "TCP"}
     ]
-    binding = one(docs, "RoleBinding")
-    assert binding["roleRef"]["name"] == one(docs, "Role")["metadata"]["name"]
+    binding = one(docs, "RoleBinding", "-webhook")
+    assert binding["roleRef"]["name"] == one(docs, "Role", "-webhook")["metadata"]["name"]
     assert binding["subjects"][0]["name"] == "rel-kubatch"
 
 
@@ -481,7 +520,7 @@ def test_webhook_by_url_for_clusters_without_a_service_network(render: Render) -
 
 def test_webhook_certificate_from_cert_manager(render: Render) -> None:
     docs = render("webhook.certManager.enabled=true")
-    assert not by_kind(docs, "Role"), "no Secret access: cert-manager writes it"
+    assert not by_kind(docs, "Role", "-webhook"), "no Secret access: cert-manager writes it"
     cert = one(docs, "Certificate")
     assert cert["spec"]["secretName"] == "rel-kubatch-webhook-tls"
     assert cert["spec"]["dnsNames"][0] == "rel-kubatch-webhook.kubatch-system.svc"
@@ -513,7 +552,7 @@ def test_webhook_certificate_from_cert_manager(render: Render) -> None:
 def test_webhook_can_be_turned_off(render: Render) -> None:
     docs = render("webhook.enabled=false")
     assert not by_kind(docs, "ValidatingWebhookConfiguration")
-    assert not by_kind(docs, "Role")
+    assert not by_kind(docs, "Role", "-webhook")
     args = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
     assert not [a for a in args if a.startswith("--webhook")]
 

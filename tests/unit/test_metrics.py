@@ -45,6 +45,8 @@ def _exercise(m: Metrics) -> None:
     m.count_handler_error("on_batch_job")
     m.observe_admission_review("BatchJob", "CREATE", allowed=False)
     m.observe_admission_review("Pod", "DELETE", allowed=True)  # bounded: "other"
+    m.set_leader("kubatch-0", True)
+    m.count_relist("pods")
     m.observe_preemption("low", "high")
     m.observe_gang_release("high")
     m.set_consumable("licence", 4, 1, 3)

@@ -35,6 +35,7 @@ from kubatch.adapters.kube import (
     JOBDEFINITIONS,
     JOBQUEUES,
     JOBS,
+    LEASES,
     NAMESPACES,
     NODES,
     PODS,
@@ -58,6 +59,8 @@ class Need(StrEnum):
     CERTS = "certs"
     """The webhook's certificate is the operator's own (not cert-manager's): the Secret that
     holds it and the caBundle of the ValidatingWebhookConfiguration."""
+    ELECTION = "election"
+    """Leader election among the replicas (the default; ``--no-leader-elect`` runs alone)."""
     REGISTER = "register"
     """``--webhook-register``: the operator writes its ValidatingWebhookConfiguration itself
     (the local plane and tests only; the chart installs the configuration and never grants
@@ -137,9 +140,19 @@ def _rows() -> tuple[Call, ...]:
         Call("watch", PODS, "kubatch's label-selected watch of its pods"),
         # Array child records.
         Call("list", CONFIGMAPS, "the rebuild reads array child records"),
+        Call("watch", CONFIGMAPS, "kubatch's label-selected watch of array child records"),
         Call("create", CONFIGMAPS, "an array's child record"),
         Call("patch", CONFIGMAPS, "an array's child record"),
         Call("create", EVENTS, "Events a user must notice"),
+        # Leader election: one Lease in the operator's own namespace.
+        *(
+            Call(verb, LEASES, why, need=Need.ELECTION, scope=Scope.NAMESPACE)
+            for verb, why in (
+                ("get", "who leads, and since when"),
+                ("create", "the first replica creates the Lease"),
+                ("patch", "take over, renew, release (resourceVersion-guarded)"),
+            )
+        ),
         # The admission webhook.
         Call(
             "create",
@@ -192,9 +205,13 @@ CALLS: tuple[Call, ...] = _rows()
 """The table."""
 
 
-def needs(*, webhook: bool, own_certs: bool = True, register: bool = False) -> frozenset[Need]:
+def needs(
+    *, webhook: bool, own_certs: bool = True, register: bool = False, election: bool = True
+) -> frozenset[Need]:
     """The parts of the table an operator with these settings uses."""
     out = {Need.ALWAYS}
+    if election:
+        out.add(Need.ELECTION)
     if webhook:
         out.add(Need.WEBHOOK)
         if own_certs:

@@ -17,6 +17,7 @@ list and watch take equality label selectors. It also lets a test
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import itertools
 import uuid
@@ -26,7 +27,7 @@ from typing import Any
 
 from kubatch.adapters.calls import UndeclaredCall
 from kubatch.adapters.kube import ApiError, Resource
-from kubatch.adapters.protocol import OnEvent
+from kubatch.adapters.protocol import OnEvent, OnSync
 
 JsonDict = dict[str, Any]
 Key = tuple[str, str | None, str]  # (resource path key, namespace, name)
@@ -60,6 +61,7 @@ class _Watcher:
     namespace: str | None
     labels: dict[str, str]
     on_event: OnEvent
+    on_sync: OnSync | None = None
 
 
 @dataclass(slots=True)
@@ -248,6 +250,11 @@ class FakeKube:
         old = self.objects.get(key)
         if old is None:
             raise ApiError(404, "Not Found", f"{res.plural} {name!r} not found")
+        want = (patch.get("metadata") or {}).get("resourceVersion")
+        if want is not None and str(want) != str(old["metadata"].get("resourceVersion")):
+            # a precondition, as the API server takes it: the object changed meanwhile
+            raise ApiError(409, "Conflict", f"{res.plural} {name!r}: the object has been "
+                           "modified; please apply your changes to the latest version")  # fmt: skip
         if status:
             bad = _empty_or_null_in_lists(patch.get("status"))
             if bad:  # what a 1.20 API server does with "" and null there (checked on one)
@@ -279,14 +286,39 @@ class FakeKube:
         namespace: str | None = None,
         labels: str | None = None,
         timeout_seconds: int = 300,
+        on_sync: OnSync | None = None,
     ) -> None:
         self._call("watch", res)
         sel = parse_selector(labels)
-        for obj in self.all(res, namespace):
-            if matches(obj, sel):
-                on_event("ADDED", obj)
-        self._watchers.append(_Watcher(res, namespace, sel, on_event))
-        await asyncio.Event().wait()  # until cancelled
+        watcher = _Watcher(res, namespace, sel, on_event, on_sync)
+        self._list_to(watcher)
+        self._watchers.append(watcher)
+        try:
+            await asyncio.Event().wait()  # until cancelled
+        finally:
+            with contextlib.suppress(ValueError):
+                self._watchers.remove(watcher)
+
+    def _list_to(self, w: _Watcher) -> None:
+        items = [o for o in self.all(w.res, w.namespace) if matches(o, w.labels)]
+        if w.on_sync is not None:
+            w.on_sync(items)
+        else:
+            for obj in items:
+                w.on_event("ADDED", obj)
+
+    def relist(self) -> int:
+        """What a watch does after it was down (e.g. ``410 Gone``): every watch that takes
+        complete lists (``on_sync``) gets one now; events held meanwhile are dropped (the
+        watch was not there to see them). Returns how many watches relisted."""
+        self.held = [h for h in self.held if not any(
+            w.on_sync is not None and w.on_event in h.targets for w in self._watchers)]  # fmt: skip
+        n = 0
+        for w in list(self._watchers):
+            if w.on_sync is not None:
+                self._list_to(w)
+                n += 1
+        return n
 
     def subscribe(self, res: Resource, on_event: OnEvent, *, namespace: str | None = None) -> None:
         """A synchronous watch without the initial list (what the kopf layer does for the

@@ -400,17 +400,24 @@ class Kube:
             headers = await self._headers()
             if data is not None:
                 headers["Content-Type"] = content_type
-            async with session.request(
-                method, url, data=data, headers=headers, **self._extra()
-            ) as resp:
-                raw = await resp.read()
-                if resp.status == 401 and attempt == 1 and self._relogin is not None:
-                    log.info("the API server answered 401: logging in again")
-                    await self._relogin()
-                    continue
-                if resp.status >= 400:
-                    raise ApiError(resp.status, resp.reason or "", raw.decode(errors="replace"))
-                return json.loads(raw) if raw else {}
+            try:
+                async with session.request(
+                    method, url, data=data, headers=headers, **self._extra()
+                ) as resp:
+                    raw = await resp.read()
+            except aiohttp.ClientError as exc:
+                if isinstance(exc, OSError):
+                    raise
+                # the server went away mid-answer (it restarts): a connection error, as
+                # every caller expects of an unreachable API server
+                raise ConnectionError(f"{method} {path}: {exc!r}") from exc
+            if resp.status == 401 and attempt == 1 and self._relogin is not None:
+                log.info("the API server answered 401: logging in again")
+                await self._relogin()
+                continue
+            if resp.status >= 400:
+                raise ApiError(resp.status, resp.reason or "", raw.decode(errors="replace"))
+            return json.loads(raw) if raw else {}
         raise AssertionError("unreachable")  # pragma: no cover
 
     # -- reads -------------------------------------------------------------------------------

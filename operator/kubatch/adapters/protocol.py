@@ -14,6 +14,8 @@ from kubatch.adapters.kube import Resource
 JsonDict = dict[str, Any]
 OnEvent = Callable[[str, JsonDict], None]
 """``on_event(type, object)`` with type ADDED, MODIFIED or DELETED."""
+OnSync = Callable[[list[JsonDict]], None]
+"""``on_sync(items)``: a complete list (the first, and every relist after the watch was down)."""
 
 
 class KubeApi(Protocol):
@@ -52,6 +54,7 @@ class KubeApi(Protocol):
         namespace: str | None = None,
         labels: str | None = None,
         timeout_seconds: int = 300,
+        on_sync: OnSync | None = None,
     ) -> None: ...
 
     async def close(self) -> None: ...

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -79,6 +79,13 @@ class Attempts:
         """Kubernetes Jobs of ended attempts, per BatchJob key (Job name -> when it ended),
         deleted after the retention (``Effects.retain``); their record stays in the status."""
         self.verdicts: list[tuple[float, str, convert.AttemptLabels, bool]] = []
+        self.suspects: list[tuple[str, int | None, int, bool]] = []
+        """Active attempts whose Job (False) or pod (True) a relist did not show: checked by
+        ``settle`` (the object may be newer than the list), ended when really gone."""
+        self.strays: dict[tuple[str, str], int] = {}
+        """(namespace, name) of Kubernetes Jobs still running for a finished BatchJob -> tries
+        left: the delete of a terminate that never happened (the leader was killed or cut off
+        in between, or the delete failed), replayed by ``settle``."""
         self.gangs: Gangs | None = None  # the nodes of multi-node jobs (set by the operator)
 
     def forget(self, key: str) -> None:
@@ -89,6 +96,7 @@ class Attempts:
         self.children.forget(key)
         self.vanished = [v for v in self.vanished if v[0] != key]
         self.verdicts = [v for v in self.verdicts if v[1] != key]
+        self.suspects = [v for v in self.suspects if v[0] != key]
 
     def log_of(self, key: str) -> AttemptLog:
         entry = self.logs.get(key)
@@ -250,11 +258,62 @@ class Attempts:
             self.poke()
             return
         done = convert.job_finished(body)
+        if not deleted and not active and done is None and self._unended(rec, lab):
+            # still running, though its BatchJob finished and the attempt's end was never
+            # recorded: a terminate whose delete did not happen (the leader died in between)
+            self.stray(rec.namespace, name)
         if done is not None and active and not worker:  # a multi-node job's: the main node's
             # Normally the pod's own final status arrives first and decides. If the pod is
             # gone (deleted with its node while the operator was down), the Job's verdict
             # decides after a grace period (``settle``).
             self.verdicts.append((self.clock(), rec.key, lab, done))
+            self.poke()
+
+    # ------------------------------------------------------------------ relists
+
+    def active(self) -> list[tuple[JobRecord, int | None, int]]:
+        """Every attempt the cache runs now: (record, array index or None, attempt); the
+        multi-node jobs' are left to ``controller.gangs`` (one Job per node)."""
+        out: list[tuple[JobRecord, int | None, int]] = []
+        for key, job in self.cache.jobs.items():
+            rec = self.jobs.get(key)
+            if rec is None or job.spec.gang is not None:
+                continue
+            if job.array is not None:
+                arr = job.array
+                out += [(rec, i, arr.child_attempt[i]) for i in arr.active]
+            elif job.phase in (Phase.STARTING, Phase.RUNNING) and job.attempt:
+                out.append((rec, None, job.attempt))
+        return out
+
+    def sync_jobs(self, items: Sequence[Mapping[str, Any]]) -> None:
+        """A complete list of kubatch's Jobs (the watch relisted, e.g. after 410 Gone): feed
+        each, and suspect the active attempts whose Job the list lacks — deleted while the
+        watch was down, or created after the list was taken (``settle`` tells)."""
+        names = set()
+        for body in items:
+            names.add(str((body.get("metadata") or {}).get("name", "")))
+            self.on_k8s_job(body)
+        for rec, index, attempt in self.active():
+            if job_name_for_attempt(rec.name, rec.uid, index, attempt) not in names:
+                self.suspects.append((rec.key, index, attempt, False))
+        if self.suspects:
+            self.poke()
+
+    def sync_pods(self, items: Sequence[Mapping[str, Any]]) -> None:
+        """A complete list of kubatch's pods: feed each, and suspect the started attempts
+        whose pod the list lacks (deleted with its node while the watch was down)."""
+        owners = set()
+        for body in items:
+            owners.add(str(((body.get("metadata") or {}).get("labels") or {}).get("job-name")))
+            self.on_pod(body)
+        for rec, index, attempt in self.active():
+            alog = self.logs.get(rec.key)
+            if alog is None or (index, attempt) not in alog.started:
+                continue
+            if job_name_for_attempt(rec.name, rec.uid, index, attempt) not in owners:
+                self.suspects.append((rec.key, index, attempt, True))
+        if self.suspects:
             self.poke()
 
     # ------------------------------------------------------------------ an attempt ends
@@ -394,12 +453,39 @@ class Attempts:
 
     # ------------------------------------------------------------------ settled by the loop
 
+    def _unended(self, rec: JobRecord, lab: convert.AttemptLabels) -> bool:
+        """A finished (single) job's attempt that its status records without an end."""
+        if not rec.finished or lab.index is not None:
+            return False
+        if (lab.index, lab.attempt) in self.log_of(rec.key).finished:
+            return False
+        record = rec.attempt(lab.attempt)
+        return record is not None and not record.get("stoppedAt")
+
+    def stray(self, namespace: str, name: str, tries: int = 10) -> None:
+        """A Job that must go (its BatchJob finished while it ran): deleted by ``settle``."""
+        self.strays.setdefault((namespace, name), tries)
+        self.poke()
+
+    async def _stop_strays(self) -> None:
+        for (ns, name), left in list(self.strays.items()):
+            try:
+                await self.kube.delete(JOBS, name, namespace=ns)
+            except (ApiError, OSError, TimeoutError) as exc:
+                if left > 1:
+                    self.strays[(ns, name)] = left - 1
+                    continue
+                log.warning("deleting the stray Job %s/%s failed: %s", ns, name, exc)
+            self.strays.pop((ns, name), None)
+
     async def settle(self) -> None:
         """Each cycle: Job verdicts past their grace, timeouts, vanished pods (and the nodes of
-        multi-node jobs: ``controller.gangs``)."""
+        multi-node jobs: ``controller.gangs``; strays)."""
         if self.gangs is not None:
             await self.gangs.settle()
+        await self._stop_strays()
         await self._settle_verdicts()
+        await self._settle_suspects()
         await self._enforce_deadlines()
         await self._end_stuck()
         await self._settle_vanished()
@@ -442,6 +528,43 @@ class Attempts:
             self.finish(rec, lab, out, None, None, timed_out=False)
         self.verdicts = keep
         if keep:
+            self.poke()
+
+    async def _settle_suspects(self) -> None:
+        """Ask the API server about what a relist did not show: a Job that is really gone
+        ends its attempt (as a deletion does); a pod that is gone while its Job lives is a
+        vanished pod (its node went)."""
+        if not self.suspects:
+            return
+        batch, self.suspects = self.suspects, []
+        for key, index, attempt, pod in batch:
+            rec = self.jobs.get(key)
+            if rec is None or not self.cache.is_active(key, index, attempt):
+                continue
+            name = job_name_for_attempt(rec.name, rec.uid, index, attempt)
+            lab = convert.AttemptLabels(rec.namespace, rec.name, rec.uid, attempt, index,
+                                        self._ce_of(rec, attempt))  # fmt: skip
+            try:
+                if pod:
+                    pods = await self.kube.list(PODS, namespace=rec.namespace,
+                                                labels=f"job-name={name}")  # fmt: skip
+                    for body in pods:
+                        self.on_pod(body)
+                    if not pods and self.cache.is_active(key, index, attempt):
+                        node = self.log_of(key).nodes.get((index, attempt))
+                        known = str((rec.attempt(attempt) or {}).get("podName") or "")
+                        self.vanished.append((key, lab, known or f"of Job {name}", node))
+                    continue
+                await self.kube.get(JOBS, name, namespace=rec.namespace)
+            except ApiError as exc:
+                if exc.not_found and not pod:
+                    log.info("the Job %s/%s of an active attempt is gone", rec.namespace, name)
+                    self.vanished.append((key, lab, "", None))
+                else:
+                    self.suspects.append((key, index, attempt, pod))
+            except (OSError, TimeoutError):
+                self.suspects.append((key, index, attempt, pod))
+        if self.vanished or self.suspects:
             self.poke()
 
     async def _enforce_deadlines(self) -> None:

@@ -137,6 +137,7 @@ class Effects:
         self._written_objects: dict[tuple[str, str], JsonDict] = {}
         self.rates = Rates()
         self._blocked: set[str] = set()  # queues whose spending limit is reached
+        self._completions: dict[str, tuple[Phase, float | None, str | None]] = {}
         # scheduling depth (#17), set by the operator: multi-node jobs, stops, consumables
         self.gangs: Gangs | None = None
         self.stops: Stops | None = None
@@ -270,7 +271,8 @@ class Effects:
         try:
             await self.kube.delete(JOBS, d.k8s_job_name, namespace=ns)
         except (ApiError, OSError, TimeoutError) as exc:
-            log.warning("deleting Job %s/%s failed: %s", ns, d.k8s_job_name, exc)
+            log.warning("deleting Job %s/%s failed (tried again): %s", ns, d.k8s_job_name, exc)
+            self.attempts.stray(ns, d.k8s_job_name)
 
     # ------------------------------------------------------------------ status of jobs
 
@@ -308,14 +310,19 @@ class Effects:
                 return
             rec.finished = True
             rec.finished_at = now
+            for a in rec.attempts:  # an attempt whose end was never recorded: its Job goes
+                if a.get("jobName") and not a.get("stoppedAt"):
+                    self.attempts.stray(rec.namespace, str(a["jobName"]))
             rec.phase = Phase.FAILED if isinstance(d, Fail) else Phase.SUCCEEDED
             fields = st.final_fields(d, convert.rfc3339(now), rec.attempts, rec.array_size)
             if isinstance(d, Fail):
                 self.events.warn(rec.ref(), str(d.reason), d.message)
-            if self.metrics is not None:
-                run = now - rec.started_at if rec.started_at else None
-                reason = str(d.reason) if isinstance(d, Fail) else None
-                self.metrics.observe_completion(rec.queue, rec.phase, run, 0.0, reason=reason)
+            run = now - rec.started_at if rec.started_at else None
+            reason = str(d.reason) if isinstance(d, Fail) else None
+            # Counted once the status that says so is written: a replica that dies or stops
+            # leading before the write leaves the count to the one that writes it, so the
+            # counters summed over the replicas' lifetimes agree with the statuses.
+            self._completions[rec.key] = (rec.phase, run, reason)
         elif isinstance(d, UpdateArraySummary):
             if rec.finished and not d.phase.terminal:
                 return
@@ -386,6 +393,9 @@ class Effects:
             log.warning("status patch of %s failed: %s", rec.key, exc)
             self._requeue(rec, patch)
             return
+        done = self._completions.pop(rec.key, None) if "phase" in patch else None
+        if done is not None and self.metrics is not None and patch["phase"] == str(done[0]):
+            self.metrics.observe_completion(rec.queue, done[0], done[1], 0.0, reason=done[2])
         # A copy: ``attempts`` is the record's own list, which later events mutate in place.
         for k, v in copy.deepcopy(patch).items():
             if v is None:

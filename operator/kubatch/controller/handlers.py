@@ -1,9 +1,9 @@
 """kopf registrations: thin handlers that parse, feed the operator's state and wake the loop.
 
 Only event-watching handlers (``@kopf.on.event``) are used: they keep no progress or diff-base
-annotations on the objects, so kopf itself adds no API writes per object. Run with
-``kopf run -m kubatch.controller.handlers --standalone --all-namespaces`` or
-``kubatch operator``.
+annotations on the objects, so kopf itself adds no API writes per object. Every event goes to
+the process's :class:`~kubatch.controller.replica.Replica`: to the operator while this
+replica leads, to the standby's mirror otherwise. Run with ``kubatch operator``.
 """
 
 from __future__ import annotations
@@ -16,8 +16,19 @@ from typing import Any
 import kopf
 
 from kubatch.adapters import calls
-from kubatch.adapters.kube import Kube
-from kubatch.controller.operator import Operator
+from kubatch.adapters.kube import (
+    BATCHJOBS,
+    COMPUTEENVIRONMENTS,
+    CONSUMABLERESOURCES,
+    JOBDEFINITIONS,
+    JOBQUEUES,
+    NAMESPACES,
+    NODES,
+    Kube,
+    Resource,
+)
+from kubatch.controller.leader import LeaderElector
+from kubatch.controller.replica import Replica
 from kubatch.controller.settings import Settings
 from kubatch.controller.webhook import Webhook
 from kubatch.metrics import Metrics
@@ -42,13 +53,30 @@ class NoDiffBase(kopf.DiffBaseStorage):
         return None
 
 
-def _op(memo: Any) -> Operator:
-    op: Operator = memo.op
-    return op
+def _feed(memo: Any, res: Resource, event: Any) -> None:
+    replica: Replica = memo.replica
+    replica.feed(res, event["object"], deleted=event.get("type") == "DELETED")
 
 
-def _deleted(event: Any) -> bool:
-    return bool(event.get("type") == "DELETED")
+def build_replica(kube: Kube, cfg: Settings, metrics: Metrics) -> Replica:
+    """The replica, with leader election on a Lease in the operator's namespace unless
+    disabled."""
+    election = cfg.election
+    if not election.enabled:
+        return Replica(kube, cfg, metrics)
+
+    def elector(on_change: Any) -> LeaderElector:
+        return LeaderElector(
+            kube,
+            namespace=election.namespace or kube.namespace,
+            name=election.name,
+            identity=cfg.identity,
+            timings=election.timings,
+            on_change=on_change,
+            metrics=metrics,
+        )
+
+    return Replica(kube, cfg, metrics, elector=elector)
 
 
 @kopf.on.startup(id="kubatch_startup")
@@ -67,73 +95,82 @@ async def operator_startup(
     cfg: Settings = memo.settings
     metrics: Metrics = memo.metrics
     hook = cfg.webhook
-    needs = calls.needs(webhook=hook.enabled, own_certs=hook.own_certs, register=hook.register)
+    needs = calls.needs(webhook=hook.enabled, own_certs=hook.own_certs, register=hook.register,
+                        election=cfg.election.enabled)  # fmt: skip
     kube = await Kube.from_environment(
         memo.kubeconfig,
         on_write=metrics.count_write,
         allowed=calls.allowed(needs) if cfg.strict_calls else None,
     )
-    op = Operator(kube, cfg, metrics)
-    memo.op = op
+    memo.kube = kube
     if hook.enabled and getattr(memo, "webhook_task", None) is None:
-        # Served at once, by every replica: it needs none of the state (and once: kopf
-        # retries this handler when the rebuild fails).
+        # Served at once, by every replica, leading or not: it needs none of the state (and
+        # once: kopf retries this handler when the start fails).
         webhook = Webhook(kube, hook, namespace=kube.namespace, metrics=metrics)
         memo.webhook_task = asyncio.create_task(webhook.run(), name="kubatch-webhook")
-    await op.rebuild()
-    memo.loop_task = asyncio.create_task(op.loop.run(), name="kubatch-scheduler")
-    memo.watch_tasks = op.owned_watches()
-    logger.info("kubatch: cache rebuilt (%d jobs); scheduler running", len(op.jobs))
+    replica = build_replica(kube, cfg, metrics)
+    memo.replica = replica
+    await replica.start()
+    role = "leading" if replica.leading else "standing by"
+    logger.info("kubatch: %s started (%s)", cfg.identity, role)
+
+
+@kopf.on.probe(id="leader")
+async def leader_probe(memo: Any, **_: Any) -> dict[str, Any]:
+    """/healthz says who leads (kopf serves the probes' results as JSON)."""
+    replica: Replica | None = getattr(memo, "replica", None)
+    return replica.describe() if replica is not None else {}
 
 
 @kopf.on.cleanup(id="kubatch_cleanup")
 async def operator_cleanup(memo: Any, **_: Any) -> None:
-    for watch in getattr(memo, "watch_tasks", None) or []:
-        watch.cancel()
-    for name in ("loop_task", "webhook_task"):
-        task = getattr(memo, name, None)
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-    op = getattr(memo, "op", None)
-    if op is not None:
-        await op.kube.close()
+    replica: Replica | None = getattr(memo, "replica", None)
+    if replica is not None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(replica.stop(release=True), timeout=10)
+    task = getattr(memo, "webhook_task", None)
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+    kube: Kube | None = getattr(memo, "kube", None)
+    if kube is not None:
+        await kube.close()
 
 
 @kopf.on.event(GROUP, VERSION, "batchjobs", id="batchjob_event")
 async def batchjob_event(event: Any, memo: Any, **_: Any) -> None:
-    _op(memo).intake.on_batch_job(event["object"], deleted=_deleted(event))
+    _feed(memo, BATCHJOBS, event)
 
 
 @kopf.on.event(GROUP, VERSION, "jobdefinitions", id="jobdefinition_event")
 async def jobdefinition_event(event: Any, memo: Any, **_: Any) -> None:
-    _op(memo).intake.on_job_definition(event["object"], deleted=_deleted(event))
+    _feed(memo, JOBDEFINITIONS, event)
 
 
 @kopf.on.event(GROUP, VERSION, "jobqueues", id="jobqueue_event")
 async def jobqueue_event(event: Any, memo: Any, **_: Any) -> None:
-    _op(memo).intake.on_job_queue(event["object"], deleted=_deleted(event))
+    _feed(memo, JOBQUEUES, event)
 
 
 @kopf.on.event(GROUP, VERSION, "computeenvironments", id="computeenvironment_event")
 async def computeenvironment_event(event: Any, memo: Any, **_: Any) -> None:
-    _op(memo).intake.on_compute_environment(event["object"], deleted=_deleted(event))
+    _feed(memo, COMPUTEENVIRONMENTS, event)
 
 
 @kopf.on.event(GROUP, VERSION, "consumableresources", id="consumableresource_event")
 async def consumableresource_event(event: Any, memo: Any, **_: Any) -> None:
-    _op(memo).intake.on_consumable_resource(event["object"], deleted=_deleted(event))
+    _feed(memo, CONSUMABLERESOURCES, event)
 
 
 @kopf.on.event("", "v1", "nodes", id="node_event")
 async def node_event(event: Any, memo: Any, **_: Any) -> None:
-    _op(memo).intake.on_node(event["object"], deleted=_deleted(event))
+    _feed(memo, NODES, event)
 
 
 @kopf.on.event("", "v1", "namespaces", id="namespace_event")
 async def namespace_event(event: Any, memo: Any, **_: Any) -> None:
-    _op(memo).intake.on_namespace(event["object"], deleted=_deleted(event))
+    _feed(memo, NAMESPACES, event)
 
 
 logging.getLogger("kopf.objects").setLevel(logging.WARNING)

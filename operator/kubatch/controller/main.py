@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import socket
 import sys
 from pathlib import Path
 from typing import Any
 
 from kubatch.adapters.catalogue import load_catalogue
-from kubatch.controller.settings import Settings, Timings, WebhookSettings
+from kubatch.controller.settings import Election, LeaseTimings, Settings, Timings, WebhookSettings
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--identity",
         default=None,
-        help="this replica's name (Events, leader lease); default: the host name",
+        help="this replica's name (Events, the leader Lease): unique per replica (the chart "
+        "passes the pod's name); default: the host name",
     )
     p.add_argument(
         "--pull-timeout",
@@ -110,6 +112,28 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="fail any Kubernetes API call missing from the declared table (tests, dev)",
     )
+    e = p.add_argument_group("leader election (docs/reliability.md#failover)")
+    e.add_argument(
+        "--leader-elect",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="elect one leader among the replicas through a Lease; the others wait warm "
+        "(default: on; --no-leader-elect runs exactly one operator, leading at once)",
+    )
+    e.add_argument(
+        "--leader-election-namespace",
+        default=None,
+        help="namespace of the Lease (default: $KUBATCH_NAMESPACE, else the service account's "
+        "or the kubeconfig context's namespace)",
+    )
+    e.add_argument("--leader-election-id", default="kubatch-leader", help="the Lease's name")
+    defaults = LeaseTimings()
+    for flag, value, text in (
+        ("--lease-duration", defaults.duration, "a standby waits for a silent leader"),
+        ("--renew-deadline", defaults.renew_deadline, "a leader that cannot renew still writes"),
+        ("--retry-period", defaults.retry_period, "between two tries to take or renew the Lease"),
+    ):
+        e.add_argument(flag, type=float, default=value, help=f"seconds {text} ({value:g})")
     p.add_argument("--verbose", "-v", action="store_true")
     return p
 
@@ -132,6 +156,16 @@ def webhook_settings(args: argparse.Namespace) -> WebhookSettings:
     )
 
 
+def election_from(args: argparse.Namespace) -> Election:
+    """The leader election's part of the command line (a clear error for bad timings)."""
+    try:
+        timings = LeaseTimings(args.lease_duration, args.renew_deadline, args.retry_period)
+    except ValueError as exc:
+        raise SystemExit(f"kubatch operator: {exc}") from None
+    namespace = args.leader_election_namespace or os.environ.get("KUBATCH_NAMESPACE") or None
+    return Election(args.leader_elect, namespace, args.leader_election_id, timings)
+
+
 def settings_from(args: argparse.Namespace) -> Settings:
     """The operator's settings from its command line (reads the catalogue file)."""
     return Settings(
@@ -142,10 +176,15 @@ def settings_from(args: argparse.Namespace) -> Settings:
         identity=args.identity or socket.gethostname(),
         webhook=webhook_settings(args),
         strict_calls=args.strict_calls,
+        election=election_from(args),
     )
 
 
 async def run(args: argparse.Namespace, stop: asyncio.Event | None = None) -> None:
+    if args.kubeconfig:
+        # kopf logs in on its own through the client library, which reads $KUBECONFIG when
+        # it is imported (by kopf, below): the same file as ours
+        os.environ["KUBECONFIG"] = str(args.kubeconfig)
     import kopf
 
     from kubatch.controller import handlers  # noqa: F401  (registers the handlers)
@@ -160,14 +199,29 @@ async def run(args: argparse.Namespace, stop: asyncio.Event | None = None) -> No
     memo.metrics = metrics
     memo.kubeconfig = args.kubeconfig
     health = getattr(args, "health_port", 0)
-    await kopf.operator(
-        liveness_endpoint=f"http://{args.health_addr}:{health}/healthz" if health else None,
-        standalone=True,
-        clusterwide=not settings.namespaces,
-        namespaces=list(settings.namespaces),
-        memo=memo,
-        stop_flag=stop,
-    )
+    delay = 1.0
+    while True:
+        try:
+            await kopf.operator(
+                liveness_endpoint=f"http://{args.health_addr}:{health}/healthz" if health else None,
+                standalone=True,
+                clusterwide=not settings.namespaces,
+                namespaces=list(settings.namespaces),
+                memo=memo,
+                stop_flag=stop,
+            )
+            return  # stopped (a signal or the stop flag)
+        except Exception:
+            # kopf gives up on some answers of an API server that is restarting (404 for the
+            # CRDs until it serves them again): start over, as a restarted container would
+            # (its cleanup stood the replica down; its startup builds a new one)
+            if stop is not None and stop.is_set():
+                raise
+            logging.getLogger("kubatch.operator").exception(
+                "kopf stopped on an error; starting again in %gs", delay
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from kubatch.adapters.kube import (
     BATCHJOBS,
@@ -28,7 +28,7 @@ from kubatch.adapters.kube import (
     PODS,
     Resource,
 )
-from kubatch.adapters.protocol import KubeApi, OnEvent
+from kubatch.adapters.protocol import KubeApi
 from kubatch.api import labels as L
 from kubatch.api.records import DATA_KEY, parse_rows
 from kubatch.controller import convert
@@ -56,6 +56,15 @@ RECORDS = f"{L.MANAGED_BY}={L.MANAGER},{L.ARRAY_RECORD}"
 JsonDict = dict[str, Any]
 
 
+class Lister(Protocol):
+    """Where a rebuild reads the cluster from: the API server (any ``KubeApi``) or a warm
+    standby's mirror (``kubatch.controller.mirror.Mirror``)."""
+
+    async def list(
+        self, res: Resource, *, namespace: str | None = None, labels: str | None = None
+    ) -> list[JsonDict]: ...
+
+
 class Operator:
     """Operator-wide state and its parts (kept in kopf's memo; no module globals)."""
 
@@ -65,6 +74,7 @@ class Operator:
         settings: Settings | None = None,
         metrics: Metrics | None = None,
         clock: Clock = time.time,
+        may_write: Callable[[], bool] = lambda: True,
     ) -> None:
         self.kube = kube
         self.settings = settings = settings or Settings()
@@ -120,6 +130,7 @@ class Operator:
             metrics=metrics,
             clock=clock,
             wake=self.wake,
+            may_write=may_write,
         )
 
     def _wire_depth(self) -> None:
@@ -151,8 +162,11 @@ class Operator:
     def scopes(self) -> list[str | None]:
         return list(self.settings.namespaces) or [None]
 
-    async def rebuild(self) -> None:
+    async def rebuild(self, source: Lister | None = None) -> None:
         """Restart safety: read the whole state from the cluster before admitting anything.
+
+        ``source``: where to read — the API server (default), or the mirror a warm standby
+        kept (a takeover builds its state in memory, without a list).
 
         Order matters only for speed, never for the outcome: pools, queues and definitions
         first, then BatchJobs with a recorded definition (restored in their phase) before new
@@ -160,7 +174,8 @@ class Operator:
         run again), then kubatch's Jobs (an array child's latest attempt is restored as
         running) and pods (what attempts did meanwhile).
         """
-        kube, intake = self.kube, self.intake
+        kube: Lister = source if source is not None else self.kube
+        intake = self.intake
         for node in await kube.list(NODES):
             intake.on_node(node)
         for ns in await kube.list(NAMESPACES):
@@ -226,23 +241,55 @@ class Operator:
             )
         self.children.restore(key, view.array.size, rows)
 
+    # ------------------------------------------------------------------ what the watches say
+
+    def feed(self, res: Resource, obj: JsonDict, deleted: bool = False) -> None:
+        """One watch event of any kind the operator follows, to the part that takes it."""
+        handler = self._handlers().get(res)
+        if handler is not None:
+            handler(obj, deleted=deleted)
+
+    def _handlers(self) -> dict[Resource, Callable[..., None]]:
+        i, a = self.intake, self.attempts
+        return {
+            BATCHJOBS: i.on_batch_job,
+            JOBDEFINITIONS: i.on_job_definition,
+            JOBQUEUES: i.on_job_queue,
+            COMPUTEENVIRONMENTS: i.on_compute_environment,
+            CONSUMABLERESOURCES: i.on_consumable_resource,
+            NODES: i.on_node,
+            NAMESPACES: i.on_namespace,
+            PODS: a.on_pod,
+            JOBS: a.on_k8s_job,
+        }
+
+    def sync(self, res: Resource, items: list[JsonDict]) -> None:
+        """A complete list from one of the operator's own watches (its first, or a relist
+        after the watch was down): objects deleted meanwhile end their attempts."""
+        if res == JOBS:
+            self.attempts.sync_jobs(items)
+        elif res == PODS:
+            self.attempts.sync_pods(items)
+
     def owned_watches(self) -> list[asyncio.Task[None]]:
         """Watch kubatch's own Jobs and pods with a server-side label selector (kopf would
-        filter labels on the client, and receive every pod of the cluster)."""
-
-        def feed(handler: Callable[..., None]) -> OnEvent:
-            return lambda kind, obj: handler(obj, deleted=kind == "DELETED")
-
+        filter labels on the client, and receive every pod of the cluster). Each complete
+        list (the first, and every relist after a 410) goes to :meth:`sync`."""
         tasks = []
-        pairs: list[tuple[Resource, OnEvent]] = [
-            (PODS, feed(self.attempts.on_pod)),
-            (JOBS, feed(self.attempts.on_k8s_job)),
-        ]
         for scope in self.scopes:
-            for res, on_event in pairs:
+            for res in (PODS, JOBS):
                 task = asyncio.create_task(
-                    self.kube.watch(res, on_event, namespace=scope, labels=OWNED),
+                    self._watch_owned(res, scope),
                     name=f"kubatch-watch-{res.plural}-{scope or 'all'}",
                 )
                 tasks.append(task)
         return tasks
+
+    async def _watch_owned(self, res: Resource, scope: str | None) -> None:
+        def on_event(kind: str, obj: JsonDict) -> None:
+            self.feed(res, obj, deleted=kind == "DELETED")
+
+        def on_sync(items: list[JsonDict]) -> None:
+            self.sync(res, items)
+
+        await self.kube.watch(res, on_event, namespace=scope, labels=OWNED, on_sync=on_sync)

@@ -43,6 +43,50 @@ class Timings:
     a pod that cannot run yet shows Starting with its reason at once (0: never hold)."""
 
 
+JITTER = 1.2
+"""client-go's JitterFactor: a standby waits up to this many retry periods between tries."""
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseTimings:
+    """The election's pace, in seconds (controller-runtime's names)."""
+
+    duration: float = 10.0
+    """``leaseDurationSeconds``: how long a standby waits, after the record last changed,
+    before it takes a Lease whose holder stopped renewing."""
+    renew_deadline: float = 7.0
+    """A leader that has not renewed for this long stops writing."""
+    retry_period: float = 2.0
+    """Between two tries (renewals of the leader; a standby adds up to 20 % jitter)."""
+
+    def __post_init__(self) -> None:
+        if not self.duration > self.renew_deadline:
+            raise ValueError(
+                f"lease duration ({self.duration:g}s) must be longer than the renew deadline "
+                f"({self.renew_deadline:g}s): a leader must stop before another may take over"
+            )
+        if not self.renew_deadline > JITTER * self.retry_period:
+            raise ValueError(
+                f"renew deadline ({self.renew_deadline:g}s) must be longer than {JITTER} times the "
+                f"retry period ({self.retry_period:g}s): a leader needs more than one try"
+            )
+        if self.retry_period <= 0:
+            raise ValueError(f"retry period must be positive, not {self.retry_period:g}s")
+
+
+@dataclass(frozen=True, slots=True)
+class Election:
+    """Leader election among the replicas (``kubatch.controller.leader``)."""
+
+    enabled: bool = True
+    namespace: str | None = None
+    """The Lease's namespace (None: the operator's own — its service account's, else its
+    kubeconfig context's)."""
+    name: str = "kubatch-leader"
+    """The Lease's name: replicas that share it elect one leader."""
+    timings: LeaseTimings = field(default_factory=LeaseTimings)
+
+
 @dataclass(frozen=True, slots=True)
 class WebhookSettings:
     """The validating admission webhook every replica serves (``controller.webhook``)."""
@@ -94,7 +138,9 @@ class Settings:
     write_concurrency: int = 48
     """API writes in flight at once."""
     identity: str = "kubatch-operator"
-    """This replica's name (Events' reportingInstance, the leader lease's holder)."""
+    """This replica's name (Events' reportingInstance, the leader lease's holder): unique
+    per replica (the chart uses the pod's name)."""
+    election: Election = field(default_factory=Election)
     webhook: WebhookSettings = field(default_factory=WebhookSettings)
     strict_calls: bool = False
     """Every API call is checked against the declared table (``adapters.calls``): an

@@ -29,7 +29,9 @@ def plain_finished(
     assert job.ce is not None
     ce = job.ce
     cache.release(job, ce)
-    if ce not in cache.ledgers and job.spec.terminate_reason is None and not result.ok:
+    ce_gone = ce not in cache.ledgers or job.stop_reason is Reason.COMPUTE_ENVIRONMENT_DELETED
+    if ce_gone and job.spec.terminate_reason is None and not result.ok:
+        # (stopped because its CE was deleted, even if one of that name came back since)
         job.stop_reason = None
         msg = f"compute environment {ce} was deleted; the job runs again elsewhere"
         cache.retry(job, None, attempt, Reason.COMPUTE_ENVIRONMENT_DELETED, msg, True, now)

@@ -74,6 +74,7 @@ def local_values(
     return {
         "image": {"repository": image.repository, "tag": image.tag, "pullPolicy": "Never"},
         "hostNetwork": True,
+        "replicaCount": 1,  # one node, and with hostNetwork at most one replica per node
         "apiServer": {"host": "127.0.0.1", "port": str(state.apiserver_port)},
         "metrics": {"port": metrics_port, "bindAddress": ip},
         "health": {"port": health_port, "bindAddress": ip},

@@ -27,7 +27,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -66,6 +66,8 @@ class Process:
     pid: int
     port: int
     cmdline0: str
+    argv: list[str] = field(default_factory=list)
+    """How it was started: a restart (``LocalPlane.restart``) runs the same command."""
 
 
 @dataclass
@@ -109,8 +111,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _port_busy(port: int) -> bool:
+def _port_busy(port: int, *, reuse: bool = False) -> bool:
+    """Something holds ``port``; with ``reuse``: something *listens* on it (connections of a
+    killed process lingering in TIME_WAIT do not count: the servers bind with SO_REUSEADDR)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        if reuse:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((HOST, port))
         except OSError:
@@ -250,6 +256,7 @@ class LocalPlane:
     def __init__(self, state_dir: Path | None = None) -> None:
         self.state_dir = (state_dir or default_state_dir()).resolve()
         self._children: dict[int, subprocess.Popen[bytes]] = {}
+        self._extra: dict[str, list[str]] = {}
 
     # -- inspection -------------------------------------------------------------------------
 
@@ -276,12 +283,21 @@ class LocalPlane:
     # -- up -----------------------------------------------------------------------------------
 
     def up(
-        self, *, timeout: float = 120.0, allow_build: bool = True, real_node: bool = False
+        self,
+        *,
+        timeout: float = 120.0,
+        allow_build: bool = True,
+        real_node: bool = False,
+        apiserver_args: Sequence[str] = (),
+        controller_manager_args: Sequence[str] = (),
     ) -> PlaneState:
         """Start the plane (or reuse a healthy one); with ``real_node`` also a real node.
 
         A real node needs root, Linux and cgroup v1 (``node.unavailable_reason``); its Debian
         packages are installed and its binaries and images built when missing.
+        ``apiserver_args``/``controller_manager_args`` are appended to the components'
+        command lines (a later flag wins): e.g. the chaos tier's shorter toleration of
+        unreachable nodes (SEMANTICS §8).
         """
         existing = self.state()
         if existing is not None:
@@ -326,6 +342,8 @@ class LocalPlane:
                              node_token)  # fmt: skip
         (self.state_dir / "tokens.csv").write_text(tokens)
         write_kubeconfig(state.kubeconfig, state.server, pki / "ca.crt", token)
+        self._extra = {"kube-apiserver": list(apiserver_args),
+                       "kube-controller-manager": list(controller_manager_args)}  # fmt: skip
         try:
             self._start_all(state, binaries, timeout)
             if node_parts is not None:
@@ -385,9 +403,11 @@ class LocalPlane:
         argv: list[str],
         *,
         cmdline0: str | None = None,
+        restart: bool = False,
     ) -> Process:
-        if _port_busy(port):
+        if _port_busy(port, reuse=restart):
             raise PlaneError(f"port {port} for {name} is busy: stop what uses it and retry")
+        argv = [*argv, *self._extra.get(name, ())]
         logs = self.state_dir / "logs"
         logs.mkdir(exist_ok=True)
         with open(logs / f"{name}.log", "ab") as out:
@@ -400,7 +420,7 @@ class LocalPlane:
                 cwd=self.state_dir,
             )
         self._children[proc.pid] = proc
-        p = Process(name=name, pid=proc.pid, port=port, cmdline0=cmdline0 or argv[0])
+        p = Process(name=name, pid=proc.pid, port=port, cmdline0=cmdline0 or argv[0], argv=argv)
         state.processes.append(p)
         state.save()
         return p
@@ -542,6 +562,58 @@ class LocalPlane:
         self._wait(state, kcm, f"https://{HOST}:{kcm_port}/healthz", None, deadline)
         self._wait(state, sched, f"https://{HOST}:{sched_port}/healthz", None, deadline)
         _log(f"controller-manager and scheduler ready ({time.monotonic() - t0:.1f}s)")
+
+    # -- faults -------------------------------------------------------------------------------
+
+    def restart(self, name: str, *, down_for: float = 0.0, timeout: float = 120.0) -> Process:
+        """Kill one component with SIGKILL (a crash: etcd keeps its data directory), wait
+        ``down_for`` seconds, start it again with the same command line and port, and wait
+        until it is ready. For the chaos tier (``kubatch.devkit.chaos``)."""
+        state = self.state()
+        if state is None:
+            raise PlaneError("no plane to restart a component of")
+        old = next((p for p in state.processes if p.name == name), None)
+        if old is None or not old.argv:
+            raise PlaneError(f"no restartable {name!r} in this plane (started before restarts "
+                             "were recorded?)")  # fmt: skip
+        self.kill(name)
+        time.sleep(down_for)
+        state = self.state()
+        assert state is not None
+        state.processes = [p for p in state.processes if p.name != name]
+        extra, self._extra = self._extra, {}
+        try:
+            new = self._spawn(state, name, old.port, old.argv, cmdline0=old.cmdline0,
+                              restart=True)  # fmt: skip
+        finally:
+            self._extra = extra
+        self.wait_ready(new, timeout)
+        return new
+
+    def kill(self, name: str) -> None:
+        """SIGKILL one component now and reap it (it stays in the state until restarted)."""
+        state = self.state()
+        for p in state.processes if state is not None else []:
+            if p.name == name and self._alive(p):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(p.pid, signal.SIGKILL)
+                deadline = time.monotonic() + 10
+                while self._alive(p) and time.monotonic() < deadline:
+                    _reap(p.pid)
+                    time.sleep(0.02)
+
+    def wait_ready(self, p: Process, timeout: float = 120.0) -> None:
+        """Until the component answers its health endpoint."""
+        state = self.state()
+        assert state is not None
+        urls = {
+            "etcd": (f"http://{HOST}:{p.port}/health", None),
+            "kube-apiserver": (f"{state.server}/readyz", state.token),
+            "kube-controller-manager": (f"https://{HOST}:{p.port}/healthz", None),
+            "kube-scheduler": (f"https://{HOST}:{p.port}/healthz", None),
+        }
+        url, token = urls[p.name]
+        self._wait(state, p, url, token, time.monotonic() + timeout)
 
     # -- down ---------------------------------------------------------------------------------
 

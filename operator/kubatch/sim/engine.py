@@ -60,7 +60,7 @@ from kubatch.sim.state import (
     slim,
     split_key,
 )
-from kubatch.timefmt import rfc3339_micro
+from kubatch.timefmt import rfc3339, rfc3339_micro
 
 __all__ = ["SimConfig", "SimStats", "Simulator"]
 
@@ -178,6 +178,11 @@ class Simulator:
                 await action()
             except asyncio.CancelledError:
                 raise
+            except (OSError, TimeoutError, ApiError) as exc:  # the API server away: try again
+                if isinstance(exc, ApiError) and exc.status < 500:
+                    log.exception("sim action failed")
+                else:  # (as a kubelet does: a status is never dropped)
+                    asyncio.get_running_loop().call_later(2.0, self._submit, action)
             except Exception:
                 log.exception("sim action failed")
             finally:
@@ -239,6 +244,13 @@ class Simulator:
             self._mark_reclaimed(node)
         if (obj.get("spec") or {}).get("unschedulable") and node.cordoned_at is None:
             node.cordoned_at = self._clock()
+        if N.not_ready(obj) and not node.reclaimed:  # back after the sim was down: a kubelet
+            self._submit(functools.partial(self._report_ready, name))  # reports Ready again
+
+    async def _report_ready(self, name: str) -> None:
+        now = rfc3339(self._clock())
+        body = {"status": {"conditions": N.build_node_conditions(now, now)}}
+        await self._patch_if_present(NODES, name, body, status=True)
 
     def _mark_reclaimed(self, node: NodeRecord) -> None:
         node.reclaimed = True

@@ -225,6 +225,13 @@ def build_node_conditions(heartbeat: str, transition: str) -> list[dict[str, str
     ]
 
 
+def not_ready(node: dict[str, Any]) -> bool:
+    """Whether the node's Ready condition is not True (the node lifecycle controller marks a
+    node whose heartbeats stopped ``Unknown``; a kubelet that comes back reports Ready). Pure."""
+    conds = (node.get("status") or {}).get("conditions") or []
+    return not any(c.get("type") == "Ready" and c.get("status") == "True" for c in conds)
+
+
 def build_lease(name: str, node_uid: str, now: float) -> dict[str, Any]:
     """The node's Lease in ``kube-node-lease`` (owned by the node, so GC removes it). Pure."""
     return {

@@ -20,6 +20,7 @@ from kubatch.timefmt import rfc3339
 ANN_DURATION = "sim.kubatch.io/duration"
 ANN_EXIT_CODE = "sim.kubatch.io/exit-code"
 ANN_EXIT_CODE_BY_INDEX = "sim.kubatch.io/exit-code-by-index"
+ANN_EXIT_CODE_BY_ATTEMPT = "sim.kubatch.io/exit-code-by-attempt"
 ANN_OOM = "sim.kubatch.io/oom"
 INDEX_ENV_VARS = ("AWS_BATCH_JOB_ARRAY_INDEX", "KUBATCH_JOB_ARRAY_INDEX")
 
@@ -168,10 +169,25 @@ def behaviour_of(pod: dict[str, Any]) -> Behaviour:
         codes = parse_exit_codes_by_index(str(by_index))
         if idx is not None and idx in codes:
             exit_code = codes[idx]
+    by_attempt = ann.get(ANN_EXIT_CODE_BY_ATTEMPT)
+    if by_attempt:
+        attempt = attempt_number(pod)
+        codes = parse_exit_codes_by_index(str(by_attempt))
+        if attempt is not None and attempt in codes:
+            exit_code = codes[attempt]
     oom = str(ann.get(ANN_OOM, "")).strip().lower() in ("true", "1", "yes")
     if oom:
         exit_code = EXIT_OOM
     return Behaviour(duration=duration, exit_code=exit_code, oom=oom)
+
+
+def attempt_number(pod: dict[str, Any]) -> int | None:
+    """The pod's attempt number (label ``kubatch.io/attempt``, 1 for the first). Pure."""
+    label = ((pod.get("metadata") or {}).get("labels") or {}).get(L.ATTEMPT)
+    try:
+        return int(label) if label is not None else None
+    except ValueError:
+        return None
 
 
 # --- status builders ----------------------------------------------------------------------------

@@ -70,7 +70,11 @@ def test_rbac_rules_split_cluster_and_namespace_and_never_grant_registration() -
     assert ns == {
         ("", "secrets", True): {"get", "patch"},
         ("", "secrets", False): {"create"},
+        ("coordination.k8s.io", "leases", False): {"get", "create", "patch"},
     }
+    assert ("coordination.k8s.io", "leases", False) not in calls.rbac_rules(
+        calls.needs(webhook=True, election=False), Scope.NAMESPACE
+    )
     assert cluster[("admissionregistration.k8s.io", "validatingwebhookconfigurations", True)] == {
         "get",
         "patch",

@@ -236,3 +236,26 @@ async def test_a_410_without_continue_is_the_callers(api: FakeApi, kube: Kube) -
     with pytest.raises(ApiError) as info:
         await kube.list(PODS)
     assert info.value.gone
+
+
+async def test_a_server_gone_mid_answer_is_a_connection_error() -> None:
+    """An API server that restarts drops the connection before it answers: callers see a
+    ConnectionError (an OSError, like an unreachable server), not an aiohttp exception."""
+    import asyncio
+
+    from tests.unit.adapters.fake_api import kube_for
+
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.close()
+
+    server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = kube_for(f"http://127.0.0.1:{port}")
+    try:
+        with pytest.raises(ConnectionError, match="Server disconnected"):
+            await client.get(PODS, "p", "ns")
+    finally:
+        await client.close()
+        server.close()
+        await server.wait_closed()

@@ -86,6 +86,20 @@ def make_pod(
             Behaviour(1.0, 9),
             id="by-index-label",
         ),
+        pytest.param(
+            {"sim.kubatch.io/exit-code-by-attempt": "1=3,2=3"},
+            {},
+            {"kubatch.io/attempt": "2"},
+            Behaviour(1.0, 3),
+            id="by-attempt-fails-the-second",
+        ),
+        pytest.param(
+            {"sim.kubatch.io/exit-code-by-attempt": "1=3", "sim.kubatch.io/exit-code": "0"},
+            {},
+            {"kubatch.io/attempt": "2"},
+            Behaviour(1.0, 0),
+            id="by-attempt-succeeds-the-second",
+        ),
     ],
 )
 def test_behaviour_of(
