@@ -250,6 +250,8 @@ class Metrics:
             ["resource"],
             registry=r,
         )
+        for resource in ("pods", "jobs", "configmaps"):  # 0 until a watch relists
+            self.watch_relists.labels(resource=resource)
         self._ce_info_labels: dict[str, tuple[str, str]] = {}
         self._leading: dict[str, bool] = {}
         self._lock = threading.Lock()

@@ -39,7 +39,8 @@ pytestmark = pytest.mark.timeout(300)
 
 CHART = ROOT / "helm" / "kubatch"
 RBAC_KINDS = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
-APPLIED = (*RBAC_KINDS, "ValidatingWebhookConfiguration")
+# Two Roles (and bindings) in the release namespace: the webhook's Secret, the leader's Lease.
+APPLIED = (*RBAC_KINDS, "Role", "RoleBinding", "ValidatingWebhookConfiguration")
 FORBIDDEN = re.compile(r"\b403\b|forbidden", re.IGNORECASE)
 
 
@@ -144,10 +145,12 @@ def restricted_operator(stack: Stack, namespace: str) -> Iterator[tuple[Child, P
         assert not can_i(stack, kubeconfig, "create", "batchjobs.kubatch.io", "-n", namespace)
         env = {k: v for k, v in stack.env.items() if not k.startswith("KUBATCH_METRICS")}
         env["KUBECONFIG"] = str(kubeconfig)
+        env["KUBATCH_NAMESPACE"] = namespace  # as the chart's Deployment sets it (the Lease's)
         proc = Child(
             "restricted operator",
             kubatch_argv("operator", "--kubeconfig", str(kubeconfig), "--namespace", namespace,
                          "--metrics-port", str(free_port()), "--strict-calls",
+                         "--identity", f"{namespace}-restricted",
                          "--webhook-addr", "127.0.0.1", *hook_args),
             stack.workdir / f"{namespace}-operator.log", env, ROOT,
         )  # fmt: skip

@@ -89,11 +89,13 @@ def test_metrics_and_argocd_health_match_what_happened(stack: Stack, namespace: 
     assert not final["after-flaky"]["status"].get("attempts"), final["after-flaky"]["status"]
     started = [n for n, bj in final.items() if bj["status"].get("startedAt")]
 
-    # The CE's allocation is published by the loop: wait until it is back to 0.
+    # Gauges are published every 2 s (queue and CE status): wait until the CE's allocation is
+    # back to 0 and the queue's jobs-per-phase gauge shows all six ended.
     def settled() -> list[Sample] | None:
         s = samples(stack.metrics())
         alloc = value(s, "kubatch_compute_environment_allocated_vcpus", compute_environment=ce)
-        return s if alloc == 0 else None
+        ended = [value(s, "kubatch_jobs", queue=q, phase=p) for p in ("Succeeded", "Failed")]
+        return s if alloc == 0 and ended == [4, 2] else None
 
     m = stack.wait(f"{ce} allocated vCPUs back to 0", settled, timeout=60)
 
