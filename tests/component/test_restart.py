@@ -143,3 +143,23 @@ async def test_a_stray_job_of_a_finished_batchjob_is_deleted_after_a_restart(h: 
     await h.cycle(2)
     assert [j["metadata"]["name"] for j in h.k8s_jobs()] == [], f"{job} still runs"
     assert h.status("t")["phase"] == "Failed"
+
+
+async def test_a_terminate_after_a_takeover_stops_the_job_the_old_leader_created(
+    h: Harness,
+) -> None:
+    """The old leader created the Job but its status (held while the pod starts) was never
+    written; the new one sees a waiting job, fails it on terminate, and deletes that Job."""
+    basic(h)
+    h.apply(make_job("t"))
+    await h.cycle()
+    assert len(h.k8s_jobs()) == 1
+    bj = h.kube.get_object(BATCHJOBS, "t", NS)
+    assert bj is not None
+    bj["status"] = {}  # what the old leader never wrote
+    h.kube.put(BATCHJOBS, bj)
+    await h.restart()
+    h.apply(make_job("t", terminate={"reason": "stop"}))
+    await h.cycle(3)
+    assert h.status("t")["phase"] == "Failed"
+    assert h.k8s_jobs() == []

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from kubatch.adapters.kube import JOBS, PODS, ApiError
 from kubatch.adapters.protocol import KubeApi
+from kubatch.api import labels as L
 from kubatch.controller import convert
 from kubatch.controller.children import Children
 from kubatch.controller.records import JobBook, JobRecord
@@ -82,6 +83,7 @@ class Attempts:
         self.suspects: list[tuple[str, int | None, int, bool]] = []
         """Active attempts whose Job (False) or pod (True) a relist did not show: checked by
         ``settle`` (the object may be newer than the list), ended when really gone."""
+        self.sweeps: set[tuple[str, str]] = set()  # (namespace, BatchJob uid): see ``sweep``
         self.strays: dict[tuple[str, str], int] = {}
         """(namespace, name) of Kubernetes Jobs still running for a finished BatchJob -> tries
         left: the delete of a terminate that never happened (the leader was killed or cut off
@@ -467,7 +469,25 @@ class Attempts:
         self.strays.setdefault((namespace, name), tries)
         self.poke()
 
+    def sweep(self, namespace: str, uid: str) -> None:
+        """A job terminated before its status recorded an attempt: a Job the previous leader
+        created for it (its status still held) may run; ``settle`` lists and deletes it."""
+        self.sweeps.add((namespace, uid))
+        self.poke()
+
+    async def _sweep(self) -> None:
+        for ns, uid in list(self.sweeps):
+            try:
+                jobs = await self.kube.list(JOBS, namespace=ns, labels=f"{L.BATCHJOB_UID}={uid}")
+            except (ApiError, OSError, TimeoutError):
+                continue  # next cycle
+            self.sweeps.discard((ns, uid))
+            for body in jobs:
+                if convert.job_finished(body) is None:
+                    self.stray(ns, str((body.get("metadata") or {}).get("name", "")))
+
     async def _stop_strays(self) -> None:
+        await self._sweep()
         for (ns, name), left in list(self.strays.items()):
             try:
                 await self.kube.delete(JOBS, name, namespace=ns)

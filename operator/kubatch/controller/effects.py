@@ -54,7 +54,7 @@ from kubatch.core.decisions import (
     Terminate,
     UpdateArraySummary,
 )
-from kubatch.core.lifecycle import Phase
+from kubatch.core.lifecycle import Phase, Reason
 from kubatch.core.naming import split_key
 from kubatch.metrics import Metrics
 from kubatch.render.job import AttemptRef, Placement, build_job
@@ -313,6 +313,8 @@ class Effects:
             for a in rec.attempts:  # an attempt whose end was never recorded: its Job goes
                 if a.get("jobName") and not a.get("stoppedAt"):
                     self.attempts.stray(rec.namespace, str(a["jobName"]))
+            if isinstance(d, Fail) and d.reason is Reason.TERMINATED and not rec.attempts:
+                self.attempts.sweep(rec.namespace, rec.uid)
             rec.phase = Phase.FAILED if isinstance(d, Fail) else Phase.SUCCEEDED
             fields = st.final_fields(d, convert.rfc3339(now), rec.attempts, rec.array_size)
             if isinstance(d, Fail):

@@ -57,6 +57,7 @@ from kubatch.sim.state import (
     SimStats,
     build_stats,
     pod_key,
+    retry_or_log,
     slim,
     split_key,
 )
@@ -96,7 +97,7 @@ class Simulator:
         self._pods: dict[str, PodRecord] = {}
         self._pending: dict[str, tuple[str, Requests]] = {}
         self._pools: dict[str, Pool] = {}
-        self._queue: asyncio.Queue[Callable[[], Awaitable[None]]] = asyncio.Queue()
+        self._queue: asyncio.Queue[Callable[[], Awaitable[object]]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._ready: dict[str, asyncio.Event] = {}
         self._counts: Counter[str] = Counter()
@@ -167,7 +168,7 @@ class Simulator:
     def _spawn(self, coro: Awaitable[None]) -> None:
         self._tasks.append(asyncio.ensure_future(coro))
 
-    def _submit(self, action: Callable[[], Awaitable[None]]) -> None:
+    def _submit(self, action: Callable[[], Awaitable[object]]) -> None:
         if not self._stopping:
             self._queue.put_nowait(action)
 
@@ -178,13 +179,8 @@ class Simulator:
                 await action()
             except asyncio.CancelledError:
                 raise
-            except (OSError, TimeoutError, ApiError) as exc:  # the API server away: try again
-                if isinstance(exc, ApiError) and exc.status < 500:
-                    log.exception("sim action failed")
-                else:  # (as a kubelet does: a status is never dropped)
-                    asyncio.get_running_loop().call_later(2.0, self._submit, action)
-            except Exception:
-                log.exception("sim action failed")
+            except Exception as exc:  # the API server away: tried again (as a kubelet does)
+                retry_or_log(exc, action, self._submit)
             finally:
                 self._queue.task_done()
 
@@ -245,12 +241,8 @@ class Simulator:
         if (obj.get("spec") or {}).get("unschedulable") and node.cordoned_at is None:
             node.cordoned_at = self._clock()
         if N.not_ready(obj) and not node.reclaimed:  # back after the sim was down: a kubelet
-            self._submit(functools.partial(self._report_ready, name))  # reports Ready again
-
-    async def _report_ready(self, name: str) -> None:
-        now = rfc3339(self._clock())
-        body = {"status": {"conditions": N.build_node_conditions(now, now)}}
-        await self._patch_if_present(NODES, name, body, status=True)
+            body = N.ready_status(rfc3339(self._clock()))  # reports Ready again
+            self._submit(functools.partial(self._patch_if_present, NODES, name, body, status=True))
 
     def _mark_reclaimed(self, node: NodeRecord) -> None:
         node.reclaimed = True

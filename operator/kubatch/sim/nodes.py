@@ -225,6 +225,11 @@ def build_node_conditions(heartbeat: str, transition: str) -> list[dict[str, str
     ]
 
 
+def ready_status(now: str) -> dict[str, Any]:
+    """Pure: the status patch of a kubelet that reports its node Ready (again) at ``now``."""
+    return {"status": {"conditions": build_node_conditions(now, now)}}
+
+
 def not_ready(node: dict[str, Any]) -> bool:
     """Whether the node's Ready condition is not True (the node lifecycle controller marks a
     node whose heartbeats stopped ``Unknown``; a kubelet that comes back reports Ready). Pure."""

@@ -4,15 +4,19 @@ and pod (slim records: the simulator holds ten thousand pods in a few MiB)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kubatch.adapters.kube import ApiError
 from kubatch.core.catalogue import BUILTIN, Catalogue
 from kubatch.sim import nodes as N
 from kubatch.sim.pods import Behaviour
+
+log = logging.getLogger("kubatch.sim")
 
 ACTIVE_PODS = "status.phase!=Succeeded,status.phase!=Failed"
 """Field selector of the pods a kubelet still has work with."""
@@ -143,3 +147,12 @@ def build_stats(
         cost_by_compute_environment={k: round(v, 6) for k, v in cost.items()},
         api_writes=api_writes,
     )
+
+
+def retry_or_log(exc: Exception, action: Any, submit: Any, delay: float = 2.0) -> None:
+    """A failed action of the simulator: submitted again after ``delay`` when the API server
+    was away (unreachable, restarting: a kubelet never drops a status), else logged."""
+    if isinstance(exc, OSError | TimeoutError) or (isinstance(exc, ApiError) and exc.status >= 500):
+        asyncio.get_running_loop().call_later(delay, submit, action)
+    else:
+        log.error("sim action failed", exc_info=exc)
