@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help venv binaries images prometheus test-tools lint crds test test-unit test-component test-integration test-e2e test-real demo bench-core bench-e2e bench-e2e-sizes bench-e2e-10s bench-scale bench-sim clean
+.PHONY: help venv binaries images prometheus test-tools browser lint crds test test-unit test-component test-integration test-e2e test-real demo bench-core bench-e2e bench-e2e-sizes bench-e2e-10s bench-scale bench-sim clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -34,6 +34,10 @@ prometheus: $(STAMP) ## Debian's prometheus + promtool, unpacked into ~/.cache/k
 
 test-tools: prometheus ## what the tests need besides the venv: prometheus, and cairo + fonts to draw the timeline's SVG as PNG
 	@{ ldconfig -p | grep -q 'libcairo.so.2' && fc-list 2>/dev/null | grep -qi dejavu; } || { echo "installing libcairo2 and fonts-dejavu-core"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libcairo2 fonts-dejavu-core fontconfig >/dev/null; }
+	@$(MAKE) --no-print-directory browser
+
+browser: ## Debian's chromium + chromium-driver for the console's browser tests (headless, via Selenium)
+	@{ command -v chromium >/dev/null && command -v chromedriver >/dev/null; } || { echo "installing chromium and chromium-driver"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null; }
 
 lint: $(STAMP) ## ruff, ruff format --check, mypy strict, import-linter
 	$(BIN)/ruff check operator tests bench
