@@ -36,7 +36,11 @@
     fetch(window.location.href, { headers: { "X-Fragment": "1" }, credentials: "same-origin" })
       .then(function (r) { return r.ok ? r.text() : null; })
       .then(function (html) {
-        if (html !== null) { live.innerHTML = html; live.setAttribute("data-refreshed", String(Date.now())); }
+        if (html !== null) {
+          live.innerHTML = html;
+          live.setAttribute("data-refreshed", String(Date.now()));
+          window.__swaps = (window.__swaps || 0) + 1;
+        }
       })
       .catch(function () {})
       .then(function () { busy = false; if (again) { setTimeout(refresh, 1000); } });
