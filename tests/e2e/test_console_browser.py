@@ -48,13 +48,14 @@ def world(stack: Stack) -> Iterator[dict[str, str]]:
     for ns in (a, b):
         stack.kubectl("create", "namespace", ns)
     stack.apply([make_ce(ce, max_vcpus=2, instance_types=("m5.large",)), make_queue(q, [ce])])
-    small = {"cpu": "250m", "memory": "256Mi"}
+    small: dict[str, Any] = {"cpu": "250m", "memory": "256Mi"}
     stack.apply(
         [
             make_definition("ok", duration=1, **small),
             make_definition("flaky", duration=1, exit_code=1, retry={"attempts": 2}, **small),
             make_definition("whole", duration=3, cpu="2", memory="1Gi"),
             make_definition("long", duration=12, cpu="2", memory="1Gi"),
+            make_definition("talky", duration=6, **small),
             make_job("ok-1", q, "ok"),
             make_job("ok-2", q, "ok"),
             make_job("second", q, "ok", dependsOn=[{"jobName": "ok-1"}]),
@@ -174,9 +175,16 @@ def shot(driver: Any, name: str) -> None:
 
 
 def texts(driver: Any, css: str) -> list[str]:
+    """The text of every element matching ``css`` (again if a live update swapped them)."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
 
-    return [el.text for el in driver.find_elements(By.CSS_SELECTOR, css)]
+    for _ in range(20):
+        try:
+            return [el.text for el in driver.find_elements(By.CSS_SELECTOR, css)]
+        except StaleElementReferenceException:
+            time.sleep(0.1)
+    raise AssertionError(f"{css}: the elements kept changing")
 
 
 # --------------------------------------------------------------------------- tests
@@ -229,6 +237,10 @@ def test_filtering_finds_a_job(world: dict[str, str], console: str, browser: Any
     browser.get(console + f"/jobs?namespace={world['a']}&phase=Succeeded")
     assert sorted(texts(browser, "a.job")) == ["ok-1", "ok-2", "second"]
     shot(browser, "jobs")
+    browser.find_element("id", "ns-timeline").click()
+    until(
+        "the namespace's timeline", lambda: browser.find_elements("css selector", ".timeline svg")
+    )
 
 
 def test_a_retried_job_shows_both_attempts_and_exit_codes(
@@ -278,6 +290,26 @@ def test_a_job_page_follows_runnable_to_succeeded_without_reload(
     until("waiter Succeeded", lambda: phase() == "Succeeded", timeout=60)
     assert browser.execute_script("return window.kept") == "same page"  # never reloaded
     assert texts(browser, "span.exit") == ["0"]
+
+
+def test_the_log_of_a_running_attempt_is_followed(
+    stack: Stack, world: dict[str, str], console: str, browser: Any
+) -> None:
+    a = world["a"]
+    as_user(browser, ADMIN)
+    stack.apply([make_job("talky", world["q"], "talky")], a)
+
+    def running() -> bool:
+        bj = stack.get("batchjob", "talky", a) or {}
+        return (bj.get("status") or {}).get("phase") == "Running"
+
+    stack.wait("talky runs", running, timeout=60, every=0.2)
+    browser.get(console + f"/ns/{a}/jobs/talky/logs")
+    assert browser.find_element("id", "log-state").text == "following"
+    until("a first line", lambda: "working" in browser.find_element("id", "log").text)
+    assert running()  # still running: the page shows the log as it grows
+    until("the end", lambda: browser.find_element("id", "log-state").text == "complete", 30)
+    assert browser.find_element("id", "log").text.rstrip().endswith("exit 0 Completed")
 
 
 def test_markup_in_a_name_is_shown_as_text(

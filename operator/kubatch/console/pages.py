@@ -266,6 +266,9 @@ def job_list(page: Page, filters: Filters, *, now: float, loading: bool = False)
         return f'<a class="pg" href="{url("jobs", **query, page=p)}">{text}</a>'
 
     nav = [f'<span id="total">{page.total}</span> jobs · page {page.page} of {page.pages}']
+    if filters.namespace:
+        href = url("ns", filters.namespace, "timeline")
+        nav.append(f'· <a id="ns-timeline" href="{href}">timeline of {e(filters.namespace)}</a>')
     if page.page > 1:
         nav.insert(0, link(page.page - 1, "&lt; newer"))
     if page.page < page.pages:

@@ -85,3 +85,24 @@ def test_dependents_both_ways_and_listeners() -> None:
     ix.apply("ces", "ADDED", {"metadata": {"name": "ce1"}})
     assert seen[-2:] == [{("queue", "q1")}, {("ce", "ce1")}]
     assert ix.synced == {"queues"}
+
+
+def test_counted_and_scanned_totals_agree() -> None:
+    ix = Index()
+    phases = ("Runnable", "Running", "Succeeded", "Failed")
+    items = [
+        bj(f"ns{i % 3}", f"j{i:03d}", queue=f"q{i % 2}", phase=phases[i % 4], created=i,
+           reason="R" if i % 5 == 0 else "")
+        for i in range(200)
+    ]  # fmt: skip
+    ix.sync("jobs", items)
+    for f in (Filters(queue="q1"), Filters(namespace="ns2", phase="Failed"), Filters(reason="R")):
+        for allowed in (None, {"ns0", "ns2"}):
+            want = [
+                r for r in sorted(ix.jobs.values(), key=lambda r: r.order)
+                if f.matches(r) and (allowed is None or r.namespace in allowed)
+            ]  # fmt: skip
+            for page in (1, 2, 9):
+                got = ix.query(f, allowed, page=page, size=7)
+                assert got.total == len(want)
+                assert list(got.rows) == want[(page - 1) * 7 : page * 7]
