@@ -9,10 +9,12 @@ screenshot is written to docs/console/ (docs/console.md shows them).
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import tempfile
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections import Counter
@@ -348,3 +350,64 @@ def test_terminate_only_where_rbac_allows(
     browser.find_element("id", "terminate").click()
     until("the notice", lambda: "terminate requested" in browser.page_source)
     stack.wait_phase(world["a"], "markup", ("Failed",), timeout=60)
+
+
+def test_a_bearer_token_viewer_sees_what_the_token_may_read(
+    stack: Stack, world: dict[str, str]
+) -> None:
+    """``--auth token``: the console reads as the request's token (a ServiceAccount's here,
+    bound to the reader Role in namespace a only); no token, no page."""
+    a = world["a"]
+    stack.kubectl("create", "serviceaccount", "viewer", namespace=a)
+    stack.kubectl("create", "rolebinding", "viewer-reads", "--role=console-reader",
+                  f"--serviceaccount={a}:viewer", namespace=a)  # fmt: skip
+
+    def token() -> str:
+        sa = stack.get("serviceaccount", "viewer", a) or {}
+        secrets = [s["name"] for s in sa.get("secrets") or []]
+        if not secrets:
+            return ""
+        secret = stack.get("secret", secrets[0], a) or {}
+        return base64.b64decode((secret.get("data") or {}).get("token", "")).decode()
+
+    bearer = stack.wait("the viewer's token", token, timeout=30)
+    port = free_port()
+    child = Child(
+        "console-token",
+        kubatch_argv("console", "--kubeconfig", str(stack.plane.kubeconfig), "--port",
+                     str(port), "--auth", "token"),
+        stack.workdir / "console-token.log",
+        cwd=ROOT,
+    )  # fmt: skip
+    child.start()
+    base = f"http://127.0.0.1:{port}"
+
+    def get(path: str, auth: str | None) -> tuple[int, str]:
+        req = urllib.request.Request(base + path)
+        if auth:
+            req.add_header("Authorization", f"Bearer {auth}")
+        try:
+            with urllib.request.urlopen(req, timeout=5) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as err:
+            return err.code, err.read().decode()
+        except urllib.error.URLError:
+            return 0, ""  # not listening yet
+
+    def listed() -> str:
+        code, body = get(f"/jobs?namespace={a}", bearer)
+        return body if code == 200 and 'class="job"' in body else ""
+
+    try:
+        body = stack.wait("the console answers the token", listed, timeout=30, every=0.3)
+        assert ">flaky</a>" in body
+        code, body = get("/jobs", bearer)
+        assert code == 200
+        assert "hidden" not in body  # namespace b: the token may not read it
+        code, body = get(f"/ns/{world['b']}/jobs/hidden", bearer)
+        assert code == 404
+        assert "may not read" in body
+        assert get("/", None)[0] == 401
+        assert get("/", "not-a-token")[0] == 401  # the API server does not know it
+    finally:
+        child.stop()

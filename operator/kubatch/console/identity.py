@@ -116,7 +116,9 @@ async def can(kube: Kube, verb: str, namespace: str, resource: str = "batchjobs"
         doc = await kube.request(
             "POST", SSAR_PATH, body=ssar_body(verb, namespace, resource), resource="ssar"
         )
-    except ApiError:
+    except ApiError as err:
+        if err.status == 401:
+            raise Unauthenticated("the API server does not accept these credentials") from None
         return False
     return bool((doc.get("status") or {}).get("allowed"))
 
