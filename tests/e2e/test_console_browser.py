@@ -63,6 +63,7 @@ def world(stack: Stack) -> Iterator[dict[str, str]]:
             make_job("second", q, "ok", dependsOn=[{"jobName": "ok-1"}]),
             make_job("flaky", q, "flaky"),
             make_job("markup", q, "ok", dependsOn=[{"jobName": MARKUP}]),
+            make_job("arr", q, "ok", arrayProperties={"size": 3}),
         ],
         a,
     )
@@ -88,7 +89,7 @@ def world(stack: Stack) -> Iterator[dict[str, str]]:
         "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "alice"}],
     }  # fmt: skip
     stack.apply([role, binding], a)
-    for name in ("ok-1", "ok-2", "second"):
+    for name in ("ok-1", "ok-2", "second", "arr"):
         stack.wait_phase(a, name, ("Succeeded",), timeout=90)
     stack.wait_phase(a, "flaky", ("Failed",), timeout=90)
     stack.wait_phase(b, "hidden", ("Succeeded",), timeout=90)
@@ -216,7 +217,7 @@ def test_overview_counts_match_the_cluster(
                 if el.get_attribute("data-q") == q}  # fmt: skip
 
     want = cluster()
-    assert want["Succeeded"] == 4, want  # ok-1, ok-2, second, hidden
+    assert want["Succeeded"] == 5, want  # ok-1, ok-2, second, arr, hidden
     assert want["Failed"] == 1, want
     until("the overview's counts equal the cluster's", lambda: shown() == want)
     assert world["ce"] in texts(browser, "table.ces td")
@@ -237,7 +238,7 @@ def test_filtering_finds_a_job(world: dict[str, str], console: str, browser: Any
     until("one job found", lambda: texts(browser, "a.job") == ["flaky"])
     assert texts(browser, "#total") == ["1"]
     browser.get(console + f"/jobs?namespace={world['a']}&phase=Succeeded")
-    assert sorted(texts(browser, "a.job")) == ["ok-1", "ok-2", "second"]
+    assert sorted(texts(browser, "a.job")) == ["arr", "ok-1", "ok-2", "second"]
     shot(browser, "jobs")
     browser.find_element("id", "ns-timeline").click()
     until(
@@ -267,6 +268,19 @@ def test_a_retried_job_shows_both_attempts_and_exit_codes(
     until("the log", lambda: "exit 1" in browser.find_element("id", "log").text)
     assert "AWS_BATCH_JOB_ATTEMPT=1" in browser.find_element("id", "log").text
     shot(browser, "logs")
+
+
+def test_an_array_shows_its_summary_and_children(
+    world: dict[str, str], console: str, browser: Any
+) -> None:
+    as_user(browser, ADMIN)
+    browser.get(console + f"/ns/{world['a']}/jobs/arr")
+    assert browser.find_element("id", "array-summary").text == "size 3, succeeded 3"
+    assert texts(browser, "table.children tbody td:first-child") == ["0", "1", "2"]
+    shot(browser, "array")
+    browser.get(console + f"/ns/{world['a']}/jobs/arr/logs?index=2")
+    until("child 2's log", lambda: "exit 0" in browser.find_element("id", "log").text)
+    assert "AWS_BATCH_JOB_ARRAY_INDEX=2" in browser.find_element("id", "log").text
 
 
 def test_a_job_page_follows_runnable_to_succeeded_without_reload(
