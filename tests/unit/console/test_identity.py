@@ -58,3 +58,44 @@ def test_access_review_body() -> None:
         "namespace": "ns1",
     }
     assert "namespace" not in ssar_body("list", "")["spec"]["resourceAttributes"]  # type: ignore[index]
+
+
+class StubKube:
+    """Answers SelfSubjectAccessReviews: ``list`` allowed in ``readable`` ('' = all)."""
+
+    def __init__(self, readable: set[str], status: int = 200) -> None:
+        self.readable = readable
+        self.status = status
+        self.calls = 0
+
+    async def request(self, method: str, path: str, **kw: object) -> dict[str, object]:
+        from kubatch.adapters.kube import ApiError
+
+        self.calls += 1
+        if self.status != 200:
+            raise ApiError(self.status, "Unauthorized", "{}")
+        attrs = kw["body"]["spec"]["resourceAttributes"]  # type: ignore[index]
+        return {"status": {"allowed": attrs.get("namespace", "") in self.readable}}
+
+
+def test_access_is_asked_as_the_viewer_and_cached() -> None:
+    import asyncio
+
+    from kubatch.console.identity import AccessCache
+
+    alice = who_from_headers("proxy", {"X-Forwarded-User": "alice"})
+    cache = AccessCache()
+    kube = StubKube({"a", "c"})
+    got = asyncio.run(cache.readable(kube, alice, ["a", "b", "c"]))  # type: ignore[arg-type]
+    assert got == frozenset({"a", "c"})
+    calls = kube.calls  # the cluster-wide question, then one per namespace
+    assert calls == 4
+    assert asyncio.run(cache.readable(kube, alice, ["a", "b"])) == got  # type: ignore[arg-type]
+    assert kube.calls == calls  # cached
+    asyncio.run(cache.readable(kube, alice, ["a", "d"]))  # type: ignore[arg-type]
+    assert kube.calls > calls  # a namespace never asked about: asked again
+    admin = StubKube({""})
+    assert asyncio.run(AccessCache().readable(admin, alice, ["a"])) is None  # type: ignore[arg-type]
+    with pytest.raises(Unauthenticated):
+        asyncio.run(AccessCache().readable(StubKube(set(), 401), alice, ["a"]))  # type: ignore[arg-type]
+    assert asyncio.run(cache.readable(kube, who_from_headers("none", {}), ["a"])) is None  # type: ignore[arg-type]
