@@ -379,7 +379,10 @@ class Console:
                 keys = list(pending)
                 pending.clear()
                 if time.monotonic() - refreshed > self.access.ttl:
-                    v = await self.viewer(request)
+                    try:
+                        v = await self.viewer(request)
+                    except Unauthenticated:  # the token expired: the page reconnects, gets 401
+                        break
                     refreshed = time.monotonic()
                 shown = [
                     "/".join(k)
