@@ -360,6 +360,7 @@ def job_page(
         f"<dl>{dl}</dl>",
         _why_section(why),
         _attempts_section(ns, name, st.get("attempts") or []),
+        _nodes_section(st.get("nodes")),
         _array_section(
             ns, name, st.get("arrayStatusSummary"), children, children_chunk, children_chunks
         ),
@@ -455,6 +456,28 @@ def _attempts_section(ns: str, name: str, attempts: Sequence[Mapping[str, Any]])
         ],
         rows,
         "attempts",
+    )
+
+
+def _nodes_section(nodes: object) -> str:
+    """A multi-node job's nodes in its current attempt (``status.nodes``)."""
+    if not isinstance(nodes, list) or not nodes:
+        return ""
+    rows = [
+        [
+            e(n.get("index")),
+            "main" if n.get("main") else "",
+            e(n.get("nodeName")),
+            e(n.get("podIP")),
+            _phase(str(n.get("phase") or "")),
+            e(n.get("exitCode")),
+            e(n.get("reason")),
+        ]
+        for n in nodes
+        if isinstance(n, Mapping)
+    ]
+    return "<h2>Nodes of the current attempt</h2>" + _table(
+        ["Index", "", "Node", "Pod IP", "Phase", "Exit code", "Reason"], rows, "nodes"
     )
 
 

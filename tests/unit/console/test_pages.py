@@ -67,3 +67,19 @@ def test_logs_are_text() -> None:
     assert "<script>" not in html
     assert "&lt;script&gt;" in html
     assert "data-stream" not in html
+
+
+def test_a_multi_node_job_shows_its_nodes() -> None:
+    job = bj("a", "mnp", phase="Running")
+    job["status"]["nodes"] = [
+        {"index": 0, "main": True, "nodeName": "n0", "podIP": "10.0.0.1", "phase": "Running"},
+        {"index": 1, "nodeName": EVIL, "phase": "Running"},
+    ]
+    html = pages.job_page(job, {}, dependents=[], children=None, children_chunk=0,
+                          children_chunks=0, now=0.0)  # fmt: skip
+    assert "Nodes of the current attempt" in html
+    assert "10.0.0.1" in html
+    assert "<script>" not in html
+    assert "Nodes of the current attempt" not in pages.job_page(
+        bj("a", "single"), {}, dependents=[], children=None, children_chunk=0,
+        children_chunks=0, now=0.0)  # fmt: skip
