@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help venv binaries images prometheus test-tools lint crds test test-unit test-component test-integration test-e2e test-chaos chaos test-real demo bench-core bench-e2e bench-e2e-sizes bench-e2e-10s bench-scale bench-sim clean
+.PHONY: help venv binaries images prometheus test-tools browser lint crds test test-unit test-component test-integration test-e2e test-chaos chaos test-real demo bench-core bench-e2e bench-e2e-sizes bench-e2e-10s bench-scale bench-sim bench-console soak-console clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -34,6 +34,10 @@ prometheus: $(STAMP) ## Debian's prometheus + promtool, unpacked into ~/.cache/k
 
 test-tools: prometheus ## what the tests need besides the venv: prometheus, and cairo + fonts to draw the timeline's SVG as PNG
 	@{ ldconfig -p | grep -q 'libcairo.so.2' && fc-list 2>/dev/null | grep -qi dejavu; } || { echo "installing libcairo2 and fonts-dejavu-core"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libcairo2 fonts-dejavu-core fontconfig >/dev/null; }
+	@$(MAKE) --no-print-directory browser
+
+browser: ## Debian's chromium + chromium-driver for the console's browser tests (headless, via Selenium)
+	@{ command -v chromium >/dev/null && command -v chromedriver >/dev/null; } || { echo "installing chromium and chromium-driver"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null; }
 
 lint: $(STAMP) ## ruff, ruff format --check, mypy strict, import-linter
 	$(BIN)/ruff check operator tests bench
@@ -92,6 +96,12 @@ bench-scale: $(STAMP) binaries ## 100,000 BatchJobs and ten 10,000-child arrays:
 
 bench-sim: $(STAMP) binaries ## simulated node pools at 1,000 nodes / 10,000 pods -> bench/results/sim.json
 	$(BIN)/kubatch bench sim --json bench/results/sim.json
+
+bench-console: $(STAMP) ## the console's index with 100,000 jobs: memory per job, list/filter/count times -> docs/console/index-bench.json
+	$(BIN)/python tests/soak/console_index_bench.py
+
+soak-console: $(STAMP) binaries browser ## the console left open MINUTES (default 60) with jobs flowing: memory of both sides -> docs/console/soak.json
+	$(BIN)/python tests/soak/console_soak.py --minutes $(or $(MINUTES),60)
 
 clean: ## remove the venv and caches (not the cached Kubernetes binaries)
 	-$(BIN)/kubatch local down 2>/dev/null

@@ -1,4 +1,4 @@
-"""The ``kubatch`` command: operator, sim, local, demo, bench, crds, batch-api.
+"""The ``kubatch`` command: operator, sim, local, demo, bench, crds, batch-api, console.
 
 Each subcommand imports its implementation lazily so that ``kubatch local up`` does not pay
 for kopf, and a missing optional piece fails with a clear message.
@@ -178,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("demo", "kubatch.demo", "the embedded demo"),
         ("crds", "kubatch.api.crds", "generate the CRDs from the pydantic models"),
         ("batch-api", "kubatch.batchapi.server", "serve the AWS Batch API (boto3, aws CLI)"),
+        ("console", "kubatch.console.server", "the web console (queues, jobs, why, logs)"),
     ):
         p = sub.add_parser(name, help=help_, add_help=False)
         p.set_defaults(module=module)
@@ -190,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    if argv and argv[0] in ("operator", "sim", "demo", "crds", "bench", "batch-api"):
+    if argv and argv[0] in ("operator", "sim", "demo", "crds", "bench", "batch-api", "console"):
         command, rest = argv[0], argv[1:]
         if command == "bench":
             if not rest or rest[0] not in ("core", "e2e", "scale", "sim", "chaos"):
@@ -205,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
             "demo": "kubatch.demo",
             "crds": "kubatch.api.crds",
             "batch-api": "kubatch.batchapi.server",
+            "console": "kubatch.console.server",
         }[command]
         return _delegate(module, rest)
     args = parser.parse_args(argv)

@@ -48,7 +48,8 @@ def test_demo_runs_the_examples_and_cleans_up() -> None:
     assert re.search(r"Spot reclaims\s+[1-9]", text), text  # --reclaim is on by default
     # one job through the AWS Batch API with boto3 (the real jobs: tests/real/test_demo.py)
     assert "[aws api] boto3: describe_jobs -> SUCCEEDED" in text, text
-    # Everything it started is gone: plane processes, sim and operator, and the state dir.
+    assert re.search(r"web console: http://127\.0\.0\.1:\d+/ \(pid \d+\)", out), out[:3000]
+    # Everything it started is gone: plane processes, sim, operator, console, the state dir.
     pids = [int(p) for p in re.findall(r"pid (\d+)", out)]
     assert len(pids) >= 6, out[:3000]  # etcd, apiserver, controller-manager, scheduler, sim, op
     assert [p for p in pids if pid_alive(p)] == []

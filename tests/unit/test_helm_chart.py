@@ -597,3 +597,65 @@ def test_batch_api_follows_host_network_and_the_api_server_address(render: Rende
     assert pod["hostNetwork"] is True
     env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
     assert (env["KUBERNETES_SERVICE_HOST"], env["KUBERNETES_SERVICE_PORT"]) == ("127.0.0.1", "6443")
+
+
+def test_console_is_off_by_default_and_least_privilege_when_on(render: Render) -> None:
+    assert not [d for d in render() if "console" in d["metadata"]["name"]]
+    docs = render("console.enabled=true")
+    ours = [d for d in docs if d["metadata"]["name"] == "rel-kubatch-console"]
+    assert sorted(d["kind"] for d in ours) == sorted(
+        ["Deployment", "Service", "ServiceAccount", "ClusterRole", "ClusterRoleBinding"]
+    )
+    dep = next(d for d in ours if d["kind"] == "Deployment")
+    pod = dep["spec"]["template"]
+    (container,) = pod["spec"]["containers"]
+    assert container["args"] == ["console", "--host=0.0.0.0", "--port=8090", "--auth=none"]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert pod["spec"]["serviceAccountName"] == "rel-kubatch-console"
+    svc = next(d for d in ours if d["kind"] == "Service")
+    assert svc["spec"]["type"] == "ClusterIP"
+    assert svc["spec"]["selector"] == dep["spec"]["selector"]["matchLabels"]
+    operator = next(d for d in docs if d["kind"] == "Deployment" and d is not dep)
+    assert (
+        not svc["spec"]["selector"].items()
+        <= operator["spec"]["template"]["metadata"]["labels"].items()
+    )
+
+    def verbs(*sets: str) -> set[tuple[str, str, str]]:
+        role = next(
+            d for d in render("console.enabled=true", *sets)
+            if d["kind"] == "ClusterRole" and d["metadata"]["name"] == "rel-kubatch-console"
+        )  # fmt: skip
+        return {
+            (g, r, v)
+            for rule in role["rules"]
+            for g in rule["apiGroups"]
+            for r in rule["resources"]
+            for v in rule["verbs"]
+        }
+
+    plain = verbs()
+    assert not [x for x in plain if "*" in x or x[1] == "secrets"]
+    assert ("kubatch.io", "batchjobs", "watch") in plain
+    assert ("", "pods/log", "get") in plain
+    assert not [x for x in plain if x[2] in ("create", "update", "patch", "delete", "impersonate")]
+    assert ("kubatch.io", "batchjobs", "patch") in verbs("console.allowTerminate=true")
+    # As the viewer: the console itself reads only its index's kinds; proxy may impersonate.
+    token = verbs("console.auth=token")
+    assert not [x for x in token if x[1] in ("pods", "pods/log", "configmaps")]
+    assert ("kubatch.io", "batchjobs", "patch") not in verbs(
+        "console.auth=token", "console.allowTerminate=true"
+    )
+    assert ("", "users", "impersonate") in verbs("console.auth=proxy")
+    assert ("", "users", "impersonate") not in plain
+
+
+def test_console_auth_is_checked(helm: Path) -> None:
+    proc = subprocess.run(
+        [str(helm), "template", "rel", str(CHART), "--set", "console.enabled=true",
+         "--set", "console.auth=open"],
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode != 0
+    assert "console.auth must be none, token or proxy" in proc.stderr

@@ -1,6 +1,7 @@
 """What the demo shows beside the simulated pools: a few jobs run for real (containerd + runc
 on the local plane's real node, when the machine can run one) and one job submitted through
-the AWS Batch API with boto3. Each says which it is in its output lines.
+the AWS Batch API with boto3. Each says which it is in its output lines. And the web console
+(``kubatch console``), whose address the demo prints.
 """
 
 from __future__ import annotations
@@ -9,9 +10,13 @@ import json
 import subprocess
 import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from kubatch.devkit.process import Child, ChildExited, free_port
+from kubatch.devkit.stack import kubatch_argv
 from kubatch.local.plane import PlaneState
 
 REAL_NAMESPACE = "kubatch-demo-real"
@@ -94,3 +99,45 @@ def wait_until(done: Callable[[], bool], timeout: float, every: float = 2.0) -> 
             return True
         time.sleep(every)
     return done()
+
+
+@dataclass
+class ConsoleProcess:
+    """``kubatch console`` on 127.0.0.1 for the demo's cluster (read-only, the demo's own
+    login): started with the stack, stopped with it, left running with ``--keep``."""
+
+    kubeconfig: str
+    log: Path
+    child: Child | None = None
+    port: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    def start(self, timeout: float = 30.0) -> str:
+        """Start it and wait until it has listed the cluster's objects; its address."""
+        self.port = free_port()
+        self.child = Child(
+            "console",
+            kubatch_argv("console", "--kubeconfig", self.kubeconfig, "--port", str(self.port)),
+            self.log,
+        )
+        self.child.start()
+        child = self.child
+
+        def serving() -> bool:
+            child.check()
+            try:
+                with urllib.request.urlopen(self.url + "healthz", timeout=2) as resp:
+                    return "jobs" in json.loads(resp.read())["synced"]
+            except OSError:
+                return False
+
+        if not wait_until(serving, timeout, every=0.3):
+            raise ChildExited(f"the console did not answer within {timeout:.0f} s ({self.log})")
+        return self.url
+
+    def stop(self) -> None:
+        if self.child is not None:
+            self.child.stop()

@@ -33,6 +33,7 @@ from kubatch.core.lifecycle import Phase
 from kubatch.demo.extras import (
     AWS_NAMESPACE,
     Boto3Submission,
+    ConsoleProcess,
     RealJobs,
     ensure_namespace,
     wait_until,
@@ -106,6 +107,7 @@ class Demo:
         self.reclaim_reported = False
         self.real: RealJobs | None = None
         self.boto3: Boto3Submission | None = None
+        self.console: ConsoleProcess | None = None
 
     # -- output --------------------------------------------------------------------------------
     def say(self, msg: str) -> None:
@@ -185,6 +187,15 @@ class Demo:
         except AssertionError as exc:
             raise DemoError(f"the operator did not serve its metrics within 60 s ({exc})") from None
         self.say(f"operator ready; metrics at http://127.0.0.1:{stack.metrics_port}/metrics")
+        self.console = ConsoleProcess(str(self.kubeconfig), self.state_dir / "logs" / "console.log")
+        try:
+            url = self.console.start()
+        except ChildExited as exc:
+            raise DemoError(str(exc)) from None
+        if self.console.child is not None and self.console.child.pid is not None:
+            record["console"] = {"pid": self.console.child.pid, "exe": sys.executable}
+        (self.state_dir / "demo.json").write_text(json.dumps(record))
+        self.say(f"web console: {url} (pid {self.console.child and self.console.child.pid})")
 
     def check_children(self) -> None:
         if self.stack is not None:
@@ -433,6 +444,7 @@ class Demo:
             f"  {k} get bj -n {NAMESPACE} -o wide",
             f"  {k} get nodes -L kubatch.io/compute-environment,node.kubernetes.io/instance-type",
             f"  curl -s http://127.0.0.1:{port}/metrics | grep ^kubatch_",
+            f"Web console: {self.console.url if self.console else '(not started)'}",
             f"Logs: {self.state_dir / 'logs'}",
             "Stop it all:",
             f"  kubatch demo --down --state-dir {self.state_dir}",
@@ -443,9 +455,11 @@ class Demo:
         if self.reclaimer is not None and self.reclaimer.poll() is None:
             self.reclaimer.kill()
             self.reclaimer.wait()
+        if self.console is not None:
+            self.console.stop()
         if self.stack is not None:
             self.stack.stop()
-            self.say("stopped the operator and the simulator")
+            self.say("stopped the console, the operator and the simulator")
         if self.plane is not None:
             if failed and (self.state_dir / "logs").is_dir():
                 keep = Path(tempfile.mkdtemp(prefix="kubatch-demo-logs-"))

@@ -296,3 +296,19 @@ async def log_lines(
         raise InsightError(
             f"cannot read the log of pod {name} (container {chosen}): {err.status} {err.message}"
         ) from None
+
+
+async def wait_started(kube: Kube, pod: Obj, *, every: float = 1.0, limit: float = 600.0) -> Obj:
+    """The pod again once its container has started (or ended): a followed log starts there.
+    Gives up after ``limit`` seconds with :class:`InsightError` (saying why it waits)."""
+    import asyncio
+
+    waited = 0.0
+    while (why := logs.pod_waiting(pod)) is not None:
+        if waited >= limit:
+            raise InsightError(f"the pod has not started after {limit:.0f} s: {why}")
+        await asyncio.sleep(every)
+        waited += every
+        meta = pod.get("metadata") or {}
+        pod = await kube.get(PODS, str(meta.get("name")), str(meta.get("namespace")))
+    return pod
