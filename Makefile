@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help venv binaries images prometheus test-tools browser lint crds test test-unit test-component test-integration test-e2e test-chaos chaos test-real demo bench-core bench-e2e bench-e2e-sizes bench-e2e-10s bench-scale bench-sim bench-console soak-console clean
+.PHONY: help venv binaries images prometheus test-tools browser lint crds test test-unit test-component test-integration test-e2e test-chaos chaos test-real demo bench-core bench-e2e bench-e2e-sizes bench-e2e-10s bench-scale bench-sim bench-console soak-console console-shots clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -96,6 +96,9 @@ bench-scale: $(STAMP) binaries ## 100,000 BatchJobs and ten 10,000-child arrays:
 
 bench-sim: $(STAMP) binaries ## simulated node pools at 1,000 nodes / 10,000 pods -> bench/results/sim.json
 	$(BIN)/kubatch bench sim --json bench/results/sim.json
+
+console-shots: $(STAMP) binaries test-tools ## the console's browser tests, writing their screenshots into docs/console/
+	KUBATCH_CONSOLE_SHOTS=1 $(BIN)/pytest tests/e2e/test_console_browser.py
 
 bench-console: $(STAMP) ## the console's index with 100,000 jobs: memory per job, list/filter/count times -> docs/console/index-bench.json
 	$(BIN)/python tests/soak/console_index_bench.py

@@ -4,13 +4,16 @@ the real local plane with the operator and the simulated pools (the ``stack`` fi
 One console (``kubatch console --auth proxy --allow-terminate``) serves every test; the
 browser says who it is with the auth-proxy headers (set through the DevTools protocol), so
 the console impersonates that user and the API server decides what they see. Each page's
-screenshot is written to docs/console/ (docs/console.md shows them).
+screenshot is taken; with ``KUBATCH_CONSOLE_SHOTS=1`` (``make console-shots``) it is written to
+docs/console/ (docs/console.md shows them), else to a temporary directory (a test run does
+not change the repository's files).
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -19,6 +22,7 @@ import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,7 +34,11 @@ from kubatch.devkit.stack import kubatch_argv
 
 pytestmark = pytest.mark.timeout(300)  # chromium + chromium-driver: `make browser`
 
-SHOTS = ROOT / "docs" / "console"
+SHOTS = (
+    ROOT / "docs" / "console"
+    if os.environ.get("KUBATCH_CONSOLE_SHOTS") == "1"
+    else Path(tempfile.gettempdir()) / "kubatch-console-shots"
+)
 ADMIN = {"X-Forwarded-User": "console-admin", "X-Forwarded-Groups": "system:masters"}
 ALICE = {"X-Forwarded-User": "alice"}
 MARKUP = '<img id="injected" src="x" onerror="window.injected=1"><script>window.injected=2</script>'

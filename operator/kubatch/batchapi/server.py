@@ -26,6 +26,7 @@ from aiohttp import web
 
 from kubatch.adapters.kube import ApiError, Kube, Resource
 from kubatch.adapters.protocol import KubeApi
+from kubatch.adapters.serving import serve_until_signalled
 from kubatch.batchapi import admin, consumable_ops, operations, sigv4
 from kubatch.batchapi.context import KUBE_ERRORS, Context
 from kubatch.batchapi.errors import BatchApiError, ClientError, ServerError, not_supported
@@ -294,31 +295,23 @@ async def serve(args: argparse.Namespace, ready: Callable[[int], None] | None = 
     kube = await Kube.from_environment(args.kubeconfig)
     keys = KeyRing(static, kube, secret, default_account=args.account_id)
     await keys.load()
-    runner = web.AppRunner(BatchApi(kube, keys, region=args.region).app(), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, args.host, args.port)
-    await site.start()
-    port = runner.addresses[0][1] if runner.addresses else args.port
-    log.info(
-        "AWS Batch API on http://%s:%s (region %s, %d key(s) given, secret %s)",
-        args.host,
-        port,
-        args.region,
-        len(static),
-        args.keys_secret or "none",
-    )
-    if ready is not None:
-        ready(int(port))
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    import signal
 
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    def started(port: int) -> None:
+        log.info(
+            "AWS Batch API on http://%s:%s (region %s, %d key(s) given, secret %s)",
+            args.host,
+            port,
+            args.region,
+            len(static),
+            args.keys_secret or "none",
+        )
+        if ready is not None:
+            ready(port)
+
     try:
-        await stop.wait()
+        app = BatchApi(kube, keys, region=args.region).app()
+        await serve_until_signalled(app, args.host, args.port, started)
     finally:
-        await runner.cleanup()
         await kube.close()
 
 

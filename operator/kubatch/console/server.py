@@ -20,7 +20,6 @@ import math
 import os
 import resource
 import secrets
-import signal
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -40,6 +39,7 @@ from kubatch.adapters.kube import (
     ApiError,
     Kube,
 )
+from kubatch.adapters.serving import serve_until_signalled
 from kubatch.adapters.watch import list_then_watch
 from kubatch.api import records
 from kubatch.console import pages
@@ -529,23 +529,17 @@ async def serve(args: argparse.Namespace, ready: Callable[[int], None] | None = 
         allow_terminate=args.allow_terminate,
     )
     console.start_watches()
-    runner = web.AppRunner(console.app(), access_log=None, shutdown_timeout=2)
-    await runner.setup()
-    site = web.TCPSite(runner, args.host, args.port)
-    await site.start()
-    port = int(runner.addresses[0][1]) if runner.addresses else args.port
-    log.info("console on http://%s:%s (auth %s)", args.host, port, args.auth)
-    if ready is not None:
-        ready(port)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+
+    def started(port: int) -> None:
+        log.info("console on http://%s:%s (auth %s)", args.host, port, args.auth)
+        if ready is not None:
+            ready(port)
+
     try:
-        await stop.wait()
+        await serve_until_signalled(console.app(), args.host, args.port, started,
+                                    shutdown_timeout=2)  # fmt: skip
     finally:
         await console.stop_watches()
-        await runner.cleanup()
         await kube.close()
 
 
