@@ -101,14 +101,17 @@ def test_plan_estimates_a_later_start_behind_a_backlog(
     stack.apply([make_job(f"j{i}", q, "short") for i in range(8)], ns)
     for i in range(8):
         stack.wait_phase(ns, f"j{i}", ("Succeeded",), timeout=120)
-    stack.apply([make_job(f"w{i}", q, "short") for i in range(6)], ns)
+    # ten waiting jobs of 3 s on 2 slots: a backlog of at least 15 s, seen by one list per probe
+    # (a probe of one kubectl call per job took longer than the backlog lasted under load)
+    stack.apply([make_job(f"w{i}", q, "short") for i in range(10)], ns)
 
     def backlog() -> bool:
         # plan's "room now" reads the CE's published status (every 2 s): wait for it too
         allocated = ((stack.get("computeenvironment", ce) or {}).get("status") or {}).get(
             "allocatedvCpus"
         )
-        waiting = sum(phase(stack, ns, f"w{i}") == "Runnable" for i in range(6))
+        phases = [(j.get("status") or {}).get("phase") for j in stack.list("batchjobs", ns)]
+        waiting = phases.count("Runnable")
         return waiting >= 3 and allocated is not None and float(allocated) >= 2
 
     stack.wait("a backlog", backlog, timeout=30, every=0.2)
