@@ -110,6 +110,21 @@ def test_targets_are_judged_only_at_their_size() -> None:
     assert result["targets"]["writes_per_batchjob"]["status"] == "missed"
 
 
+def test_a_timed_out_phase_is_reported_as_a_missed_lower_bound() -> None:
+    result = {"jobs": 10000, "ratio": 0.4, "seconds_to_all_jobs_created": 1500.0,
+              "seconds_to_all_succeeded": 1500.0, "writes_per_batchjob": 3.9,
+              "timed_out": ["timed out waiting for every BatchJob's Kubernetes Job"]}  # fmt: skip
+    spec.add_targets(result)
+    t = result["targets"]
+    assert t["seconds_to_all_jobs_created"]["status"] == "missed (timed out)"
+    assert "lower bound" in t["seconds_to_all_succeeded"]["note"]
+    assert t["ratio"]["status"] == "missed (timed out)"
+    assert t["writes_per_batchjob"]["status"] == "n/a (timed out)"  # not every job had ended
+    result["ratio"] = 0.95
+    spec.add_targets(result)
+    assert result["targets"]["ratio"]["status"] == "n/a (timed out)"
+
+
 def test_scale_manifests_and_summary() -> None:
     for doc in [*scale.manifests(), scale.job("a"), scale.job("b", size=100)]:
         _valid(doc)
