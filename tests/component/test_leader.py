@@ -35,6 +35,7 @@ from tests.component.conftest import (
     Harness,
     basic,
     make_job,
+    make_queue,
 )
 
 JsonDict = dict[str, Any]
@@ -396,3 +397,30 @@ async def test_a_relist_keeps_attempts_whose_objects_are_newer_than_the_list(h: 
     assert h.status("a")["phase"] == "Starting"
     assert len(h.status("a")["attempts"]) == 1
     assert len(h.k8s_jobs()) == 1
+
+
+async def test_every_replica_knows_the_queues_and_definitions_for_the_webhook(pair: Pair) -> None:
+    """The webhook (served by every replica) looks a new BatchJob's queue and definition up in
+    what the replica's watches delivered, leading or standing by, taking over or not."""
+    a = await pair.start("a")
+    await pair.elect()
+    b = await pair.start("b")
+    await pair.elect()
+    assert a.leading and not b.leading
+    assert a.known(JOBQUEUES, "q") is None, "nothing applied yet: the webhook reads the API"
+    basic(pair.h)
+    for r in (a, b):
+        queue = r.known(JOBQUEUES, "q")
+        assert queue is not None and queue["spec"]["priority"] == 1
+        assert r.known(JOBDEFINITIONS, "d", NS) is not None
+        assert r.known(JOBDEFINITIONS, "d", "elsewhere") is None
+        assert r.known(BATCHJOBS, "d", NS) is None, "only what a job names"
+    pair.h.apply(make_queue(priority=7))
+    assert all(r.known(JOBQUEUES, "q")["spec"]["priority"] == 7 for r in (a, b))  # type: ignore[index]
+    pair.h.delete("JobDefinition", "d")
+    assert a.known(JOBDEFINITIONS, "d", NS) is None and b.known(JOBDEFINITIONS, "d", NS) is None
+    await pair.kill("a")
+    pair.advance(TIMINGS.duration + 1)
+    await pair.elect()
+    assert b.leading
+    assert b.known(JOBQUEUES, "q") is not None, "kept across the takeover"

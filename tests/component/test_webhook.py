@@ -301,3 +301,87 @@ async def test_an_unexpected_error_is_a_counted_denial_never_a_crash(
     kube.get = original  # type: ignore[method-assign]
     _, answer = await post(session, url, review(bj("y", parameters={"x": "1"})))
     assert answer["response"]["allowed"] is True, "the server still answers"
+
+
+# --------------------------------------------------------------------------- fewer API calls
+
+
+def cluster_with_q_and_d() -> Cluster:
+    kube = strict()
+    order = [{"order": 1, "computeEnvironment": "ce"}]
+    kube.put(JOBQUEUES, {"apiVersion": API, "kind": "JobQueue", "metadata": {"name": "q"},
+                         "spec": {"computeEnvironmentOrder": order}})  # fmt: skip
+    container = {"name": "main", "image": "busybox", "command": ["Ref::x"],
+                 "resources": {"requests": {"cpu": "1", "memory": "1Gi"}}}  # fmt: skip
+    kube.put(JOBDEFINITIONS, {"apiVersion": API, "kind": "JobDefinition",
+                              "metadata": {"name": "d", "namespace": "ns"},
+                              "spec": {"template": {"spec": {"containers": [container]}}}})  # fmt: skip
+    return kube
+
+
+async def test_a_yes_is_remembered_for_a_while_a_no_never() -> None:
+    kube = cluster_with_q_and_d()
+    mono = [100.0]
+    hook = Webhook(kube, settings(access_cache_seconds=30), namespace="sys",
+                   mono=lambda: mono[0])  # fmt: skip
+
+    async def allowed(name: str, user: str = "admin") -> bool:
+        body = review(bj(name, parameters={"x": "1"}), user)
+        return (await hook.judge(admission.parse_review(body))).allowed
+
+    assert all([await allowed(f"bulk-{i}") for i in range(20)])
+    assert len(kube.reviews) == 1, "a bulk submission asks once"
+    assert not await allowed("m1", "mallory")
+    assert not await allowed("m2", "mallory")
+    assert len(kube.reviews) == 3, "a 'no' is asked again every time"
+    kube.may_create_pods.add("mallory")  # a RoleBinding applied: effective at once
+    assert await allowed("m3", "mallory")
+    assert len(kube.reviews) == 4
+    kube.may_create_pods.discard("mallory")  # revoked: effective once the 'yes' expires
+    assert await allowed("m4", "mallory")
+    mono[0] += 31
+    assert not await allowed("m5", "mallory")
+    assert await allowed("after", "admin")
+    assert len(kube.reviews) == 6
+    asked = [r["spec"]["user"] for r in kube.reviews]
+    assert asked == ["admin", "mallory", "mallory", "mallory", "mallory", "admin"]
+
+    never = Webhook(kube, settings(access_cache_seconds=0), namespace="sys")
+    for i in range(3):
+        body = review(bj(f"n{i}", parameters={"x": "1"}))
+        assert (await never.judge(admission.parse_review(body))).allowed
+    assert len(kube.reviews) == 9, "0 s: asked for every BatchJob"
+
+
+async def test_queue_and_definition_come_from_the_watches_else_from_the_api() -> None:
+    kube = cluster_with_q_and_d()
+    seen: dict[tuple[str, str, str | None], JsonDict] = {}
+
+    def known(res: Resource, name: str, ns: str | None) -> JsonDict | None:
+        return seen.get((res.plural, name, ns))
+
+    hook = Webhook(kube, settings(), namespace="sys", known=known)
+
+    async def judge(obj: JsonDict) -> admission.Verdict:
+        return await hook.judge(admission.parse_review(review(obj)))
+
+    def reads() -> list[str]:
+        return [plural for verb, plural in kube.calls if verb == "get"]
+
+    # Not delivered by a watch yet (applied a moment ago): read from the API server.
+    assert not (await judge(bj("a"))).allowed, "Ref::x without a parameter: the API's d"
+    assert reads() == ["jobqueues", "jobdefinitions"]
+    # Delivered: no read; the watch's copy is what is judged (here: it defines x).
+    q = kube.get_object(JOBQUEUES, "q")
+    d = kube.get_object(JOBDEFINITIONS, "d", "ns")
+    assert q is not None and d is not None
+    seen[("jobqueues", "q", None)] = q
+    seen[("jobdefinitions", "d", "ns")] = {**d, "spec": {**d["spec"], "parameters": {"x": "1"}}}
+    n = len(kube.calls)
+    verdict = await judge(bj("b"))
+    assert verdict.allowed, verdict
+    assert len(reads()) == 2 and all(v != "get" for v, _ in kube.calls[n:])
+    # Neither seen nor in the API: allowed with the warnings (GitOps: it may come later).
+    verdict = await judge(bj("c", jobQueue="later", jobDefinition="later"))
+    assert verdict.allowed
+    assert reads()[-2:] == ["jobqueues", "jobdefinitions"]

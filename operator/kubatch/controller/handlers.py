@@ -33,6 +33,8 @@ from kubatch.controller.settings import Settings
 from kubatch.controller.webhook import Webhook
 from kubatch.metrics import Metrics
 
+JsonDict = dict[str, Any]
+
 GROUP, VERSION = "kubatch.io", "v1alpha1"
 
 
@@ -106,7 +108,11 @@ async def operator_startup(
     if hook.enabled and getattr(memo, "webhook_task", None) is None:
         # Served at once, by every replica, leading or not: it needs none of the state (and
         # once: kopf retries this handler when the start fails).
-        webhook = Webhook(kube, hook, namespace=kube.namespace, metrics=metrics)
+        def known(res: Resource, name: str, namespace: str | None) -> JsonDict | None:
+            replica: Replica | None = getattr(memo, "replica", None)
+            return replica.known(res, name, namespace) if replica is not None else None
+
+        webhook = Webhook(kube, hook, namespace=kube.namespace, metrics=metrics, known=known)
         memo.webhook_task = asyncio.create_task(webhook.run(), name="kubatch-webhook")
     replica = build_replica(kube, cfg, metrics)
     memo.replica = replica

@@ -107,6 +107,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="write the whole ValidatingWebhookConfiguration at start, reached by --webhook-url "
         "(default https://127.0.0.1:PORT): local use, the chart installs its own",
     )
+    w.add_argument(
+        "--webhook-access-cache",
+        type=float,
+        default=WebhookSettings().access_cache_seconds,
+        metavar="SECONDS",
+        help="remember a SubjectAccessReview's 'yes' this long per user and namespace, so a "
+        "bulk submission asks once (0: ask for every BatchJob; a 'no' is never remembered)",
+    )
     p.add_argument(
         "--strict-calls",
         action="store_true",
@@ -153,6 +161,7 @@ def webhook_settings(args: argparse.Namespace) -> WebhookSettings:
         url=args.webhook_url,
         cert_dir=args.webhook_cert_dir,
         register=args.webhook_register,
+        access_cache_seconds=max(0.0, args.webhook_access_cache),
     )
 
 

@@ -171,6 +171,10 @@ class Mirror:
 
     # ------------------------------------------------------------------ reading
 
+    def get(self, res: Resource, name: str, namespace: str | None = None) -> JsonDict | None:
+        """One object as the watches last delivered it (None: not seen, or deleted)."""
+        return self._store.get(self.kind(res), {}).get((namespace or "", name))
+
     async def list(
         self, res: Resource, *, namespace: str | None = None, labels: str | None = None
     ) -> list[JsonDict]:

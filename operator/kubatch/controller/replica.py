@@ -67,6 +67,9 @@ OWN_WATCHES: tuple[tuple[Resource, str], ...] = (
     (CONFIGMAPS, RECORDS),
 )
 """kubatch's own list-then-watch loops: what they select."""
+REFERENCED = (JOBQUEUES, JOBDEFINITIONS)
+"""Kinds a new BatchJob names: kept by every replica, leading or not, for the webhook's
+look-ups (:meth:`Replica.known`)."""
 
 
 class Replica:
@@ -86,6 +89,8 @@ class Replica:
         self.metrics = metrics
         self.clock = clock
         self.mirror = Mirror()
+        self.refs = Mirror()
+        """Queues and definitions as the watches last delivered them, whatever the role."""
         self.op: Operator | None = None
         self.fence: FencedKube | None = None
         self.elector = elector(self._leadership) if elector is not None else None
@@ -164,10 +169,17 @@ class Replica:
         await asyncio.gather(*tasks, return_exceptions=True)
         self._watches = []
 
+    def known(self, res: Resource, name: str, namespace: str | None = None) -> JsonDict | None:
+        """A queue or definition as this replica's watch last delivered it (None: not seen —
+        the webhook then asks the API server, which may know of one created a moment ago)."""
+        return self.refs.get(res, name, namespace) if res in REFERENCED else None
+
     # ------------------------------------------------------------------ events
 
     def feed(self, res: Resource, obj: JsonDict, deleted: bool = False) -> None:
         """One watch event (kopf's or kubatch's own)."""
+        if res in REFERENCED:
+            self.refs.feed(res, obj, deleted)
         op = self.op
         if self.leading and op is not None:
             op.feed(res, obj, deleted)

@@ -110,6 +110,8 @@ class WebhookSettings:
     """``tls.crt``/``tls.key`` provided there (cert-manager): no Secret, no caBundle."""
     register: bool = False
     """Write the whole configuration at start (local use; the chart installs its own)."""
+    access_cache_seconds: float = 30.0
+    """How long a SubjectAccessReview's "yes" is remembered (0: ask for every BatchJob)."""
 
     @property
     def enabled(self) -> bool:

@@ -5,8 +5,13 @@ The API server sends it an ``AdmissionReview`` for every CREATE and UPDATE of ku
 the I/O around them:
 
 - a new BatchJob's submitter must be allowed to create pods in its namespace: one
-  ``SubjectAccessReview``; its queue and definition are read (GET) so that rules that need
-  them (``shareIdentifier``, ``Ref::`` parameters, a size from somewhere) are checked too;
+  ``SubjectAccessReview``, whose "yes" is remembered for ``access_cache_seconds`` per exact
+  question (user, groups, uid, extra, namespace) — a bulk submission asks once, not once per
+  job; a "no" is never remembered, so a new RoleBinding applies at once, and a revoked one
+  within those seconds (the API server's own webhook authorizer keeps a "yes" for minutes);
+- its queue and definition are looked up so that rules that need them (``shareIdentifier``,
+  ``Ref::`` parameters, a size from somewhere) are checked too: from what the replica's
+  watches last delivered (``known``), else read (GET) — one applied a moment ago is found;
 - the certificate: either the operator's own — a CA and a serving certificate in one Secret
   of its namespace shared by all replicas (the replica that finds it missing creates it; a
   409 means another did, and that one is used), the CA put into the configuration's
@@ -24,10 +29,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import json
 import logging
 import os
 import ssl
 import tempfile
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -42,6 +49,7 @@ from kubatch.adapters.kube import (
     SUBJECTACCESSREVIEWS,
     VALIDATINGWEBHOOKCONFIGURATIONS,
     ApiError,
+    Resource,
 )
 from kubatch.adapters.protocol import KubeApi
 from kubatch.api import admission
@@ -57,6 +65,10 @@ configuration's caBundle."""
 RETRY = 2.0
 """Seconds between attempts while the certificate cannot be had (RBAC being set up, …)."""
 IO_ERRORS = (ApiError, OSError, TimeoutError)
+ACCESS_CACHE_SIZE = 10_000
+"""At most this many remembered "yes" answers (expired ones are dropped first)."""
+Known = Callable[[Resource, str, str | None], JsonDict | None]
+"""A look-up in what the watches delivered: (kind, name, namespace) -> the object or None."""
 
 
 def hosts_of(cfg: WebhookSettings, namespace: str) -> list[str]:
@@ -84,8 +96,14 @@ class Webhook:
         namespace: str,
         metrics: Metrics | None = None,
         now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        known: Known | None = None,
+        mono: Callable[[], float] = time.monotonic,
     ) -> None:
         self.kube = kube
+        self.known = known
+        self.mono = mono
+        self._allowed: dict[str, float] = {}
+        """Remembered "yes" answers: the review's spec (JSON) -> until when (``mono``)."""
         self.cfg = settings
         self.namespace = settings.namespace or namespace
         self.hosts = hosts_of(settings, self.namespace)
@@ -180,14 +198,7 @@ class Webhook:
             return verdict
         review = admission.access_review(req)
         if review is not None:
-            try:
-                answer = await self.kube.create(SUBJECTACCESSREVIEWS, review)
-            except IO_ERRORS as exc:
-                return admission.Verdict(
-                    False, 503, "ServiceUnavailable",
-                    f"could not check that {req.user.username!r} may create pods: {exc}",
-                )  # fmt: skip
-            denial = admission.access_verdict(req, answer.get("status") or {})
+            denial = await self._access(req, review)
             if denial is not None:
                 return denial
         wanted = admission.lookups(req)
@@ -202,9 +213,36 @@ class Webhook:
             definition = await self._read(JOBDEFINITIONS, name, ns, "definition", missing)
         return admission.admit(req, queue=queue, definition=definition, missing=missing)
 
+    async def _access(self, req: admission.Request, review: JsonDict) -> admission.Verdict | None:
+        """The SubjectAccessReview's verdict (None: allowed), a remembered "yes" first."""
+        key = json.dumps(review["spec"], sort_keys=True, separators=(",", ":"))
+        now = self.mono()
+        if self._allowed.get(key, -1.0) > now:
+            return None
+        try:
+            answer = await self.kube.create(SUBJECTACCESSREVIEWS, review)
+        except IO_ERRORS as exc:
+            return admission.Verdict(
+                False, 503, "ServiceUnavailable",
+                f"could not check that {req.user.username!r} may create pods: {exc}",
+            )  # fmt: skip
+        denial = admission.access_verdict(req, answer.get("status") or {})
+        ttl = self.cfg.access_cache_seconds
+        if denial is None and ttl > 0:
+            if len(self._allowed) >= ACCESS_CACHE_SIZE:
+                self._allowed = {k: t for k, t in self._allowed.items() if t > now}
+                if len(self._allowed) >= ACCESS_CACHE_SIZE:
+                    self._allowed.clear()
+            self._allowed[key] = now + ttl
+        return denial
+
     async def _read(
-        self, res: Any, name: str, ns: str | None, what: str, missing: list[str]
+        self, res: Resource, name: str, ns: str | None, what: str, missing: list[str]
     ) -> JsonDict | None:
+        if self.known is not None:
+            seen = self.known(res, name, ns)
+            if seen is not None:
+                return seen
         try:
             return await self.kube.get(res, name, namespace=ns)
         except ApiError as exc:
