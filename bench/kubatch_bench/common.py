@@ -21,6 +21,10 @@ class Site:
     work: Path
     kubeconfig: Path
     etcd_metrics: str | None = None
+    kcm_metrics: str | None = None
+    """kube-controller-manager's /metrics (the Job controller's workqueue), read with
+    ``token``."""
+    token: str | None = None
 
 
 @contextlib.contextmanager
@@ -34,7 +38,7 @@ def workdir_and_plane(
 
     work = Path(tempfile.mkdtemp(prefix=prefix))
     plane = None
-    etcd = None
+    etcd = kcm = token = None
     try:
         if kubeconfig is None:
             plane = LocalPlane(work / "plane")
@@ -45,7 +49,10 @@ def workdir_and_plane(
                 (f"http://{HOST}:{p.port}/metrics" for p in state.processes if p.name == "etcd"),
                 None,
             )
-        yield Site(work, kubeconfig, etcd)
+            kcm = next((f"https://{HOST}:{p.port}/metrics" for p in state.processes
+                        if p.name == "kube-controller-manager"), None)  # fmt: skip
+            token = state.token
+        yield Site(work, kubeconfig, etcd, kcm, token)
     finally:
         if plane is not None:
             plane.down()

@@ -268,6 +268,7 @@ async def phase_raw(run: Run, n: int) -> dict[str, Any]:
     names = [f"raw-{n}-{i:05d}" for i in range(n)]
     try:
         _log(f"raw: creating {n} batch/v1 Jobs")
+        kcm0 = H.kcm_sample(run.site.kcm_metrics, run.site.token)
         t0 = time.monotonic()
         bodies = [raw_job(x, ns, run.pod_seconds) for x in names]
         t_req = await run.create_all(K.JOBS, bodies, ns)
@@ -282,8 +283,10 @@ async def phase_raw(run: Run, n: int) -> dict[str, Any]:
         t_done = time.monotonic() - t0
     finally:
         await _stop_watches(*watches)
+    jc = H.job_controller(kcm0, H.kcm_sample(run.site.kcm_metrics, run.site.token), t_done, n)
     stages = seen.raw_trace.stages(names)
-    _log(f"raw: {n} Jobs done in {t_done:.1f} s; where a Job's seconds go\n" + stage_table(stages))
+    _log(f"raw: {n} Jobs done in {t_done:.1f} s; where a Job's seconds go\n" + stage_table(stages)
+         + f"\nthe Job controller: {jc}")  # fmt: skip
     t_clean = time.monotonic()
     await H.paced_delete(run.kube, K.JOBS, ns, tag=TAG)
     await H.until_gone(run.kube, K.PODS, ns, timeout=run.args.timeout, tag=TAG)
@@ -294,6 +297,7 @@ async def phase_raw(run: Run, n: int) -> dict[str, Any]:
         "raw_failed": sum(1 for x in names if x in seen.raw_failed),
         "raw_jobs_per_s": round(n / t_done, 2),
         "raw_stages_seconds": stages,
+        "raw_job_controller": jc,
         "raw_cleanup_seconds": round(time.monotonic() - t_clean, 1),
     }
 
@@ -307,6 +311,7 @@ async def phase_kubatch(run: Run, n: int, profile_seconds: float) -> dict[str, A
     if profile_seconds > 0:
         spy = profile.start(run.operator_pid(), profile_seconds, run.site.work / "py-spy.txt")
     _log(f"kubatch: creating {n} BatchJobs")
+    kcm0 = H.kcm_sample(run.site.kcm_metrics, run.site.token)
     t0, wall0 = time.monotonic(), time.time()
     t_req = await run.create_all(K.BATCHJOBS, [batchjob(x) for x in names], NS)
     _log(f"kubatch: {n} BatchJobs created by the client in {t_req:.1f} s")
@@ -330,9 +335,10 @@ async def phase_kubatch(run: Run, n: int, profile_seconds: float) -> dict[str, A
     else:
         t_jobs = t_done  # timed out before every Job existed: a lower bound
     cpu = H.cpu_seconds(run.operator_pid()) - cpu0
+    jc = H.job_controller(kcm0, H.kcm_sample(run.site.kcm_metrics, run.site.token), t_done, n)
     stages = seen.trace.stages(names)
     _log(f"kubatch: {n} done in {t_done:.1f} s; where an attempt's seconds go\n"
-         + stage_table(stages))  # fmt: skip
+         + stage_table(stages) + f"\nthe Job controller: {jc}")  # fmt: skip
     # trailing CE/queue status patches of the same work land within a couple of seconds
     await asyncio.sleep(3)
     delta = writes_delta(w0, run.writes())
@@ -354,6 +360,7 @@ async def phase_kubatch(run: Run, n: int, profile_seconds: float) -> dict[str, A
         "operator_writes_by_verb_resource": delta,
         "operator_cpu_s_per_1000_batchjobs": round(cpu / n * 1000, 2),
         "stages_seconds": stages,
+        "job_controller": jc,
     }
     if spy is not None:
         out["profile"] = await asyncio.to_thread(profile.finish, spy)

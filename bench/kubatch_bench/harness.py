@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import ssl
 import sys
 import time
 import urllib.request
@@ -26,7 +27,7 @@ from kubatch.adapters import kube as K
 from kubatch.adapters.kube import ApiError, Kube, Resource
 from kubatch.api import labels as L
 from kubatch.devkit.polling import eventually_async
-from kubatch.devkit.promtext import parse_metrics
+from kubatch.devkit.promtext import Samples, parse_metrics
 from kubatch.devkit.stack import Stack
 
 RETRIES = 8
@@ -239,6 +240,66 @@ def etcd_sizes(metrics_url: str | None) -> dict[str, float]:
         if values:
             out[key] = round(values[0] / 2**20, 1)
     return out
+
+
+JOB_CALLS = ("/pods", "/jobs/")
+"""The Job controller's own API calls (kube-controller-manager's client, by URL): pod
+creations and the Job status updates (a GET, then a PUT of the status)."""
+
+
+def kcm_sample(metrics_url: str | None, token: str | None) -> Samples:
+    """kube-controller-manager's metrics now (empty when it cannot be read)."""
+    if not metrics_url:
+        return {}
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE  # its self-signed serving certificate, on loopback
+    req = urllib.request.Request(metrics_url, headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(req, timeout=10, context=ctx) as resp:
+            return parse_metrics(resp.read().decode())
+    except OSError:
+        return {}
+
+
+def job_controller(before: Samples, after: Samples, seconds: float, jobs: int) -> dict[str, Any]:
+    """Pure: what the 1.20 Job controller did between two samples — syncs, the mean time a
+    sync took and a Job waited in its queue, how many of its workers (5, not settable in
+    1.20) were busy on average, and its API calls per Job with their mean latency as its
+    client saw it."""
+    if not before or not after or seconds <= 0 or jobs <= 0:
+        return {}
+
+    def d(metric: str) -> float:  # ``sample`` cannot filter on a label called "name"
+        def one(m: Samples) -> float:
+            return sum(v for k, v in (m.get(metric) or {}).items() if ("name", "job") in k)
+
+        return one(after) - one(before)
+
+    syncs = d("workqueue_work_duration_seconds_count")
+    busy = d("workqueue_work_duration_seconds_sum")
+    waits = d("workqueue_queue_duration_seconds_count")
+    waited = d("workqueue_queue_duration_seconds_sum")
+    calls = total = 0.0
+    for name, agg in (("rest_client_request_duration_seconds_count", "n"),
+                      ("rest_client_request_duration_seconds_sum", "s")):  # fmt: skip
+        for labels, value in (after.get(name) or {}).items():
+            url = dict(labels).get("url", "")
+            if not any(part in url for part in JOB_CALLS) or "/events" in url:
+                continue
+            delta = value - (before.get(name) or {}).get(labels, 0.0)
+            if agg == "n":
+                calls += delta
+            else:
+                total += delta
+    return {
+        "syncs_per_job": round(syncs / jobs, 2),
+        "mean_sync_ms": round(1000 * busy / syncs, 1) if syncs else None,
+        "mean_queue_wait_s": round(waited / waits, 2) if waits else None,
+        "busy_workers": round(busy / seconds, 2),
+        "api_calls_per_job": round(calls / jobs, 2),
+        "mean_api_call_ms": round(1000 * total / calls, 1) if calls else None,
+    }
 
 
 async def until(

@@ -406,19 +406,22 @@ async def test_every_replica_knows_the_queues_and_definitions_for_the_webhook(pa
     await pair.elect()
     b = await pair.start("b")
     await pair.elect()
-    assert a.leading and not b.leading
+    assert a.leading
+    assert not b.leading
     assert a.known(JOBQUEUES, "q") is None, "nothing applied yet: the webhook reads the API"
     basic(pair.h)
     for r in (a, b):
         queue = r.known(JOBQUEUES, "q")
-        assert queue is not None and queue["spec"]["priority"] == 1
+        assert queue is not None
+        assert queue["spec"]["priority"] == 1
         assert r.known(JOBDEFINITIONS, "d", NS) is not None
         assert r.known(JOBDEFINITIONS, "d", "elsewhere") is None
         assert r.known(BATCHJOBS, "d", NS) is None, "only what a job names"
     pair.h.apply(make_queue(priority=7))
     assert all(r.known(JOBQUEUES, "q")["spec"]["priority"] == 7 for r in (a, b))  # type: ignore[index]
     pair.h.delete("JobDefinition", "d")
-    assert a.known(JOBDEFINITIONS, "d", NS) is None and b.known(JOBDEFINITIONS, "d", NS) is None
+    assert a.known(JOBDEFINITIONS, "d", NS) is None
+    assert b.known(JOBDEFINITIONS, "d", NS) is None
     await pair.kill("a")
     pair.advance(TIMINGS.duration + 1)
     await pair.elect()

@@ -313,9 +313,10 @@ def cluster_with_q_and_d() -> Cluster:
                          "spec": {"computeEnvironmentOrder": order}})  # fmt: skip
     container = {"name": "main", "image": "busybox", "command": ["Ref::x"],
                  "resources": {"requests": {"cpu": "1", "memory": "1Gi"}}}  # fmt: skip
+    template = {"spec": {"containers": [container]}}
     kube.put(JOBDEFINITIONS, {"apiVersion": API, "kind": "JobDefinition",
                               "metadata": {"name": "d", "namespace": "ns"},
-                              "spec": {"template": {"spec": {"containers": [container]}}}})  # fmt: skip
+                              "spec": {"template": template}})  # fmt: skip
     return kube
 
 
@@ -374,13 +375,15 @@ async def test_queue_and_definition_come_from_the_watches_else_from_the_api() ->
     # Delivered: no read; the watch's copy is what is judged (here: it defines x).
     q = kube.get_object(JOBQUEUES, "q")
     d = kube.get_object(JOBDEFINITIONS, "d", "ns")
-    assert q is not None and d is not None
+    assert q is not None
+    assert d is not None
     seen[("jobqueues", "q", None)] = q
     seen[("jobdefinitions", "d", "ns")] = {**d, "spec": {**d["spec"], "parameters": {"x": "1"}}}
     n = len(kube.calls)
     verdict = await judge(bj("b"))
     assert verdict.allowed, verdict
-    assert len(reads()) == 2 and all(v != "get" for v, _ in kube.calls[n:])
+    assert len(reads()) == 2
+    assert all(v != "get" for v, _ in kube.calls[n:])
     # Neither seen nor in the API: allowed with the warnings (GitOps: it may come later).
     verdict = await judge(bj("c", jobQueue="later", jobDefinition="later"))
     assert verdict.allowed

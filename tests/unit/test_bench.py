@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from kubatch.api.models import BatchJob, ComputeEnvironment, JobDefinition, JobQueue
+from kubatch.devkit.promtext import parse_metrics
 from kubatch_bench import e2e_spec as spec
 from kubatch_bench import profile, scale
+from kubatch_bench.harness import job_controller
 from kubatch_bench.trace import Trace, stage_table
 
 MODELS = {
@@ -139,3 +141,38 @@ def test_scale_manifests_and_summary() -> None:
     assert t["restart_to_first_admission_s_with_100000"]["status"] == "missed"
     assert t["rss_mib_with_100000"]["value"] == 1100.0
     assert t["rss_mib_with_100000"]["status"] == "missed"
+
+
+def test_job_controller_figures_are_differences_of_two_scrapes() -> None:
+    def scrape(syncs: int, busy: float, waited: float, calls: int, call_s: float) -> str:
+        pods = '{url="https://h/api/v1/namespaces/%7Bnamespace%7D/pods",verb="POST"}'
+        events = '{url="https://h/api/v1/namespaces/%7Bnamespace%7D/events",verb="POST"}'
+        return "\n".join([
+            "# TYPE workqueue_work_duration_seconds histogram",
+            f'workqueue_work_duration_seconds_sum{{name="job"}} {busy}',
+            f'workqueue_work_duration_seconds_count{{name="job"}} {syncs}',
+            f'workqueue_work_duration_seconds_sum{{name="garbagecollector"}} {busy * 9}',
+            f'workqueue_work_duration_seconds_count{{name="garbagecollector"}} {syncs * 9}',
+            "# TYPE workqueue_queue_duration_seconds histogram",
+            f'workqueue_queue_duration_seconds_sum{{name="job"}} {waited}',
+            f'workqueue_queue_duration_seconds_count{{name="job"}} {syncs}',
+            "# TYPE rest_client_request_duration_seconds histogram",
+            f"rest_client_request_duration_seconds_sum{pods} {call_s}",
+            f"rest_client_request_duration_seconds_count{pods} {calls}",
+            f"rest_client_request_duration_seconds_sum{events} 999",
+            f"rest_client_request_duration_seconds_count{events} 999",
+            "",
+        ])  # fmt: skip
+
+    before = parse_metrics(scrape(100, 10.0, 50.0, 40, 2.0))
+    after = parse_metrics(scrape(400, 70.0, 6050.0, 240, 22.0))
+    jc = job_controller(before, after, seconds=12.0, jobs=100)
+    assert jc == {
+        "syncs_per_job": 3.0,
+        "mean_sync_ms": 200.0,
+        "mean_queue_wait_s": 20.0,
+        "busy_workers": 5.0,
+        "api_calls_per_job": 2.0,
+        "mean_api_call_ms": 100.0,
+    }
+    assert job_controller({}, after, 12.0, 100) == {}, "no scrape (not a local plane): nothing"

@@ -524,6 +524,9 @@ class LocalPlane:
             [
                 str(b.kube_controller_manager),
                 f"--kubeconfig={state.kubeconfig}",
+                # its /metrics (the Job controller's workqueue) readable with the plane's token
+                f"--authentication-kubeconfig={state.kubeconfig}",
+                f"--authorization-kubeconfig={state.kubeconfig}",
                 f"--bind-address={HOST}",
                 f"--secure-port={kcm_port}",
                 "--port=0",
