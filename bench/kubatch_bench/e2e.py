@@ -56,6 +56,7 @@ import psutil
 
 from kubatch.adapters import kube as K
 from kubatch.adapters.kube import ApiError, Kube, Resource
+from kubatch.adapters.watch import WatchStats
 from kubatch.api import labels as L
 from kubatch.devkit.polling import NotYet, eventually_async
 from kubatch.devkit.stack import SIM_ARGS, Stack, apply_crds
@@ -216,6 +217,7 @@ class Run:
     seen: Observed = field(default_factory=Observed)
     rss: H.RssSampler | None = None
     pod_seconds: float = 1.0
+    watch_stats: dict[str, WatchStats] = field(default_factory=dict)
 
     async def until(self, what: str, done: Any, progress: Any) -> None:
         await H.until(self.stack, what, done, progress, timeout=self.args.timeout, tag=TAG)
@@ -230,8 +232,14 @@ class Run:
                                   concurrency=self.args.concurrency)  # fmt: skip
 
     def follow(self, res: Resource, namespace: str, on_event: Any) -> asyncio.Task[None]:
-        """kubatch's list-then-watch of ``res`` in ``namespace``, as a task."""
-        return asyncio.create_task(self.kube.watch(res, on_event, namespace=namespace))
+        """kubatch's list-then-watch of ``res`` in ``namespace``, as a task (its lists and
+        410s counted in ``watch_stats``: a client that relists loads the API server too)."""
+        stats = self.watch_stats.setdefault(f"{res.plural} in {namespace}", WatchStats())
+        return asyncio.create_task(self.kube.watch(res, on_event, namespace=namespace, stats=stats))
+
+    def client_relists(self) -> dict[str, int]:
+        """The benchmark's own watches: lists beyond the first, by watch."""
+        return {k: s.lists - 1 for k, s in self.watch_stats.items() if s.lists > 1}
 
     def operator_pid(self) -> int:
         pid = self.stack.operator.pid
@@ -361,6 +369,7 @@ async def phase_kubatch(run: Run, n: int, profile_seconds: float) -> dict[str, A
         "operator_cpu_s_per_1000_batchjobs": round(cpu / n * 1000, 2),
         "stages_seconds": stages,
         "job_controller": jc,
+        "bench_client_relists": run.client_relists(),
     }
     if spy is not None:
         out["profile"] = await asyncio.to_thread(profile.finish, spy)
