@@ -104,6 +104,8 @@ class Webhook:
         self.mono = mono
         self._allowed: dict[str, float] = {}
         """Remembered "yes" answers: the review's spec (JSON) -> until when (``mono``)."""
+        self._asking: dict[str, asyncio.Future[JsonDict]] = {}
+        """Reviews under way, by the same key: concurrent identical questions ask once."""
         self.cfg = settings
         self.namespace = settings.namespace or namespace
         self.hosts = hosts_of(settings, self.namespace)
@@ -219,8 +221,18 @@ class Webhook:
         now = self.mono()
         if self._allowed.get(key, -1.0) > now:
             return None
+        asking = self._asking.get(key)
+        if asking is None:  # the same question already on its way (a burst): share its answer
+            asking = asyncio.ensure_future(self.kube.create(SUBJECTACCESSREVIEWS, review))
+            self._asking[key] = asking
+
+            def done(task: asyncio.Future[JsonDict], key: str = key) -> None:
+                if self._asking.get(key) is task:
+                    del self._asking[key]
+
+            asking.add_done_callback(done)
         try:
-            answer = await self.kube.create(SUBJECTACCESSREVIEWS, review)
+            answer = await asyncio.shield(asking)
         except IO_ERRORS as exc:
             return admission.Verdict(
                 False, 503, "ServiceUnavailable",
