@@ -94,6 +94,10 @@ async def operator_startup(
     # kopf keeps a worker (and the last event body) per object until it idles out: keep that
     # short, thousands of BatchJobs would otherwise each hold a full body in memory.
     settings.batching.idle_timeout = 2.0
+    # kopf holds each object's events this long to hand over only the last of a burst (0.1 s
+    # by default): every new BatchJob would wait that long before the scheduler hears of
+    # it. The intake is idempotent and cheap per event, so a short window is enough.
+    settings.batching.batch_window = 0.01
     cfg: Settings = memo.settings
     metrics: Metrics = memo.metrics
     hook = cfg.webhook
