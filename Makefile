@@ -82,7 +82,7 @@ demo: $(STAMP) binaries ## the embedded demo: local control plane, simulated poo
 bench-core: $(STAMP) ## scheduling-core benchmark -> bench/results/core.json
 	$(BIN)/kubatch bench core --json bench/results/core.json
 
-bench-e2e: $(STAMP) binaries ## whole stack, 10,000 jobs against raw Jobs (~30 min) -> bench/results/e2e.json
+bench-e2e: $(STAMP) binaries ## whole stack, 10,000 jobs against raw Jobs, extras, fill to 15,000 (~45 min here) -> bench/results/e2e.json
 	$(BIN)/kubatch bench e2e --profile 60 --json bench/results/e2e.json
 
 bench-e2e-sizes: $(STAMP) binaries ## how time, writes and CPU grow with N -> bench/results/e2e-sizes.json
