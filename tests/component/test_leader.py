@@ -26,6 +26,7 @@ from kubatch.adapters.kube import (
 )
 from kubatch.adapters.protocol import OnEvent, OnSync
 from kubatch.controller.leader import FencedKube, LeaderElector, NotLeading
+from kubatch.controller.loop import wait_event
 from kubatch.controller.replica import Replica
 from kubatch.controller.settings import Election, LeaseTimings, Settings
 from kubatch.metrics import Metrics
@@ -427,3 +428,30 @@ async def test_every_replica_knows_the_queues_and_definitions_for_the_webhook(pa
     await pair.elect()
     assert b.leading
     assert b.known(JOBQUEUES, "q") is not None, "kept across the takeover"
+
+
+async def test_a_loop_cancelled_as_it_is_woken_stops(h: Harness) -> None:
+    """Python 3.11's ``asyncio.wait_for`` swallows a cancellation that arrives as the event it
+    waits for is set: the scheduling loop must stop anyway, or the takeover after a lost
+    Lease waits for ever behind it (seen in the chaos tier: an API server restart cost the
+    leader its Lease, it won it back, and never took over)."""
+    basic(h)
+    loop = h.op.loop
+    for _ in range(20):
+        task = asyncio.create_task(loop.run())
+        await asyncio.sleep(0)  # the loop now waits for a wake-up
+        loop.wake.set()
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=2)
+        assert done, "the cancellation was swallowed: the loop runs on"
+
+
+async def test_wait_event_passes_a_cancellation_through() -> None:
+    event = asyncio.Event()
+    task = asyncio.create_task(wait_event(event, 5.0))
+    await asyncio.sleep(0)
+    event.set()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await asyncio.wait_for(wait_event(asyncio.Event(), 0.01), 1)  # a timeout is no error

@@ -242,7 +242,8 @@ class LeaderElector:
         if self._leading:
             limit = max(0.05, self.deadline - self.clock())
         try:
-            held = await asyncio.wait_for(self.try_acquire_or_renew(), timeout=limit)
+            async with asyncio.timeout(limit):  # not wait_for: it can swallow a cancellation
+                held = await self.try_acquire_or_renew()
         except asyncio.CancelledError:
             raise
         except (ApiError, OSError, TimeoutError) as exc:
@@ -303,7 +304,8 @@ class LeaderElector:
         rec = LeaseRecord("", 1, self._observed.acquired, rfc3339_micro(self.wall()),
                           self._observed.transitions)  # fmt: skip
         try:
-            await asyncio.wait_for(self._update(rec, self._version, self.clock()), timeout=5)
+            async with asyncio.timeout(5):
+                await self._update(rec, self._version, self.clock())
         except (ApiError, OSError, TimeoutError) as exc:
             log.warning("lease %s/%s not released: %s", self.namespace, self.name, exc)
             return False

@@ -25,6 +25,15 @@ from kubatch.metrics import Metrics
 log = logging.getLogger("kubatch.loop")
 
 
+async def wait_event(event: asyncio.Event, timeout: float) -> None:
+    """Wait until ``event`` is set or ``timeout`` seconds passed. Not ``asyncio.wait_for``:
+    in Python 3.11 it swallows a cancellation that arrives as the event is set, and a loop
+    cancelled at that moment (leadership lost) would run on and hold up the next takeover."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(timeout):
+            await event.wait()
+
+
 class Loop:
     """Runs cycles when woken (``wake``) and at least every ``timings.idle`` seconds."""
 
@@ -59,8 +68,7 @@ class Loop:
         writer = asyncio.create_task(self.write_loop(), name="kubatch-status-writer")
         try:
             while True:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wake.wait(), timeout=self.timings.idle)
+                await wait_event(self.wake, self.timings.idle)
                 await asyncio.sleep(self.timings.debounce)
                 self.wake.clear()
                 if not self.may_write():
@@ -86,8 +94,7 @@ class Loop:
         and at least every ``timings.idle`` seconds (held statuses fall due). One writer, so
         a job's patches never overtake each other."""
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._staged.wait(), timeout=self.timings.idle)
+            await wait_event(self._staged, self.timings.idle)
             await asyncio.sleep(self.timings.coalesce)
             self._staged.clear()
             if not self.may_write():

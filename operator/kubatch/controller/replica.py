@@ -137,7 +137,8 @@ class Replica:
         self._start_watches()
         await self._fill_mirror()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._synced.wait(), timeout=sync_timeout)
+            async with asyncio.timeout(sync_timeout):  # not wait_for: see loop.wait_event
+                await self._synced.wait()
         if self.elector is None:
             await self._lead()
         elif elect:
