@@ -177,10 +177,8 @@ def test_with_ca_bundle_patches_every_webhook_guarded_by_its_version() -> None:
 # --------------------------------------------------------------------------- reviews over TLS
 
 
-@pytest.fixture
-async def served() -> AsyncIterator[tuple[Webhook, Cluster, aiohttp.ClientSession, str]]:
+def cluster_with_q_and_d() -> Cluster:
     kube = strict()
-    kube.put(VALIDATINGWEBHOOKCONFIGURATIONS, configuration())
     order = [{"order": 1, "computeEnvironment": "ce"}]
     kube.put(JOBQUEUES, {"apiVersion": API, "kind": "JobQueue", "metadata": {"name": "q"},
                          "spec": {"computeEnvironmentOrder": order}})  # fmt: skip
@@ -190,6 +188,13 @@ async def served() -> AsyncIterator[tuple[Webhook, Cluster, aiohttp.ClientSessio
     kube.put(JOBDEFINITIONS, {"apiVersion": API, "kind": "JobDefinition",
                               "metadata": {"name": "d", "namespace": "ns"},
                               "spec": {"template": template}})  # fmt: skip
+    return kube
+
+
+@pytest.fixture
+async def served() -> AsyncIterator[tuple[Webhook, Cluster, aiohttp.ClientSession, str]]:
+    kube = cluster_with_q_and_d()
+    kube.put(VALIDATINGWEBHOOKCONFIGURATIONS, configuration())
     metrics = Metrics()
     hook = Webhook(kube, settings(), namespace="sys", metrics=metrics, now=lambda: NOW)
     task = asyncio.create_task(hook.run())
@@ -305,20 +310,6 @@ async def test_an_unexpected_error_is_a_counted_denial_never_a_crash(
 
 
 # --------------------------------------------------------------------------- fewer API calls
-
-
-def cluster_with_q_and_d() -> Cluster:
-    kube = strict()
-    order = [{"order": 1, "computeEnvironment": "ce"}]
-    kube.put(JOBQUEUES, {"apiVersion": API, "kind": "JobQueue", "metadata": {"name": "q"},
-                         "spec": {"computeEnvironmentOrder": order}})  # fmt: skip
-    container = {"name": "main", "image": "busybox", "command": ["Ref::x"],
-                 "resources": {"requests": {"cpu": "1", "memory": "1Gi"}}}  # fmt: skip
-    template = {"spec": {"containers": [container]}}
-    kube.put(JOBDEFINITIONS, {"apiVersion": API, "kind": "JobDefinition",
-                              "metadata": {"name": "d", "namespace": "ns"},
-                              "spec": {"template": template}})  # fmt: skip
-    return kube
 
 
 async def test_a_yes_is_remembered_for_a_while_a_no_never() -> None:
