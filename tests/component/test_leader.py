@@ -24,7 +24,7 @@ from kubatch.adapters.kube import (
     PODS,
     Resource,
 )
-from kubatch.adapters.protocol import OnEvent, OnSync
+from kubatch.adapters.protocol import OnEvent, OnSync, Trim
 from kubatch.controller.leader import FencedKube, LeaderElector, NotLeading
 from kubatch.controller.loop import wait_event
 from kubatch.controller.replica import Replica
@@ -86,8 +86,9 @@ class Client:
 
     async def watch(self, res: Resource, on_event: OnEvent, *, namespace: str | None = None,
                     labels: str | None = None, timeout_seconds: int = 300,
-                    on_sync: OnSync | None = None) -> None:  # fmt: skip
-        await self.kube.watch(res, on_event, namespace=namespace, labels=labels, on_sync=on_sync)
+                    on_sync: OnSync | None = None, trim: Trim | None = None) -> None:  # fmt: skip
+        await self.kube.watch(res, on_event, namespace=namespace, labels=labels, on_sync=on_sync,
+                              trim=trim)  # fmt: skip
 
     async def close(self) -> None:
         return None

@@ -27,7 +27,7 @@ from typing import Any
 
 from kubatch.adapters.calls import UndeclaredCall
 from kubatch.adapters.kube import ApiError, Resource
-from kubatch.adapters.protocol import OnEvent, OnSync
+from kubatch.adapters.protocol import OnEvent, OnSync, Trim
 
 JsonDict = dict[str, Any]
 Key = tuple[str, str | None, str]  # (resource path key, namespace, name)
@@ -70,6 +70,19 @@ class _Held:
     kind: str
     obj: JsonDict
     targets: list[OnEvent] = field(default_factory=list)
+
+
+def _trimmed(
+    on_event: OnEvent, on_sync: OnSync | None, trim: Trim
+) -> tuple[OnEvent, OnSync | None]:
+    def event(kind: str, obj: JsonDict) -> None:
+        on_event(kind, trim(obj))
+
+    def sync(items: list[JsonDict]) -> None:
+        assert on_sync is not None
+        on_sync([trim(o) for o in items])
+
+    return event, (sync if on_sync is not None else None)
 
 
 def parse_selector(text: str | None) -> dict[str, str]:
@@ -206,12 +219,14 @@ class FakeKube:
     ) -> list[JsonDict]:
         self._call("list", res)
         await asyncio.sleep(0)
+        self._maybe_fail("list", res.plural, "")
         sel = parse_selector(labels)
         return [o for o in self.all(res, namespace) if matches(o, sel)]
 
     async def get(self, res: Resource, name: str, namespace: str | None = None) -> JsonDict:
         self._call("get", res)
         await asyncio.sleep(0)
+        self._maybe_fail("get", res.plural, name)
         obj = self.get_object(res, name, namespace)
         if obj is None:
             raise ApiError(404, "Not Found", f"{res.plural} {name!r} not found")
@@ -287,9 +302,12 @@ class FakeKube:
         labels: str | None = None,
         timeout_seconds: int = 300,
         on_sync: OnSync | None = None,
+        trim: Trim | None = None,
     ) -> None:
         self._call("watch", res)
         sel = parse_selector(labels)
+        if trim is not None:  # as the real watch: each object shaped before it is handed over
+            on_event, on_sync = _trimmed(on_event, on_sync, trim)
         watcher = _Watcher(res, namespace, sel, on_event, on_sync)
         self._list_to(watcher)
         self._watchers.append(watcher)

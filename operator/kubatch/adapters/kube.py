@@ -439,10 +439,12 @@ class Kube:
         labels: str | None = None,
         fields: str | None = None,
         page: int = 500,
+        trim: Callable[[JsonDict], JsonDict] | None = None,
     ) -> tuple[list[JsonDict], str]:
         """Every object of a kind (paginated; server-side label/field selectors) and the
         list's resourceVersion (where a watch resumes). A continue token that expired (410)
-        during the pages starts the list over."""
+        during the pages starts the list over. ``trim``: applied to each object as its page
+        arrives (what is kept of a large list; the page itself is dropped at once)."""
         self._check("list", res)
         base = {**self._selectors(labels, fields), "limit": str(page)}
         while True:
@@ -451,7 +453,8 @@ class Kube:
             try:
                 while True:
                     doc = await self.request("GET", res.path(namespace), params=params)
-                    items.extend(doc.get("items") or [])
+                    page_items = doc.get("items") or []
+                    items.extend(page_items if trim is None else map(trim, page_items))
                     meta = doc.get("metadata") or {}
                     token = meta.get("continue")
                     if not token:

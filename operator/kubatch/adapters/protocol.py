@@ -16,6 +16,9 @@ OnEvent = Callable[[str, JsonDict], None]
 """``on_event(type, object)`` with type ADDED, MODIFIED or DELETED."""
 OnSync = Callable[[list[JsonDict]], None]
 """``on_sync(items)``: a complete list (the first, and every relist after the watch was down)."""
+Trim = Callable[[JsonDict], JsonDict]
+"""``trim(object)``: the part of an object a watcher keeps (applied to each listed object as
+its page arrives, and to each event), so that a large list is never held whole."""
 
 
 class KubeApi(Protocol):
@@ -55,6 +58,7 @@ class KubeApi(Protocol):
         labels: str | None = None,
         timeout_seconds: int = 300,
         on_sync: OnSync | None = None,
+        trim: Trim | None = None,
     ) -> None: ...
 
     async def close(self) -> None: ...

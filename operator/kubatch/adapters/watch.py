@@ -78,6 +78,7 @@ async def list_then_watch(
     labels: str | None = None,
     fields: str | None = None,
     on_sync: OnSync | None = None,
+    trim: Callable[[JsonDict], JsonDict] | None = None,
     resource_version: str = "",
     timeout_seconds: int = 300,
     backoff: Backoff | None = None,
@@ -87,7 +88,9 @@ async def list_then_watch(
     """List ``res`` then watch it for ever, calling ``on_event(type, object)``.
 
     Listed objects go to ``on_sync(items)`` when given, else to ``on_event("ADDED", obj)``
-    one by one. ``resource_version``: resume a watch from there instead of listing first (a
+    one by one; ``trim`` shapes each object first (a listed one as its page arrives), so
+    that a watcher that keeps a few fields never holds a large list whole.
+    ``resource_version``: resume a watch from there instead of listing first (a
     version the server no longer has costs a 410 and a list). Returns only by cancellation.
     """
     backoff = backoff or Backoff()
@@ -100,7 +103,7 @@ async def list_then_watch(
         try:
             if not stats.resource_version:
                 items, version = await kube.list_with_version(
-                    res, namespace=namespace, labels=labels, fields=fields
+                    res, namespace=namespace, labels=labels, fields=fields, trim=trim
                 )
                 stats.lists += 1
                 if on_sync is not None:
@@ -122,7 +125,7 @@ async def list_then_watch(
                 if kind == "BOOKMARK":
                     stats.bookmarks += 1
                 else:
-                    on_event(kind, obj)
+                    on_event(kind, obj if trim is None else trim(obj))
                     stats.events += 1
                 stats.resource_version = version or stats.resource_version
                 failures = 0

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from kubatch.adapters.kube import LEASES, ApiError, Resource
-from kubatch.adapters.protocol import KubeApi, OnEvent, OnSync
+from kubatch.adapters.protocol import KubeApi, OnEvent, OnSync, Trim
 from kubatch.controller.settings import JITTER, LeaseTimings
 from kubatch.metrics import Metrics
 from kubatch.timefmt import rfc3339_micro
@@ -399,9 +399,11 @@ class FencedKube:
         labels: str | None = None,
         timeout_seconds: int = 300,
         on_sync: OnSync | None = None,
+        trim: Trim | None = None,
     ) -> None:
         await self.kube.watch(res, on_event, namespace=namespace, labels=labels,
-                              timeout_seconds=timeout_seconds, on_sync=on_sync)  # fmt: skip
+                              timeout_seconds=timeout_seconds, on_sync=on_sync,
+                              trim=trim)  # fmt: skip
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):

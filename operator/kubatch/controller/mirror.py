@@ -17,7 +17,7 @@ never read).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from kubatch.adapters.kube import Resource
@@ -67,6 +67,32 @@ def slim(obj: JsonDict) -> JsonDict:
     if isinstance(meta, dict) and "managedFields" in meta:
         obj = {**obj, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
     return obj
+
+
+def trim_pod(obj: JsonDict) -> JsonDict:
+    """Pure: what kubatch reads of one of its pods — metadata (without ``managedFields``),
+    the node it was bound to and its status; the rest of the spec (containers, volumes: most
+    of a pod's size) is never read again once the Job is made."""
+    out: JsonDict = {"metadata": slim(obj).get("metadata") or {}}
+    node = (obj.get("spec") or {}).get("nodeName")
+    if node:
+        out["spec"] = {"nodeName": node}
+    if "status" in obj:
+        out["status"] = obj["status"]
+    return out
+
+
+def trim_job(obj: JsonDict) -> JsonDict:
+    """Pure: what kubatch reads of one of its Kubernetes Jobs — metadata (without
+    ``managedFields``) and status (the spec, with its pod template, kubatch wrote itself)."""
+    out: JsonDict = {"metadata": slim(obj).get("metadata") or {}}
+    if "status" in obj:
+        out["status"] = obj["status"]
+    return out
+
+
+TRIMS: dict[str, Callable[[JsonDict], JsonDict]] = {"pods": trim_pod, "jobs": trim_job}
+"""By plural: what kubatch's own watches keep of each object (listed or watched)."""
 
 
 def _key(obj: Mapping[str, Any]) -> Key:

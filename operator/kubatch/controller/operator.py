@@ -39,6 +39,7 @@ from kubatch.controller.effects import Effects
 from kubatch.controller.gangs import Gangs
 from kubatch.controller.intake import Intake
 from kubatch.controller.loop import Loop
+from kubatch.controller.mirror import TRIMS
 from kubatch.controller.records import EventLog, JobBook
 from kubatch.controller.registry import Registry
 from kubatch.controller.settings import Settings
@@ -292,4 +293,5 @@ class Operator:
         def on_sync(items: list[JsonDict]) -> None:
             self.sync(res, items)
 
-        await self.kube.watch(res, on_event, namespace=scope, labels=OWNED, on_sync=on_sync)
+        await self.kube.watch(res, on_event, namespace=scope, labels=OWNED, on_sync=on_sync,
+                              trim=TRIMS.get(res.plural))  # fmt: skip

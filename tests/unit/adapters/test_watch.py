@@ -255,6 +255,37 @@ async def test_kube_watch_is_the_same_loop(api: FakeApi, kube: Kube) -> None:
     assert all(s.query["labelSelector"] == "app=x" for s in api.seen)
 
 
+async def test_trim_shapes_listed_objects_page_by_page_and_every_event(
+    api: FakeApi, kube: Kube
+) -> None:
+    pages = [
+        Reply(body={"metadata": {"resourceVersion": "", "continue": "p2"},
+                    "items": [pod("a", "3"), pod("b", "3")]}),
+        Reply(body={"metadata": {"resourceVersion": "3"}, "items": [pod("c", "3")]}),
+    ]  # fmt: skip
+    api.on("GET", PATH, Script(pages, [Reply(events=[ev("MODIFIED", "a", "4")])]))
+    trimmed: list[str] = []
+
+    def trim(obj: dict[str, Any]) -> dict[str, Any]:
+        trimmed.append(obj["metadata"]["name"])
+        return {"metadata": {"name": obj["metadata"]["name"]}, "kept": True}
+
+    synced: list[list[dict[str, Any]]] = []
+    events: list[dict[str, Any]] = []
+    await run_until(
+        kube,
+        lambda: bool(events),
+        on_event=lambda k, o: events.append(o),
+        on_sync=synced.append,
+        trim=trim,
+    )
+    assert [[o["metadata"]["name"] for o in items] for items in synced] == [["a", "b", "c"]]
+    assert all(o == {"metadata": {"name": o["metadata"]["name"]}, "kept": True}
+               for o in synced[0] + events)  # fmt: skip
+    assert trimmed == ["a", "b", "c", "a"]
+    assert [s.query.get("continue") for s in api.requests("GET", PATH)][:2] == [None, "p2"]
+
+
 @pytest.mark.parametrize(
     ("failures", "low", "high"),
     [(1, 0.4, 0.6), (2, 0.8, 1.2), (3, 1.6, 2.4), (10, 12.8, 16.0), (100, 12.8, 16.0)],

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
 from kubatch.adapters.kube import JOBS, PODS
+from kubatch.controller import convert
 from kubatch.controller.leader import LeaseRecord, claim, may_take, read_record, record_spec
 from kubatch.controller.main import build_parser, settings_from
-from kubatch.controller.mirror import Mirror, newer, selected, selector
+from kubatch.controller.mirror import Mirror, newer, selected, selector, trim_job, trim_pod
 from kubatch.controller.settings import LeaseTimings
 
 
@@ -142,6 +144,59 @@ def test_managed_fields_are_dropped() -> None:
     [got] = _sync_list(m, PODS)
     assert "managedFields" not in got["metadata"]
     assert "managedFields" in body["metadata"], "the caller's object is not changed"
+
+
+def _full_pod(phase: str, exit_code: int) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "bj-1-abc", "namespace": "ns", "resourceVersion": "42",
+                     "labels": {"kubatch.io/batchjob": "bj", "kubatch.io/attempt": "2",
+                                "kubatch.io/batchjob-uid": "u1", "job-name": "bj-1"},
+                     "managedFields": [{"manager": "kubelet"}],
+                     "ownerReferences": [{"kind": "Job", "name": "bj-1"}]},
+        "spec": {"nodeName": "node-3", "containers": [{"name": "main", "image": "busybox",
+                 "command": ["sh", "-c", "x" * 2000], "env": [{"name": "A", "value": "1"}]}],
+                 "volumes": [{"name": "v", "emptyDir": {}}]},
+        "status": {"phase": phase, "startTime": "2026-01-01T00:00:00Z",
+                   "conditions": [{"type": "DisruptionTarget", "status": "False"}],
+                   "containerStatuses": [{"name": "main", "state": {"terminated": {
+                       "exitCode": exit_code, "reason": "Error",
+                       "startedAt": "2026-01-01T00:00:01Z",
+                       "finishedAt": "2026-01-01T00:00:09Z"}}}]},
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(("phase", "code"), [("Failed", 3), ("Succeeded", 0)])
+def test_a_trimmed_pod_reads_as_the_whole_pod(phase: str, code: int) -> None:
+    full = _full_pod(phase, code)
+    small = trim_pod(full)
+    assert "containers" not in small["spec"]
+    assert "managedFields" not in small["metadata"]
+    assert len(json.dumps(small)) < len(json.dumps(full)) / 2
+    assert convert.pod_outcome(small) == convert.pod_outcome(full)
+    assert convert.pod_wait(small) == convert.pod_wait(full)
+    assert convert.pod_started_at(small) == convert.pod_started_at(full)
+    assert convert.attempt_labels(small) == convert.attempt_labels(full) is not None
+    assert (small["spec"]["nodeName"], small["status"]) == ("node-3", full["status"])
+
+
+def test_a_trimmed_job_reads_as_the_whole_job() -> None:
+    full = {
+        "metadata": {"name": "bj-1", "namespace": "ns", "resourceVersion": "7",
+                     "labels": {"kubatch.io/batchjob": "bj", "kubatch.io/attempt": "1"},
+                     "managedFields": [{"manager": "kube-controller-manager"}]},
+        "spec": {"backoffLimit": 0, "template": _full_pod("Running", 0)},
+        "status": {"completionTime": "2026-01-01T00:00:10Z", "succeeded": 1,
+                   "conditions": [{"type": "Complete", "status": "True",
+                                   "lastTransitionTime": "2026-01-01T00:00:10Z"}]},
+    }  # fmt: skip
+    small = trim_job(full)
+    assert set(small) == {"metadata", "status"}
+    assert "managedFields" not in small["metadata"]
+    assert convert.job_finished(small) is convert.job_finished(full) is True
+    assert convert.job_finished_at(small) == convert.job_finished_at(full)
+    assert convert.job_deadline_exceeded(small) == convert.job_deadline_exceeded(full)
+    assert convert.attempt_labels(small) == convert.attempt_labels(full) is not None
+    assert trim_pod({"metadata": {"name": "p"}}) == {"metadata": {"name": "p"}}, "not yet bound"
 
 
 def test_selectors_match_like_the_api_server() -> None:
