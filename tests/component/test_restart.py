@@ -163,3 +163,34 @@ async def test_a_terminate_after_a_takeover_stops_the_job_the_old_leader_created
     await h.cycle(3)
     assert h.status("t")["phase"] == "Failed"
     assert h.k8s_jobs() == []
+
+
+async def test_an_attempt_whose_job_existed_is_replayed_until_the_api_server_answers(
+    h: Harness,
+) -> None:
+    """The Job was created, its status write was lost (the leader went), and its pod failed
+    while no operator ran: the new leader's admission finds the Job (a conflict) and replays
+    its pods — a replay the API server does not answer is tried again, or the failed attempt
+    would never end (its pod sends no more events)."""
+    basic(h)
+    h.apply(make_job("a", retryStrategy={"attempts": 2}))
+    h.kube.fail("patch", "batchjobs/status", times=None)  # no status reaches the API server
+    await h.cycle()
+    assert len(h.k8s_jobs()) == 1
+    await h.stop()
+    h.kube.failures.clear()
+    assert "attempts" not in h.status("a")
+    h.start_pods()
+    h.finish_pod(h.job_name("a"), exit_code=3)  # while no operator runs
+    await h.restart()
+    h.kube.fail("list", "pods", times=2)  # the replay's list of the Job's pods, twice
+    await h.cycle(3)
+    h.start_pods()
+    await h.cycle()
+    h.finish_pod(h.job_name("a", attempt=2))
+    await h.cycle(2)
+    st = h.status("a")
+    assert st["phase"] == "Succeeded"
+    assert [(a["number"], a.get("exitCode")) for a in st["attempts"]] == [(1, 3), (2, 0)]
+    assert all(a.get("stoppedAt") for a in st["attempts"])
+    assert len(h.k8s_jobs()) == 2  # one per attempt (the second create of 1 was a conflict)

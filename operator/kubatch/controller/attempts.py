@@ -88,6 +88,9 @@ class Attempts:
         """(namespace, name) of Kubernetes Jobs still running for a finished BatchJob -> tries
         left: the delete of a terminate that never happened (the leader was killed or cut off
         in between, or the delete failed), replayed by ``settle``."""
+        self.replays: set[tuple[str, str]] = set()
+        """(namespace, Job name) of attempts whose Job existed when admitted, and whose
+        replay (``replay``) the API server did not answer: tried again by ``settle``."""
         self.gangs: Gangs | None = None  # the nodes of multi-node jobs (set by the operator)
 
     def forget(self, key: str) -> None:
@@ -498,12 +501,46 @@ class Attempts:
                 log.warning("deleting the stray Job %s/%s failed: %s", ns, name, exc)
             self.strays.pop((ns, name), None)
 
+    async def replay(self, namespace: str, job_name: str) -> None:
+        """An admitted attempt's Job already existed (made before a restart or a takeover):
+        feed what its pods and the Job already did. Their events came while the attempt was
+        not known to be active and were passed over; a pod that has already ended sends no
+        more, so a replay the API server does not answer is tried again (``settle``) rather
+        than dropped — the attempt would otherwise wait for ever."""
+        try:
+            pods = await self.kube.list(PODS, namespace=namespace, labels=f"job-name={job_name}")
+            job = await self.kube.get(JOBS, job_name, namespace=namespace)
+        except ApiError as exc:
+            if exc.not_found:  # deleted since: its DELETED event ends the attempt
+                self.replays.discard((namespace, job_name))
+                return
+            self._replay_later(namespace, job_name, exc)
+            return
+        except (OSError, TimeoutError) as exc:
+            self._replay_later(namespace, job_name, exc)
+            return
+        self.replays.discard((namespace, job_name))
+        for pod in pods:
+            self.on_pod(pod)
+        self.on_k8s_job(job)
+
+    def _replay_later(self, namespace: str, job_name: str, exc: Exception) -> None:
+        log.info("replaying the existing Job %s/%s failed (%s); again next cycle",
+                 namespace, job_name, exc)  # fmt: skip
+        self.replays.add((namespace, job_name))
+        self.poke()
+
+    async def _replay_pending(self) -> None:
+        for namespace, job_name in list(self.replays):
+            await self.replay(namespace, job_name)
+
     async def settle(self) -> None:
         """Each cycle: Job verdicts past their grace, timeouts, vanished pods (and the nodes of
         multi-node jobs: ``controller.gangs``; strays)."""
         if self.gangs is not None:
             await self.gangs.settle()
         await self._stop_strays()
+        await self._replay_pending()
         await self._settle_verdicts()
         await self._settle_suspects()
         await self._enforce_deadlines()

@@ -27,7 +27,6 @@ from kubatch.adapters.kube import (
     JOBDEFINITIONS,
     JOBQUEUES,
     JOBS,
-    PODS,
     ApiError,
     Resource,
 )
@@ -251,18 +250,7 @@ class Effects:
             rec.hold_until = now + self.settings.timings.starting_hold
             self.jobs.stage(rec, st.admitted_fields(d, placement.capacity_type, rec.attempts))
         if existed:
-            await self._replay_existing(ns, d.k8s_job_name)
-
-    async def _replay_existing(self, ns: str, job_name: str) -> None:
-        """A Job of this attempt already existed: feed what its pods already did."""
-        try:
-            pods = await self.kube.list(PODS, namespace=ns, labels=f"job-name={job_name}")
-            job = await self.kube.get(JOBS, job_name, namespace=ns)
-        except (ApiError, OSError, TimeoutError):
-            return
-        for pod in pods:
-            self.attempts.on_pod(pod)
-        self.attempts.on_k8s_job(job)
+            await self.attempts.replay(ns, d.k8s_job_name)
 
     async def _terminate(self, d: Terminate) -> None:
         if self.stops is not None and await self.stops.terminate(d):
