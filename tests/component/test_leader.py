@@ -346,6 +346,26 @@ async def test_a_writer_cancelled_as_leadership_goes_stays_cancelled() -> None:
     assert task.cancelled()
 
 
+async def test_a_replica_that_finds_the_lease_free_has_admitted_when_its_start_returns(
+    pair: Pair,
+) -> None:
+    """kopf starts its watches (and replays every object as an event) only after the start
+    returns: the takeover and the first cycle come first."""
+    basic(pair.h)
+    pair.h.apply(*(make_job(f"j{i}") for i in range(3)))
+    a = pair.make("a")
+    await a.start(sync_timeout=1, elect=True, first_cycle_timeout=5)
+    assert a.leading
+    assert a.op is not None
+    assert a.op.loop.decided.is_set()
+    assert len(pair.h.k8s_jobs()) == 3, "admitted by the first cycle, before start returned"
+    b = pair.make("b")  # the Lease is held: b stands by and returns at once
+    await b.start(sync_timeout=1, elect=True, first_cycle_timeout=5)
+    assert not b.leading
+    assert b.op is None
+    assert len(pair.h.k8s_jobs()) == 3
+
+
 async def test_two_replicas_racing_for_a_free_lease_elect_exactly_one(pair: Pair) -> None:
     a = await pair.start("a")
     b = await pair.start("b")

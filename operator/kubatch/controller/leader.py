@@ -268,11 +268,14 @@ class LeaderElector:
             return t.retry_period * random.uniform(1.0, JITTER)
         return min(t.retry_period, max(0.0, self.deadline - self.clock()))
 
-    async def run(self) -> None:
-        """Try, renew and report changes until cancelled."""
+    async def run(self, *, tried: bool = False) -> None:
+        """Try, renew and report changes until cancelled (``tried``: the first try was made
+        already; pause first)."""
         try:
             while True:
-                await self.step()
+                if not tried:
+                    await self.step()
+                tried = False
                 await asyncio.sleep(self.pause())
         finally:
             if self._leading:

@@ -59,6 +59,9 @@ class Loop:
         self.may_write = may_write
         self._last_objects = -1e18
         self._staged = asyncio.Event()
+        self.decided = asyncio.Event()
+        """Set after each cycle's decisions were carried out (a replica's start waits for
+        the first)."""
 
     async def run(self) -> None:
         """Cycle for ever; a failing cycle is logged and retried, never fatal. Status, Events
@@ -83,6 +86,7 @@ class Loop:
                         self.metrics.count_handler_error("cycle")
                     await asyncio.sleep(0.5)
                     self.wake.set()
+                self.decided.set()
                 self._staged.set()
         finally:
             writer.cancel()

@@ -49,7 +49,8 @@ from kubatch.adapters.kube import (
 )
 from kubatch.adapters.protocol import KubeApi
 from kubatch.controller.leader import FencedKube, LeaderElector
-from kubatch.controller.mirror import Mirror
+from kubatch.controller.loop import wait_event
+from kubatch.controller.mirror import TRIMS, Mirror
 from kubatch.controller.operator import OWNED, RECORDS, Operator
 from kubatch.controller.settings import Settings
 from kubatch.metrics import Metrics
@@ -130,9 +131,15 @@ class Replica:
 
     # ------------------------------------------------------------------ life
 
-    async def start(self, sync_timeout: float = 60.0, *, elect: bool = True) -> None:
+    async def start(
+        self, sync_timeout: float = 60.0, *, elect: bool = True, first_cycle_timeout: float = 5.0
+    ) -> None:
         """Start the watches, fill the mirror, then lead (no election) or stand by and run
-        for the Lease. Returns once the mirror is complete (or ``sync_timeout`` passed).
+        for the Lease. Returns once the mirror is complete (or ``sync_timeout`` passed) and,
+        when this replica took over at once, its first scheduling cycle has run (or
+        ``first_cycle_timeout`` passed): kopf starts its watches only after this returns, and
+        their first lists replay every object as an event — thousands of them — so the jobs
+        that can run are admitted before that replay competes with the loop.
         ``elect=False``: no election loop (tests drive :meth:`elect_once`)."""
         self._start_watches()
         await self._fill_mirror()
@@ -142,7 +149,13 @@ class Replica:
         if self.elector is None:
             await self._lead()
         elif elect:
-            self._elect = asyncio.create_task(self.elector.run(), name="kubatch-leader-election")
+            # The first try now: a Lease that is free (released by a clean stop, expired, or
+            # still this identity's) is taken, and the takeover made, before this returns.
+            await self.elector.step()
+            self._elect = asyncio.create_task(self.elector.run(tried=True),
+                                              name="kubatch-leader-election")  # fmt: skip
+            await self.settled()
+        await self.first_cycle(first_cycle_timeout)
 
     async def elect_once(self) -> None:
         """One election try and the role change it causes, carried out before returning."""
@@ -169,6 +182,12 @@ class Replica:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._watches = []
+
+    async def first_cycle(self, timeout: float) -> None:
+        """While leading: wait until the scheduling loop has run a cycle (or ``timeout``)."""
+        op = self.op
+        if self.leading and op is not None and timeout > 0:
+            await wait_event(op.loop.decided, timeout)
 
     def known(self, res: Resource, name: str, namespace: str | None = None) -> JsonDict | None:
         """A queue or definition as this replica's watch last delivered it (None: not seen —
@@ -225,7 +244,8 @@ class Replica:
         def on_sync(items: list[JsonDict]) -> None:
             self.sync(res, items, scope, labels)
 
-        await self.kube.watch(res, on_event, namespace=scope, labels=labels, on_sync=on_sync)
+        await self.kube.watch(res, on_event, namespace=scope, labels=labels, on_sync=on_sync,
+                              trim=TRIMS.get(res.plural))  # fmt: skip
 
     async def _fill_mirror(self) -> None:
         """List the kinds kopf watches into the mirror (events of meanwhile are merged: the
