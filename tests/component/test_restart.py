@@ -194,3 +194,23 @@ async def test_an_attempt_whose_job_existed_is_replayed_until_the_api_server_ans
     assert [(a["number"], a.get("exitCode")) for a in st["attempts"]] == [(1, 3), (2, 0)]
     assert all(a.get("stoppedAt") for a in st["attempts"])
     assert len(h.k8s_jobs()) == 2  # one per attempt (the second create of 1 was a conflict)
+
+
+async def test_a_restart_rewrites_no_waiting_jobs_status(h: Harness) -> None:
+    """The new operator has seen no admission yet, so it cannot estimate start times: the
+    estimates written before it stay (they are still ahead), rather than 10,000 waiting jobs'
+    statuses being patched to clear them."""
+    basic(h, vcpus=1)
+    h.apply(*(make_job(f"j{i}") for i in range(5)))
+    await h.cycle(3)
+    h.start_pods()
+    await h.cycle(3)
+    before = {f"j{i}": h.status(f"j{i}") for i in range(1, 5)}
+    assert all(st["phase"] == "Runnable" and st.get("estimatedStartTime")
+               for st in before.values())  # fmt: skip
+    n = len(h.kube.writes)
+    await h.restart()
+    await h.cycle(3)
+    patched = [w.name for w in h.kube.writes[n:] if w.resource == "batchjobs/status"]
+    assert patched == []
+    assert {f"j{i}": h.status(f"j{i}") for i in range(1, 5)} == before

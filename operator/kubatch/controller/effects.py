@@ -278,6 +278,13 @@ class Effects:
             if d.queue_position is not None and rate > 0 and d.resumes_at is None:
                 eta = now + d.queue_position / rate
             fields = st.waiting_fields(d, eta)
+            if eta is None and rate <= 0 and d.queue_position is not None:
+                # No admission seen yet (a restart, a takeover): the rate is unknown, not
+                # zero — an estimate written before that is still ahead stays (a restart
+                # would otherwise rewrite every waiting job's status to clear it).
+                before = convert.parse_time(rec.written.get("estimatedStartTime"))
+                if before is not None and before > now and d.resumes_at is None:
+                    del fields["estimatedStartTime"]
         elif isinstance(d, Retry):
             if d.index is not None:
                 return
