@@ -4,6 +4,7 @@ core's model (frozen dataclasses). No I/O, no clock: every function here is pure
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -161,8 +162,37 @@ def revision(defn: api.JobDefinition, job: api.BatchJob) -> api.JobDefinitionRev
 
 
 def job_size(template: Mapping[str, Any]) -> Resources:
-    """Pure: the sum of the containers' requests of a pod template."""
-    return sum_requests((template.get("spec") or {}).get("containers") or [])
+    """Pure: the sum of the containers' requests of a pod template (remembered per distinct
+    set of requests and limits: thousands of jobs share a handful)."""
+    containers = (template.get("spec") or {}).get("containers") or []
+    try:
+        return _sized(tuple(_requests_key(c) for c in containers))
+    except (TypeError, ValueError):  # not plain quantities: summed as they are
+        return sum_requests(containers)
+
+
+Quantities = tuple[tuple[str, Any], ...] | None
+RequestsKey = tuple[Quantities, Quantities]
+
+
+def _requests_key(container: Mapping[str, Any]) -> RequestsKey:
+    res = container.get("resources") or {}
+    if not isinstance(res, Mapping):
+        raise ValueError("resources is not a mapping")
+    requests, limits = res.get("requests"), res.get("limits")
+    for part in (requests, limits):
+        if part is not None and not isinstance(part, Mapping):
+            raise ValueError("requests/limits is not a mapping")
+    return (tuple(sorted(requests.items())) if requests else None,
+            tuple(sorted(limits.items())) if limits else None)  # fmt: skip
+
+
+@functools.lru_cache(maxsize=1024)
+def _sized(key: tuple[RequestsKey, ...]) -> Resources:
+    """Pure: the size of containers with these requests and limits."""
+    return sum_requests(
+        {"resources": {"requests": dict(req or ()), "limits": dict(lim or ())}} for req, lim in key
+    )
 
 
 def gang_of(nodes: NodePropertiesRevision | None) -> core.Gang | None:

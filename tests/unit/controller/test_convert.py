@@ -9,6 +9,7 @@ import pytest
 from kubatch.controller import convert
 from kubatch.controller import status as st
 from kubatch.core.lifecycle import Phase
+from kubatch.core.resources import sum_requests
 
 
 def pod(phase: str, *, exit_code: int | None = None, reason: str | None = None,
@@ -109,3 +110,35 @@ def test_job_conditions_follow_kstatus() -> None:
     assert types == {"Ready": "False", "Reconciling": "False", "Stalled": "True"}
     ready = next(c for c in failed if c["type"] == "Ready")
     assert ready["lastTransitionTime"] == "t1", "unchanged status keeps its transition time"
+
+
+def _pod_template(*resources: Any) -> dict[str, Any]:
+    return {"spec": {"containers": [{"name": f"c{i}", **({"resources": r} if r is not None
+                                                          else {})}
+                                    for i, r in enumerate(resources)]}}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "resources",
+    [
+        ({"requests": {"cpu": "2", "memory": "1Gi"}},),
+        ({"limits": {"cpu": "500m", "nvidia.com/gpu": 1}},),  # a request defaults to its limit
+        ({"requests": {"cpu": "1"}, "limits": {"cpu": "2", "memory": "2Gi"}}, None),
+        ({"requests": {"cpu": "1"}}, {"requests": {"cpu": "250m", "memory": "64Mi"}}),
+        (None,),
+        ({"requests": ["cpu"]},),  # not a mapping: summed as it is (validation says why)
+    ],
+    ids=[
+        "requests",
+        "limits-only",
+        "both-and-none",
+        "two-containers",
+        "no-resources",
+        "requests-not-a-mapping",
+    ],
+)
+def test_job_size_remembered_per_requests_is_the_sum_of_requests(resources: Any) -> None:
+    template = _pod_template(*resources)
+    want = sum_requests(template["spec"]["containers"])
+    assert convert.job_size(template) == want
+    assert convert.job_size(_pod_template(*resources)) == want, "again: from the memo"
