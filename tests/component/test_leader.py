@@ -59,9 +59,22 @@ class Client:
             raise ConnectionRefusedError(f"{self.name} cannot reach the API server")
 
     async def list(self, res: Resource, *, namespace: str | None = None,
-                   labels: str | None = None) -> list[JsonDict]:  # fmt: skip
+                   labels: str | None = None, cached: bool = False) -> list[JsonDict]:  # fmt: skip
         self._check()
-        return await self.kube.list(res, namespace=namespace, labels=labels)
+        return await self.kube.list(res, namespace=namespace, labels=labels, cached=cached)
+
+    async def list_with_version(self, res: Resource, *, namespace: str | None = None,
+                                labels: str | None = None,
+                                cached: bool = False) -> tuple[list[JsonDict], str]:  # fmt: skip
+        self._check()
+        return await self.kube.list_with_version(res, namespace=namespace, labels=labels,
+                                                 cached=cached)  # fmt: skip
+
+    async def catch_up(self, res: Resource, resource_version: str, on_event: OnEvent, *,
+                       namespace: str | None = None, seconds: int = 1) -> None:  # fmt: skip
+        self._check()
+        await self.kube.catch_up(res, resource_version, on_event, namespace=namespace,
+                                 seconds=seconds)  # fmt: skip
 
     async def get(self, res: Resource, name: str, namespace: str | None = None) -> JsonDict:
         self._check()
@@ -364,6 +377,39 @@ async def test_a_replica_that_finds_the_lease_free_has_admitted_when_its_start_r
     assert not b.leading
     assert b.op is None
     assert len(pair.h.k8s_jobs()) == 3
+
+
+async def test_a_job_submitted_after_the_starts_lists_is_admitted_before_kopf_watches(
+    pair: Pair,
+) -> None:
+    """A BatchJob created while the replica lists (after its list's version) reaches it by the
+    start's catch-up watch, not only among the thousands of kopf's replayed events."""
+    basic(pair.h)
+    pair.h.apply(make_job("early"), make_job("late"))
+    a = pair.make("a")
+    client = pair.clients["a"]
+    late = pair.kube.get_object(BATCHJOBS, "late", NS)
+    real_list = client.list_with_version
+
+    async def listed_before_late(res: Resource, **kw: Any) -> tuple[list[JsonDict], str]:
+        items, version = await real_list(res, **kw)
+        if res == BATCHJOBS:  # the list was taken just before "late" was created
+            items = [o for o in items if o["metadata"]["name"] != "late"]
+        return items, version
+
+    caught: list[str] = []
+
+    async def catch_up(res: Resource, version: str, on_event: Any, **kw: Any) -> None:
+        caught.append(version)
+        on_event("ADDED", late)
+
+    client.list_with_version = listed_before_late  # type: ignore[method-assign]
+    client.catch_up = catch_up  # type: ignore[method-assign]
+    await a.start(sync_timeout=1, elect=True, first_cycle_timeout=5)
+    assert caught, "the start caught up from its list's version"
+    await pair.cycle()
+    owners = {j["metadata"]["labels"]["kubatch.io/batchjob"] for j in pair.h.k8s_jobs()}
+    assert owners == {"early", "late"}
 
 
 async def test_two_replicas_racing_for_a_free_lease_elect_exactly_one(pair: Pair) -> None:

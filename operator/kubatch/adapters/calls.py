@@ -118,6 +118,7 @@ def _rows() -> tuple[Call, ...]:
         ]
     rows += [
         Call("delete", BATCHJOBS, "retention: a queue's finished jobs (opt-in)"),
+        Call("watch", BATCHJOBS, "a start's catch-up: jobs submitted since its lists", client=k),
         # The webhook reads what a BatchJob names (shareIdentifier rules, Ref:: parameters).
         Call("get", JOBQUEUES, "the webhook checks a job against its queue", need=Need.WEBHOOK),
         Call(

@@ -27,7 +27,7 @@ from typing import Any
 
 from kubatch.adapters.calls import UndeclaredCall
 from kubatch.adapters.kube import ApiError, Resource
-from kubatch.adapters.protocol import OnEvent, OnSync, Trim
+from kubatch.adapters.protocol import Listed, OnEvent, OnSync, Trim
 
 JsonDict = dict[str, Any]
 Key = tuple[str, str | None, str]  # (resource path key, namespace, name)
@@ -135,6 +135,8 @@ class FakeKube:
         self.calls: list[tuple[str, str]] = []
         self._watchers: list[_Watcher] = []
         self._rv = itertools.count(1)
+        self.version = 0
+        """The latest resourceVersion given out (what a list is "at")."""
         self._clock = clock or (lambda: "2026-01-01T00:00:00Z")
         self.holding = False
         self.held: list[_Held] = []
@@ -215,13 +217,42 @@ class FakeKube:
     # ------------------------------------------------------------------ KubeApi
 
     async def list(
-        self, res: Resource, *, namespace: str | None = None, labels: str | None = None
+        self,
+        res: Resource,
+        *,
+        namespace: str | None = None,
+        labels: str | None = None,
+        cached: bool = False,
     ) -> list[JsonDict]:
         self._call("list", res)
         await asyncio.sleep(0)
         self._maybe_fail("list", res.plural, "")
         sel = parse_selector(labels)
         return [o for o in self.all(res, namespace) if matches(o, sel)]
+
+    async def list_with_version(
+        self,
+        res: Resource,
+        *,
+        namespace: str | None = None,
+        labels: str | None = None,
+        cached: bool = False,
+    ) -> Listed:
+        items = await self.list(res, namespace=namespace, labels=labels, cached=cached)
+        return items, str(self.version)
+
+    async def catch_up(
+        self,
+        res: Resource,
+        resource_version: str,
+        on_event: OnEvent,
+        *,
+        namespace: str | None = None,
+        seconds: int = 1,
+    ) -> None:
+        """Nothing to catch up with: the fake's watches see every change as it happens."""
+        self._call("watch", res)
+        await asyncio.sleep(0)
 
     async def get(self, res: Resource, name: str, namespace: str | None = None) -> JsonDict:
         self._call("get", res)
@@ -375,7 +406,8 @@ class FakeKube:
         return copy.deepcopy(self._store(res, key, obj, "ADDED"))
 
     def _store(self, res: Resource, key: Key, obj: JsonDict, kind: str) -> JsonDict:
-        obj["metadata"]["resourceVersion"] = str(next(self._rv))
+        self.version = next(self._rv)
+        obj["metadata"]["resourceVersion"] = str(self.version)
         self.objects[key] = obj
         self._emit(res, kind, obj)
         return obj

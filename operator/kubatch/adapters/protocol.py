@@ -12,6 +12,8 @@ from typing import Any, Protocol
 from kubatch.adapters.kube import Resource
 
 JsonDict = dict[str, Any]
+Listed = tuple[list[JsonDict], str]
+"""A list's objects and its resourceVersion."""
 OnEvent = Callable[[str, JsonDict], None]
 """``on_event(type, object)`` with type ADDED, MODIFIED or DELETED."""
 OnSync = Callable[[list[JsonDict]], None]
@@ -26,8 +28,16 @@ class KubeApi(Protocol):
     ``OSError`` or ``TimeoutError`` (the connection)."""
 
     async def list(
-        self, res: Resource, *, namespace: str | None = None, labels: str | None = None
-    ) -> list[JsonDict]: ...
+        self,
+        res: Resource,
+        *,
+        namespace: str | None = None,
+        labels: str | None = None,
+        cached: bool = False,
+    ) -> list[JsonDict]:
+        """``cached``: the list may be a moment old (served from the API server's watch
+        cache); see ``Kube.list_with_version``."""
+        ...
 
     async def get(self, res: Resource, name: str, namespace: str | None = None) -> JsonDict: ...
 
@@ -60,5 +70,30 @@ class KubeApi(Protocol):
         on_sync: OnSync | None = None,
         trim: Trim | None = None,
     ) -> None: ...
+
+    async def list_with_version(
+        self,
+        res: Resource,
+        *,
+        namespace: str | None = None,
+        labels: str | None = None,
+        cached: bool = False,
+    ) -> Listed:
+        """``list`` and the list's resourceVersion (where a watch, or ``catch_up``, resumes)."""
+        ...
+
+    async def catch_up(
+        self,
+        res: Resource,
+        resource_version: str,
+        on_event: OnEvent,
+        *,
+        namespace: str | None = None,
+        seconds: int = 1,
+    ) -> None:
+        """The events of ``res`` since ``resource_version`` (a list's), handed to
+        ``on_event`` as they come, for about ``seconds``: what changed between a list and a
+        watch that starts later. Raises like ``list``."""
+        ...
 
     async def close(self) -> None: ...

@@ -103,7 +103,12 @@ async def list_then_watch(
         try:
             if not stats.resource_version:
                 items, version = await kube.list_with_version(
-                    res, namespace=namespace, labels=labels, fields=fields, trim=trim
+                    res,
+                    namespace=namespace,
+                    labels=labels,
+                    fields=fields,
+                    trim=trim,
+                    cached=True,  # the watch resumes from the list's version: nothing missed
                 )
                 stats.lists += 1
                 if on_sync is not None:

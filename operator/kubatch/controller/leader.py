@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from kubatch.adapters.kube import LEASES, ApiError, Resource
-from kubatch.adapters.protocol import KubeApi, OnEvent, OnSync, Trim
+from kubatch.adapters.protocol import KubeApi, Listed, OnEvent, OnSync, Trim
 from kubatch.controller.settings import JITTER, LeaseTimings
 from kubatch.metrics import Metrics
 from kubatch.timefmt import rfc3339_micro
@@ -366,9 +366,37 @@ class FencedKube:
     # -- KubeApi ---------------------------------------------------------------------------
 
     async def list(
-        self, res: Resource, *, namespace: str | None = None, labels: str | None = None
+        self,
+        res: Resource,
+        *,
+        namespace: str | None = None,
+        labels: str | None = None,
+        cached: bool = False,
     ) -> list[JsonDict]:
-        return await self.kube.list(res, namespace=namespace, labels=labels)
+        return await self.kube.list(res, namespace=namespace, labels=labels, cached=cached)
+
+    async def list_with_version(
+        self,
+        res: Resource,
+        *,
+        namespace: str | None = None,
+        labels: str | None = None,
+        cached: bool = False,
+    ) -> Listed:
+        return await self.kube.list_with_version(res, namespace=namespace, labels=labels,
+                                                 cached=cached)  # fmt: skip
+
+    async def catch_up(
+        self,
+        res: Resource,
+        resource_version: str,
+        on_event: OnEvent,
+        *,
+        namespace: str | None = None,
+        seconds: int = 1,
+    ) -> None:
+        await self.kube.catch_up(res, resource_version, on_event, namespace=namespace,
+                                 seconds=seconds)  # fmt: skip
 
     async def get(self, res: Resource, name: str, namespace: str | None = None) -> JsonDict:
         return await self.kube.get(res, name, namespace)

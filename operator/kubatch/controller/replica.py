@@ -45,7 +45,9 @@ from kubatch.adapters.kube import (
     NAMESPACES,
     NODES,
     PODS,
+    ApiError,
     Resource,
+    gc_paused,
 )
 from kubatch.adapters.protocol import KubeApi
 from kubatch.controller.leader import FencedKube, LeaderElector
@@ -110,6 +112,7 @@ class Replica:
         self._synced = asyncio.Event()  # kubatch's own watches have each listed once
         self._disturbed_at = -1e18  # a watch of ours relisted (it had been down)
         self._syncs: dict[tuple[str, str | None], int] = {}
+        self._listed: dict[tuple[str, str | None], str] = {}  # the mirror fill's versions
 
     @property
     def scopes(self) -> list[str | None]:
@@ -155,7 +158,27 @@ class Replica:
             self._elect = asyncio.create_task(self.elector.run(tried=True),
                                               name="kubatch-leader-election")  # fmt: skip
             await self.settled()
-        await self.first_cycle(first_cycle_timeout)
+        if self.leading:
+            await asyncio.gather(self._catch_up(), self.first_cycle(first_cycle_timeout))
+
+    async def _catch_up(self) -> None:
+        """After a takeover at the start: the BatchJobs created or changed since the mirror's
+        lists (submitted while this process started), handed over now — kopf's own watch
+        begins only after the start, and would deliver them among thousands of others."""
+
+        def on_event(kind: str, obj: JsonDict) -> None:
+            self.feed(BATCHJOBS, obj, deleted=kind == "DELETED")
+
+        async def one(scope: str | None) -> None:
+            version = self._listed.get((BATCHJOBS.plural, scope))
+            if not version:
+                return
+            try:
+                await self.kube.catch_up(BATCHJOBS, version, on_event, namespace=scope)
+            except (ApiError, OSError, TimeoutError) as exc:  # kopf's watch delivers them
+                log.info("catching up with BatchJobs since the start failed: %s", exc)
+
+        await asyncio.gather(*(one(scope) for scope in self.scopes))
 
     async def elect_once(self) -> None:
         """One election try and the role change it causes, carried out before returning."""
@@ -248,14 +271,22 @@ class Replica:
                               trim=TRIMS.get(res.plural))  # fmt: skip
 
     async def _fill_mirror(self) -> None:
-        """List the kinds kopf watches into the mirror (events of meanwhile are merged: the
-        newest version of each object wins)."""
-        for res in CLUSTER_KINDS:
-            self.mirror.fill(res, await self.kube.list(res))
-            self.mirror.mark_synced(res)
-        for res in SCOPED_KINDS:
-            for scope in self.scopes:
-                self.mirror.fill(res, await self.kube.list(res, namespace=scope))
+        """List the kinds kopf watches into the mirror, all at once and from the API server's
+        watch cache (``cached``: a list a moment old is merged with the events of meanwhile —
+        the newest version of each object wins — and kopf's own lists follow)."""
+
+        async def fill(res: Resource, scope: str | None) -> None:
+            items, version = await self.kube.list_with_version(res, namespace=scope, cached=True)
+            self.mirror.fill(res, items)
+            self._listed[(res.plural, scope)] = version
+
+        async with asyncio.TaskGroup() as group:
+            for res in CLUSTER_KINDS:
+                group.create_task(fill(res, None))
+            for res in SCOPED_KINDS:
+                for scope in self.scopes:
+                    group.create_task(fill(res, scope))
+        for res in (*CLUSTER_KINDS, *SCOPED_KINDS):
             self.mirror.mark_synced(res)
         self.mirror.drop_tombstones()
 
@@ -320,7 +351,8 @@ class Replica:
         op = Operator(fence, self.settings, self.metrics, self.clock, may_write=self.may_write)
         from_mirror = self.trusted()
         if from_mirror:
-            await op.rebuild(source=self.mirror)  # in memory: no await suspends
+            with gc_paused():  # thousands of records made at once (see gc_paused)
+                await op.rebuild(source=self.mirror)  # in memory: no await suspends
         else:
             log.info("taking over from lists of the API server (the mirror is %s)",
                      "recent" if self.complete else "incomplete")  # fmt: skip

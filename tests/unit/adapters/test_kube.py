@@ -3,6 +3,8 @@ pagination, 401 re-login, errors."""
 
 from __future__ import annotations
 
+import gc
+import json
 from typing import Any
 
 import pytest
@@ -19,6 +21,7 @@ from kubatch.adapters.kube import (
     ApiError,
     Kube,
     Resource,
+    decode,
 )
 
 
@@ -229,6 +232,55 @@ async def test_list_pages_selectors_and_expired_continue(api: FakeApi, kube: Kub
     assert "continue" not in queries[2]  # the list started over
     assert queries[3]["continue"] == "c2"
     assert kube.counters.reads == 4
+
+
+def _paged_or_cached(seen: Seen) -> Reply:
+    """Three pods a, b, c: paged one by one from "etcd", or whole from the watch cache."""
+    if seen.query.get("resourceVersion") == "0":
+        return Reply(body={"metadata": {"resourceVersion": "8"},
+                           "items": [pod(n, "8") for n in "abc"]})  # fmt: skip
+    at = {"": 0, "c1": 1, "c2": 2}[seen.query.get("continue", "")]
+    more = {"continue": f"c{at + 1}", "remainingItemCount": 2 - at} if at < 2 else {}
+    return Reply(
+        body={"metadata": {"resourceVersion": "7", **more}, "items": [pod("abc"[at], "7")]}
+    )
+
+
+async def test_a_cached_list_comes_whole_from_the_watch_cache_after_its_first_page(
+    api: FakeApi, kube: Kube
+) -> None:
+    api.on("GET", "/api/v1/pods", _paged_or_cached)
+    items, version = await kube.list_with_version(PODS, labels="a=b", page=1, cached=True)
+    assert ([i["metadata"]["name"] for i in items], version) == (["a", "b", "c"], "8")
+    assert [s.query for s in api.seen] == [
+        {"labelSelector": "a=b", "limit": "1"},
+        {"labelSelector": "a=b", "resourceVersion": "0"},
+    ]
+
+
+@pytest.mark.parametrize("cached", [False, True], ids=["consistent", "cached-but-too-many"])
+async def test_a_list_pages_from_etcd_unless_cached_and_small_enough(
+    api: FakeApi, kube: Kube, cached: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("kubatch.adapters.kube.CACHED_LIST_MAX", 1)  # 2 remain after page 1
+    api.on("GET", "/api/v1/pods", _paged_or_cached)
+    items, version = await kube.list_with_version(PODS, page=1, cached=cached)
+    assert ([i["metadata"]["name"] for i in items], version) == (["a", "b", "c"], "7")
+    assert [s.query.get("resourceVersion") for s in api.seen] == [None, None, None]
+
+
+def test_a_large_answer_is_decoded_with_the_collector_paused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    states: list[bool] = []
+    real = json.loads
+    monkeypatch.setattr(json, "loads", lambda raw: states.append(gc.isenabled()) or real(raw))
+    small = json.dumps({"items": []}).encode()
+    large = json.dumps({"items": ["x" * 100] * 5000}).encode()
+    assert decode(small) == {"items": []}
+    assert len(decode(large)["items"]) == 5000
+    assert states == [True, False]
+    assert gc.isenabled()
 
 
 async def test_a_410_without_continue_is_the_callers(api: FakeApi, kube: Kube) -> None:
