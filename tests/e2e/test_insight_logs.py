@@ -46,7 +46,7 @@ def test_logs_of_each_attempt_and_child_and_followed(stack: Stack, namespace: st
                 parameters={"word": "hello"},
             ),
             make_definition("ok", duration=1, cpu="250m", memory="256Mi"),
-            make_definition("slow", duration=6, cpu="250m", memory="256Mi"),
+            make_definition("slow", duration=12, cpu="250m", memory="256Mi"),
             make_job("flaky", q, "flaky", parameters={"word": "kubatch"}),
             make_job("arr", q, "ok", arrayProperties={"size": 3}),
         ],
@@ -95,7 +95,7 @@ def test_logs_of_each_attempt_and_child_and_followed(stack: Stack, namespace: st
     thread.join(timeout=90)
     assert not thread.is_alive(), "logs -f did not end with the container"
     out = str(result["out"])
-    assert "working: 3s of 6s" in out
+    assert "working: 3s of 12s" in out
     assert out.rstrip().endswith("exit 0 Completed")
     assert float(result["seconds"]) >= 2  # type: ignore[arg-type]
     # kubectl itself reads the same log through the API server.
