@@ -412,6 +412,32 @@ async def test_a_job_submitted_after_the_starts_lists_is_admitted_before_kopf_wa
     assert owners == {"early", "late"}
 
 
+async def test_a_long_takeover_lets_the_event_loop_run_and_loses_no_event(pair: Pair) -> None:
+    """A rebuild of 100,000 jobs takes about a minute: it yields now and then, so that the
+    Lease is renewed meanwhile (it was lost at the renew deadline, and the takeover began
+    again, for ever); the events that arrive during it are replayed after it."""
+    basic(pair.h, vcpus=1)
+    pair.h.apply(*(make_job(f"j{i:04d}") for i in range(1200)))  # 1200 > 2 x YIELD_EVERY
+    a = await pair.start("a")
+    during: list[bool] = []
+
+    async def meanwhile() -> None:
+        while not a.leading:
+            if a._buffer is not None and not during:  # the takeover's rebuild runs
+                during.append(True)
+                pair.h.apply(make_job("late"))  # kopf delivers it now, mid-rebuild
+            await asyncio.sleep(0)
+
+    ticker = asyncio.create_task(meanwhile())
+    await pair.elect()
+    await asyncio.wait_for(ticker, 5)
+    assert during, "the event loop ran during the rebuild"
+    assert a.leading
+    assert a.op is not None
+    assert a.op.jobs.get(f"{NS}/late") is not None, "the event of meanwhile was replayed"
+    assert len(a.op.jobs) == 1201
+
+
 async def test_two_replicas_racing_for_a_free_lease_elect_exactly_one(pair: Pair) -> None:
     a = await pair.start("a")
     b = await pair.start("b")

@@ -65,6 +65,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("kubatch.effects")
 JsonDict = dict[str, Any]
+
+STAGE_YIELD = 1000
+"""Decisions staged (or patches built) between two turns of the event loop: a cycle over
+100,000 jobs must not hold the loop past the Lease's renew deadline."""
 EVENTS_PER_CYCLE = 200
 OBJECT_KINDS: dict[str, Resource] = {
     "JobQueue": JOBQUEUES,
@@ -150,9 +154,11 @@ class Effects:
         for d in decisions:
             if isinstance(d, Admit):
                 self.rates.admitted(d.queue, now)
-        for d in decisions:
+        for i, d in enumerate(decisions, 1):
             if not isinstance(d, Admit | Terminate | Preempt):
                 self._stage(d, now)
+            if i % STAGE_YIELD == 0:
+                await asyncio.sleep(0)  # tens of thousands at once: the Lease is renewed meanwhile
         go = [d for d in decisions if isinstance(d, Admit)]
         if go and self.consumables is not None:
             go = await self.consumables.write_ahead(go)  # used-up units recorded first
@@ -341,7 +347,9 @@ class Effects:
         now = self.clock()
         now_iso = convert.rfc3339(now)
         work = []
-        for key in keys:
+        for i, key in enumerate(keys, 1):
+            if i % STAGE_YIELD == 0:
+                await asyncio.sleep(0)  # building 70,000 patches takes seconds: let others run
             rec = self.jobs.get(key)
             if rec is None or not rec.pending:
                 continue

@@ -57,6 +57,10 @@ RECORDS = f"{L.MANAGED_BY}={L.MANAGER},{L.ARRAY_RECORD}"
 JsonDict = dict[str, Any]
 
 
+YIELD_EVERY = 500
+"""Objects a rebuild handles between two turns of the event loop."""
+
+
 class Lister(Protocol):
     """Where a rebuild reads the cluster from: the API server (any ``KubeApi``) or a warm
     standby's mirror (``kubatch.controller.mirror.Mirror``)."""
@@ -196,8 +200,12 @@ class Operator:
         bjs.sort(
             key=lambda b: (b.get("status") is None, b["metadata"].get("creationTimestamp", ""))
         )
-        for bj in bjs:
+        for i, bj in enumerate(bjs, 1):
             intake.on_batch_job(bj)
+            if i % YIELD_EVERY == 0:
+                # 100,000 jobs take about a minute: the event loop must keep renewing the
+                # Lease meanwhile (the replica buffers the events of meanwhile)
+                await asyncio.sleep(0)
         for scope in self.scopes:
             for cm in await kube.list(CONFIGMAPS, namespace=scope, labels=RECORDS):
                 self._restore_children(cm)

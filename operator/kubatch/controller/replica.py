@@ -350,24 +350,24 @@ class Replica:
         fence = FencedKube(self.kube, self.may_write)
         op = Operator(fence, self.settings, self.metrics, self.clock, may_write=self.may_write)
         from_mirror = self.trusted()
-        if from_mirror:
-            with gc_paused():  # thousands of records made at once (see gc_paused)
-                await op.rebuild(source=self.mirror)  # in memory: no await suspends
-        else:
+        if not from_mirror:
             log.info("taking over from lists of the API server (the mirror is %s)",
                      "recent" if self.complete else "incomplete")  # fmt: skip
-            self._buffer = []
-            try:
-                await op.rebuild()
-            except BaseException:
-                self._buffer = None
-                raise
-            buffered, self._buffer = self._buffer, None
-            for what, res, obj, deleted in buffered:
-                if what == "feed":
-                    op.feed(res, obj, deleted)
-                else:
-                    op.sync(res, obj)
+        # The rebuild yields to the event loop now and then (the Lease is renewed meanwhile):
+        # the events of meanwhile are kept and replayed after it, in order.
+        self._buffer = []
+        try:
+            with gc_paused():  # thousands of records made at once (see gc_paused)
+                await op.rebuild(source=self.mirror if from_mirror else None)
+        except BaseException:
+            self._buffer = None
+            raise
+        buffered, self._buffer = self._buffer, None
+        for what, res, obj, deleted in buffered:
+            if what == "feed":
+                op.feed(res, obj, deleted)
+            else:
+                op.sync(res, obj)
         if self.elector is not None and not self.elector.leading():
             log.warning("leadership lost during the takeover; standing by")
             if not from_mirror:
