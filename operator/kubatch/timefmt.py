@@ -9,6 +9,8 @@ benchmarks, tests) goes through this module.
 
 from __future__ import annotations
 
+import functools
+import math
 from datetime import UTC, datetime
 
 __all__ = ["parse_time", "rfc3339", "rfc3339_micro"]
@@ -16,8 +18,13 @@ __all__ = ["parse_time", "rfc3339", "rfc3339_micro"]
 
 def rfc3339(epoch: float) -> str:
     """Pure: epoch seconds -> ``2026-01-02T03:04:05Z`` (``metav1.Time``: whole seconds, the
-    fraction is dropped)."""
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    fraction is dropped). Equal seconds give one shared string (jobs keep many)."""
+    return _rfc3339_seconds(math.floor(epoch))
+
+
+@functools.lru_cache(maxsize=4096)
+def _rfc3339_seconds(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def rfc3339_micro(epoch: float) -> str:

@@ -41,6 +41,13 @@ def test_formats_are_the_kubernetes_ones() -> None:
     assert rfc3339(T0) == "2023-11-14T22:13:20Z"
     assert rfc3339(T0 + 0.999) == "2023-11-14T22:13:20Z"  # metav1.Time drops the fraction
     assert rfc3339_micro(T0 + 0.25) == "2023-11-14T22:13:20.250000Z"
+    assert rfc3339(-0.5) == "1969-12-31T23:59:59Z"  # the fraction is dropped downwards
+
+
+def test_equal_seconds_share_one_string() -> None:
+    """Jobs keep many timestamps; those of one second are one string."""
+    assert rfc3339(T0 + 0.2) is rfc3339(T0 + 0.7)
+    assert rfc3339(T0 + 1.2) != rfc3339(T0 + 0.7)
 
 
 @given(st.integers(min_value=0, max_value=4_000_000_000))

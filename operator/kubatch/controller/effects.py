@@ -372,7 +372,8 @@ class Effects:
                 else:
                     rec.pending = {}
                 continue
-            patch, rec.conditions = out
+            patch, conditions = out
+            rec.conditions = self.jobs.shared_conditions(conditions)
             rec.pending = {}
             work.append(self._patch_job(rec, patch))
         await bounded(work, self.settings.write_concurrency)
@@ -401,12 +402,12 @@ class Effects:
         done = self._completions.pop(rec.key, None) if "phase" in patch else None
         if done is not None and self.metrics is not None and patch["phase"] == str(done[0]):
             self.metrics.observe_completion(rec.queue, done[0], done[1], 0.0, reason=done[2])
-        # A copy: ``attempts`` is the record's own list, which later events mutate in place.
-        for k, v in copy.deepcopy(patch).items():
+        for k, v in patch.items():
             if v is None:
                 rec.written.pop(k, None)
-            else:
-                rec.written[k] = v
+            elif k not in st.UNREMEMBERED:
+                # A copy: ``attempts`` is the record's own list, which later events mutate.
+                rec.written[k] = v if isinstance(v, str | int | float) else copy.deepcopy(v)
 
     def _requeue(self, rec: JobRecord, patch: JsonDict) -> None:
         rec.pending = {**patch, **rec.pending}

@@ -435,9 +435,9 @@ class Intake:
         if phase.terminal:
             rec.finished_at = convert.ts(status.stopped_at) or self.clock()
         rec.attempts = [dump(a) for a in status.attempts]
-        rec.conditions = [dump(c) for c in status.conditions]
+        rec.conditions = self.jobs.shared_conditions([dump(c) for c in status.conditions])
         written = dump(status)
-        rec.written = {k: v for k, v in written.items() if k not in ("jobDefinition", "conditions")}
+        rec.written = {k: v for k, v in written.items() if k not in st.UNREMEMBERED}
         rec.started_at = convert.ts(status.started_at) or None
         rec.cost = status.cost or 0.0
         last = status.attempts[-1] if status.attempts else None

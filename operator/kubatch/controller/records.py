@@ -26,6 +26,10 @@ def intern_json(value: Any) -> str:
     return sys.intern(json.dumps(value, sort_keys=True, separators=(",", ":")))
 
 
+SHARED_CONDITIONS_MAX = 10_000
+"""Distinct conditions kept for sharing before the table starts afresh."""
+
+
 @dataclass(slots=True)
 class JobRecord:
     """What the effects need of one BatchJob (the cache holds what the scheduler needs)."""
@@ -105,11 +109,27 @@ class EventNote:
 class JobBook:
     """The records of the BatchJobs the operator knows, and the staged status changes."""
 
-    __slots__ = ("dirty", "records")
+    __slots__ = ("_conditions", "dirty", "records")
 
     def __init__(self) -> None:
         self.records: dict[str, JobRecord] = {}
         self.dirty: set[str] = set()
+        self._conditions: dict[tuple[tuple[str, Any], ...], JsonDict] = {}
+
+    def shared_conditions(self, conditions: list[JsonDict]) -> list[JsonDict]:
+        """The same conditions, each an instance shared by every record with an equal one
+        (thousands of waiting jobs written in one second carry equal conditions). Records
+        never change a condition in place; they replace the list."""
+        if len(self._conditions) > SHARED_CONDITIONS_MAX:
+            self._conditions.clear()
+        out = []
+        for c in conditions:
+            try:
+                key = tuple(sorted(c.items()))
+                out.append(self._conditions.setdefault(key, c))
+            except TypeError:  # an unhashable value: kept as it is
+                out.append(c)
+        return out
 
     def get(self, key: str) -> JobRecord | None:
         return self.records.get(key)

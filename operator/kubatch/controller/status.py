@@ -140,6 +140,10 @@ def without_nulls(patch: Mapping[str, Any], written: Mapping[str, Any]) -> JsonD
 
 SUBMISSION_FIELDS = frozenset({"jobDefinition", "createdAt"})
 """Status fields recorded at submission; they ride with the job's first phase."""
+UNREMEMBERED = frozenset({"jobDefinition", "conditions"})
+"""Status fields a record does not keep as written: the definition is written once (a copy
+per job would be kilobytes each at 100,000 jobs) and the conditions live in the record's own
+``conditions``."""
 CONDITIONS = "__conditions__"
 """A staged marker (not a status field): recompute the conditions (a new notice)."""
 
