@@ -64,11 +64,11 @@ class Client:
         return await self.kube.list(res, namespace=namespace, labels=labels, cached=cached)
 
     async def list_with_version(self, res: Resource, *, namespace: str | None = None,
-                                labels: str | None = None,
-                                cached: bool = False) -> tuple[list[JsonDict], str]:  # fmt: skip
+                                labels: str | None = None, cached: bool = False,
+                                trim: Any = None) -> tuple[list[JsonDict], str]:  # fmt: skip
         self._check()
         return await self.kube.list_with_version(res, namespace=namespace, labels=labels,
-                                                 cached=cached)  # fmt: skip
+                                                 cached=cached, trim=trim)  # fmt: skip
 
     async def catch_up(self, res: Resource, resource_version: str, on_event: OnEvent, *,
                        namespace: str | None = None, seconds: int = 1) -> None:  # fmt: skip

@@ -242,7 +242,8 @@ async def test_records_keep_no_copy_of_what_is_written_once(h: Harness) -> None:
     assert all(r is not None for r in recs)
     for r in recs:
         assert r is not None
-        assert "jobDefinition" not in r.written and "conditions" not in r.written
+        assert "jobDefinition" not in r.written
+        assert "conditions" not in r.written
         assert r.written["phase"] in ("Starting", "Runnable")
     waiting = [r for r in recs if r is not None and r.phase is Phase.RUNNABLE]
     assert len(waiting) == 4

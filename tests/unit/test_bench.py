@@ -132,6 +132,7 @@ def test_scale_manifests_and_summary() -> None:
         _valid(doc)
     result = {"steps": [
         {"batchjobs": 10000, "restart_to_first_admission_s": 4.0, "vm_hwm_mib": 200.0},
+        {"batchjobs": 15000, "vm_hwm_mib": 290.0},
         {"batchjobs": 100000, "restart_to_first_admission_s": 70.0, "vm_hwm_mib": 900.0,
          "vm_hwm_mib_after_restart": 1100.0},
     ]}  # fmt: skip
@@ -141,6 +142,7 @@ def test_scale_manifests_and_summary() -> None:
     assert t["restart_to_first_admission_s_with_100000"]["status"] == "missed"
     assert t["rss_mib_with_100000"]["value"] == 1100.0
     assert t["rss_mib_with_100000"]["status"] == "missed"
+    assert (t["rss_mib_with_15000"]["value"], t["rss_mib_with_15000"]["status"]) == (290.0, "met")
 
 
 def test_job_controller_figures_are_differences_of_two_scrapes() -> None:

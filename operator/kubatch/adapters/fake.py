@@ -237,9 +237,10 @@ class FakeKube:
         namespace: str | None = None,
         labels: str | None = None,
         cached: bool = False,
+        trim: Callable[[JsonDict], JsonDict] | None = None,
     ) -> Listed:
         items = await self.list(res, namespace=namespace, labels=labels, cached=cached)
-        return items, str(self.version)
+        return (items if trim is None else [trim(x) for x in items]), str(self.version)
 
     async def catch_up(
         self,

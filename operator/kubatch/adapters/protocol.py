@@ -78,8 +78,10 @@ class KubeApi(Protocol):
         namespace: str | None = None,
         labels: str | None = None,
         cached: bool = False,
+        trim: Callable[[JsonDict], JsonDict] | None = None,
     ) -> Listed:
-        """``list`` and the list's resourceVersion (where a watch, or ``catch_up``, resumes)."""
+        """``list`` and the list's resourceVersion (where a watch, or ``catch_up``, resumes);
+        ``trim``: what is kept of each object (applied as each is decoded)."""
         ...
 
     async def catch_up(

@@ -382,9 +382,10 @@ class FencedKube:
         namespace: str | None = None,
         labels: str | None = None,
         cached: bool = False,
+        trim: Callable[[JsonDict], JsonDict] | None = None,
     ) -> Listed:
         return await self.kube.list_with_version(res, namespace=namespace, labels=labels,
-                                                 cached=cached)  # fmt: skip
+                                                 cached=cached, trim=trim)  # fmt: skip
 
     async def catch_up(
         self,

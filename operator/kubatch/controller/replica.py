@@ -34,6 +34,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from kubatch.adapters import memory
 from kubatch.adapters.kube import (
     BATCHJOBS,
     COMPUTEENVIRONMENTS,
@@ -52,12 +53,14 @@ from kubatch.adapters.kube import (
 from kubatch.adapters.protocol import KubeApi
 from kubatch.controller.leader import FencedKube, LeaderElector
 from kubatch.controller.loop import wait_event
-from kubatch.controller.mirror import TRIMS, Mirror
+from kubatch.controller.mirror import TRIMS, Mirror, slim
 from kubatch.controller.operator import OWNED, RECORDS, Operator
 from kubatch.controller.settings import Settings
 from kubatch.metrics import Metrics
 
 log = logging.getLogger("kubatch.replica")
+RELEASE_EVERY = 5000
+"""Watch events between two hand-backs of free heap (:mod:`kubatch.adapters.memory`)."""
 JsonDict = dict[str, Any]
 
 CLUSTER_KINDS = (NODES, NAMESPACES, COMPUTEENVIRONMENTS, JOBQUEUES, CONSUMABLERESOURCES)
@@ -113,6 +116,7 @@ class Replica:
         self._disturbed_at = -1e18  # a watch of ours relisted (it had been down)
         self._syncs: dict[tuple[str, str | None], int] = {}
         self._listed: dict[tuple[str, str | None], str] = {}  # the mirror fill's versions
+        self._release = memory.Release(RELEASE_EVERY)  # free heap back after bursts
 
     @property
     def scopes(self) -> list[str | None]:
@@ -221,6 +225,9 @@ class Replica:
 
     def feed(self, res: Resource, obj: JsonDict, deleted: bool = False) -> None:
         """One watch event (kopf's or kubatch's own)."""
+        self._release.count()
+        if self._release.due():
+            memory.release()  # a few ms, once per RELEASE_EVERY events
         if res in REFERENCED:
             self.refs.feed(res, obj, deleted)
         op = self.op
@@ -235,6 +242,7 @@ class Replica:
         self, res: Resource, items: list[JsonDict], namespace: str | None, labels: str
     ) -> None:
         """A complete list from one of kubatch's own watches."""
+        self._release.count(len(items))
         seen = self._syncs.get((res.plural, namespace), 0)
         self._syncs[(res.plural, namespace)] = seen + 1
         if seen:
@@ -276,7 +284,8 @@ class Replica:
         the newest version of each object wins — and kopf's own lists follow)."""
 
         async def fill(res: Resource, scope: str | None) -> None:
-            items, version = await self.kube.list_with_version(res, namespace=scope, cached=True)
+            items, version = await self.kube.list_with_version(res, namespace=scope, cached=True,
+                                                               trim=slim)  # fmt: skip
             self.mirror.fill(res, items)
             self._listed[(res.plural, scope)] = version
 
@@ -375,6 +384,7 @@ class Replica:
             return
         self.op, self.fence, self.leading = op, fence, True
         self.mirror.clear()  # the operator's state replaces it
+        memory.release()  # what the lists and the rebuild left free
         self._loop = asyncio.create_task(op.loop.run(), name="kubatch-scheduler")
         op.poke()
         took = time.monotonic() - t0

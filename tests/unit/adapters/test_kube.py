@@ -22,6 +22,7 @@ from kubatch.adapters.kube import (
     Kube,
     Resource,
     decode,
+    decode_list,
 )
 
 
@@ -281,6 +282,61 @@ def test_a_large_answer_is_decoded_with_the_collector_paused(
     assert len(decode(large)["items"]) == 5000
     assert states == [True, False]
     assert gc.isenabled()
+
+
+def _drop_fields(obj: dict[str, Any]) -> dict[str, Any]:
+    return {"name": obj["metadata"]["name"]}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"kind":"PodList","metadata":{"resourceVersion":"9"},"items":[ITEMS]}',
+        '{"apiVersion":"v1","items":[ITEMS],"kind":"PodList","metadata":{"resourceVersion":"9"}}',
+        ' {\n "metadata" : {"resourceVersion": "9"} ,\n "items" : [ ITEMS ] \n} \n',
+    ],
+    ids=["typed-order", "unstructured-order", "indented"],
+)
+def test_a_list_is_trimmed_item_by_item_as_it_is_decoded(text: str) -> None:
+    """Only what the trim keeps of each item is ever held; the rest of the answer is as
+    json.loads makes it, whatever the key order and spacing."""
+    objs = [pod(n, "9") for n in ("a", "b", "c")]
+    raw = text.replace("ITEMS", " , ".join(json.dumps(o) for o in objs)).encode()
+    seen: list[str] = []
+
+    def trim(obj: dict[str, Any]) -> dict[str, Any]:
+        seen.append(obj["metadata"]["name"])
+        return _drop_fields(obj)
+
+    doc = decode_list(raw, trim)
+    whole = json.loads(raw)
+    assert doc["items"] == [{"name": n} for n in "abc"]
+    assert seen == ["a", "b", "c"]  # each item trimmed once
+    assert {k: v for k, v in doc.items() if k != "items"} == {
+        k: v for k, v in whole.items() if k != "items"
+    }
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['{"items":[]}', "{}", "[1,2]", '{"items":"x"}', '{"items":[{"metadata":{"name":"a"}}]} x'],
+    ids=["empty-items", "no-items", "not-an-object", "items-not-a-list", "trailing-text"],
+)
+def test_any_other_answer_decodes_as_json_does(text: str) -> None:
+    if text.endswith(" x"):
+        with pytest.raises(ValueError, match="Extra data"):
+            decode_list(text.encode(), _drop_fields)
+        return
+    expected = json.loads(text)
+    if isinstance(expected, dict) and isinstance(expected.get("items"), list):
+        expected["items"] = [_drop_fields(x) for x in expected["items"]]
+    assert decode_list(text.encode(), _drop_fields) == expected
+
+
+async def test_a_list_trims_its_items_as_it_decodes_them(api: FakeApi, kube: Kube) -> None:
+    api.on("GET", "/api/v1/pods", _paged_or_cached)
+    items, _ = await kube.list_with_version(PODS, page=1, cached=True, trim=_drop_fields)
+    assert items == [{"name": n} for n in "abc"]
 
 
 async def test_a_410_without_continue_is_the_callers(api: FakeApi, kube: Kube) -> None:

@@ -18,9 +18,11 @@ def test_equal_conditions_are_shared_and_different_ones_are_not() -> None:
     a = book.shared_conditions([cond("Ready"), cond("Reconciling", "True")])
     b = book.shared_conditions([cond("Ready"), cond("Reconciling", "True")])
     c = book.shared_conditions([cond("Ready", at="2026-01-01T00:00:01Z")])
-    assert a == b and all(x is y for x, y in zip(a, b, strict=True))
+    assert a == b
+    assert all(x is y for x, y in zip(a, b, strict=True))
     assert a is not b  # each record has its own list
-    assert c[0] == cond("Ready", at="2026-01-01T00:00:01Z") and c[0] is not a[0]
+    assert c[0] == cond("Ready", at="2026-01-01T00:00:01Z")
+    assert c[0] is not a[0]
 
 
 def test_unhashable_values_are_kept_as_they_are() -> None:
@@ -34,5 +36,6 @@ def test_the_table_starts_afresh_when_full(monkeypatch: Any) -> None:
     book = JobBook()
     first = book.shared_conditions([cond("A"), cond("B"), cond("C")])
     again = book.shared_conditions([cond("A")])  # the table was cleared: a new instance
-    assert again == [first[0]] and again[0] is not first[0]
+    assert again == [first[0]]
+    assert again[0] is not first[0]
     assert book.shared_conditions([cond("A")])[0] is again[0]
