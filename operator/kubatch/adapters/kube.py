@@ -16,6 +16,7 @@ classes costs CPU and memory for nothing. See docs/decisions/0003-kubernetes-cli
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
 import copy
 import gc
@@ -38,9 +39,12 @@ JsonDict = dict[str, Any]
 
 LARGE_ANSWER = 256 * 1024
 """Bytes from which an answer is decoded with the cyclic garbage collector paused."""
-CACHED_LIST_MAX = 25_000
+CACHED_LIST_MAX = 250_000
 """A list asked for ``cached`` is served whole from the API server's watch cache up to this
-many objects (one answer: the 1.20 watch cache does not page), and paged from etcd above."""
+many objects (one answer: the 1.20 watch cache does not page; it is read as it arrives, item
+by item, see :class:`ListReader`), and paged from etcd above."""
+STREAM_CHUNK = 1 << 20
+"""Bytes read at a time from a list answer that is decoded as it arrives."""
 
 
 @contextlib.contextmanager
@@ -75,68 +79,114 @@ _DECODER = json.JSONDecoder()
 
 
 def decode_list(raw: bytes, trim: Callable[[JsonDict], JsonDict]) -> JsonDict:
-    """Pure: a List answer whose ``items`` are decoded and trimmed one at a time, so that
-    only what ``trim`` keeps is ever held: decoded whole, the 10,000 BatchJobs of one watch
-    cache answer were ≈ 90 MB of small objects at once, and the heap that grew stayed with
-    the process. Any other JSON is decoded whole (its items trimmed after)."""
+    """Pure: a List answer whose ``items`` are decoded and trimmed one at a time
+    (:class:`ListReader`). Any other JSON is decoded whole (its items trimmed after)."""
     text = raw.decode()
+    reader = ListReader(trim)
     try:
-        return _scan_list(text, trim)
-    except (ValueError, IndexError):
+        reader.feed(text)
+        return reader.close()
+    except ValueError:
         doc = json.loads(text)
         if isinstance(doc, dict) and isinstance(doc.get("items"), list):
             doc["items"] = [trim(x) for x in doc["items"]]
         return doc  # type: ignore[no-any-return]
 
 
-def _scan_list(s: str, trim: Callable[[JsonDict], JsonDict]) -> JsonDict:
-    """``{"key": value, ..., "items": [obj, ...], ...}`` read key by key; ValueError or
-    IndexError where the text is not that (the caller decodes it whole)."""
+class ListReader:
+    """Pure: a List answer read as its text arrives — ``{"key": value, ..., "items":
+    [object, ...], ...}`` in any key order — its ``items`` decoded and trimmed one at a time,
+    so that only what ``trim`` keeps is ever held: decoded whole, the 10,000 BatchJobs of one
+    watch cache answer were ≈ 90 MB of small objects at once, and the heap that grew stayed
+    with the process. :meth:`feed` text (any cut); :meth:`close` gives the document.
+    ValueError where the text is not such a list."""
 
-    def skip(i: int) -> int:
-        m = _SPACE.match(s, i)
-        return m.end() if m else i
+    __slots__ = ("_at", "_buf", "_items", "_key", "_step", "doc", "trim")
 
-    out: JsonDict = {}
-    i = skip(0)
-    if s[i] != "{":
-        raise ValueError("not an object")
-    i = skip(i + 1)
-    if s[i] == "}":
-        return out
-    while True:
-        key, i = _DECODER.raw_decode(s, i)
-        i = skip(i)
-        if s[i] != ":" or not isinstance(key, str):
-            raise ValueError("not a key")
-        i = skip(i + 1)
-        if key == "items" and s[i] == "[":
-            items: list[JsonDict] = []
-            i = skip(i + 1)
-            if s[i] == "]":
-                i += 1
+    def __init__(self, trim: Callable[[JsonDict], JsonDict]) -> None:
+        self.trim = trim
+        self.doc: JsonDict = {}
+        self._items: list[JsonDict] = []
+        self._buf = ""
+        self._at = 0
+        self._step = "open"
+        self._key = ""
+
+    def feed(self, text: str) -> None:
+        self._buf = self._buf[self._at :] + text
+        self._at = 0
+        self._run(final=False)
+
+    def close(self) -> JsonDict:
+        self._run(final=True)
+        if self._step != "done":
+            raise ValueError("the answer ended early")
+        return self.doc
+
+    def _value(self, i: int, final: bool) -> tuple[Any, int] | None:
+        """The JSON value at ``i``; None when it may go on in text still to come."""
+        s = self._buf
+        try:
+            value, end = _DECODER.raw_decode(s, i)
+        except json.JSONDecodeError:
+            if final:
+                raise
+            return None
+        if end >= len(s) and not final:
+            return None  # a number or a literal may go on
+        return value, end
+
+    def _run(self, final: bool) -> None:
+        s = self._buf
+        while True:
+            m = _SPACE.match(s, self._at)
+            i = m.end() if m else self._at
+            self._at = i
+            if i >= len(s):
+                return
+            c, step = s[i], self._step
+            if step == "open":
+                if c != "{":
+                    raise ValueError("not an object")
+                self._at, self._step = i + 1, "key"
+            elif step == "key":
+                if c == "}":
+                    self._at, self._step = i + 1, "done"
+                    continue
+                got = self._value(i, final)
+                if got is None:
+                    return
+                key, self._at = got
+                if not isinstance(key, str):
+                    raise ValueError("not a key")
+                self._key, self._step = key, "colon"
+            elif step == "colon":
+                if c != ":":
+                    raise ValueError("not a key")
+                self._at, self._step = i + 1, "value"
+            elif step == "value" and self._key == "items" and c == "[":
+                self._items = self.doc["items"] = []
+                self._at, self._step = i + 1, "item"
+            elif step in ("value", "item"):
+                if step == "item" and c == "]" and not self._items:
+                    self._at, self._step = i + 1, "next"
+                    continue
+                got = self._value(i, final)
+                if got is None:
+                    return
+                value, self._at = got
+                if step == "item":
+                    self._items.append(self.trim(value))
+                    self._step = "item-next"
+                else:
+                    self.doc[self._key] = value
+                    self._step = "next"
+            elif step == "item-next" and c in ",]":
+                self._at, self._step = i + 1, ("item" if c == "," else "next")
+            elif step == "next" and c in ",}":
+                self._at, self._step = i + 1, ("key" if c == "," else "done")
             else:
-                while True:
-                    obj, i = _DECODER.raw_decode(s, i)
-                    items.append(trim(obj))
-                    i = skip(i)
-                    if s[i] == "]":
-                        i += 1
-                        break
-                    if s[i] != ",":
-                        raise ValueError("not a list")
-                    i = skip(i + 1)
-            out[key] = items
-        else:
-            out[key], i = _DECODER.raw_decode(s, i)
-        i = skip(i)
-        if s[i] == "}":
-            if skip(i + 1) != len(s):
-                raise ValueError("text after the object")
-            return out
-        if s[i] != ",":
-            raise ValueError("not an object")
-        i = skip(i + 1)
+                raise ValueError(f"unexpected {c!r} in a list answer ({step})")
 
 
 WriteHook = Callable[[str, str], None]
@@ -577,9 +627,13 @@ class Kube:
                     if cached and token and "continue" not in params and isinstance(left, int) \
                             and left <= CACHED_LIST_MAX:  # fmt: skip
                         whole = {**self._selectors(labels, fields), "resourceVersion": "0"}
-                        doc = await self.request("GET", res.path(namespace), params=whole,
-                                                 trim=trim)  # fmt: skip
-                        meta, token = doc.get("metadata") or {}, None
+                        try:
+                            doc = await self._read_list(res.path(namespace), whole, trim)
+                            meta, token = doc.get("metadata") or {}, None
+                        except (ApiError, ConnectionError, TimeoutError) as exc:
+                            # etcd's pages go on from the first one (its token is valid)
+                            log.info("listing %s from the watch cache failed (%s): paging",
+                                     res.plural, exc)  # fmt: skip
                     items.extend(doc.get("items") or [])
                     if not token:
                         return items, str(meta.get("resourceVersion") or "")
@@ -588,6 +642,37 @@ class Kube:
                 if not (exc.gone and "continue" in params):
                     raise
                 log.info("listing %s: the continue token expired; listing again", res.plural)
+
+    async def _read_list(
+        self, path: str, params: Mapping[str, str], trim: Callable[[JsonDict], JsonDict] | None
+    ) -> JsonDict:
+        """One list answer read as it arrives (:class:`ListReader`): however many objects it
+        holds, only what ``trim`` keeps of them is ever held. The read may take as long as
+        the answer keeps coming."""
+        url = f"{self.host}{path}?{urlencode(params)}"
+        self._count("GET", path.rsplit("/", 1)[-1])
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=60)
+        reader = ListReader(trim or (lambda obj: obj))
+        text = codecs.getincrementaldecoder("utf-8")()
+        try:
+            async with self._pool.session().get(
+                url, headers=await self._headers(), timeout=timeout, **self._extra()
+            ) as resp:
+                if resp.status >= 400:
+                    raw = await resp.read()
+                    raise ApiError(resp.status, resp.reason or "", raw.decode(errors="replace"))
+                async for chunk in resp.content.iter_chunked(STREAM_CHUNK):
+                    with gc_paused():
+                        reader.feed(text.decode(chunk))
+                reader.feed(text.decode(b"", final=True))
+        except aiohttp.ClientError as exc:
+            if isinstance(exc, OSError):
+                raise
+            raise ConnectionError(f"GET {path}: {exc!r}") from exc
+        try:
+            return reader.close()
+        except ValueError as exc:
+            raise ConnectionError(f"GET {path}: not a list answer: {exc}") from exc
 
     async def list(
         self,

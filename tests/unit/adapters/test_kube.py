@@ -8,6 +8,8 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from tests.unit.adapters.fake_api import FakeApi, Reply, Seen, config, kube_for, pod, status
 
 from kubatch.adapters.kube import (
@@ -20,6 +22,7 @@ from kubatch.adapters.kube import (
     PODS,
     ApiError,
     Kube,
+    ListReader,
     Resource,
     decode,
     decode_list,
@@ -331,6 +334,63 @@ def test_any_other_answer_decodes_as_json_does(text: str) -> None:
     if isinstance(expected, dict) and isinstance(expected.get("items"), list):
         expected["items"] = [_drop_fields(x) for x in expected["items"]]
     assert decode_list(text.encode(), _drop_fields) == expected
+
+
+_scalars = st.one_of(
+    st.integers(-(10**12), 10**12),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=8),
+    st.booleans(),
+    st.none(),
+)
+_values = st.recursive(_scalars, lambda inner: st.one_of(
+    st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=4), inner, max_size=3)),
+    max_leaves=8)  # fmt: skip
+
+
+@given(
+    items=st.lists(st.dictionaries(st.text(max_size=4), _values, max_size=4), max_size=6),
+    extra=st.dictionaries(st.sampled_from(["kind", "apiVersion", "metadata", "x"]), _values),
+    cuts=st.lists(st.integers(0, 10_000), max_size=12),
+    indent=st.sampled_from([None, 1]),
+)
+def test_a_list_read_in_pieces_is_the_list(
+    items: list[dict[str, Any]], extra: dict[str, Any], cuts: list[int], indent: int | None
+) -> None:
+    """Cut anywhere (inside a number, a string, an escape), the text reads as json.loads
+    reads it whole; each item is handed to the trim once, in order."""
+    text = json.dumps({**extra, "items": items}, indent=indent)
+    reader = ListReader(lambda obj: {"kept": obj})
+    at = 0
+    for cut in sorted({c % (len(text) + 1) for c in cuts}):
+        reader.feed(text[at:cut])
+        at = cut
+    reader.feed(text[at:])
+    doc = reader.close()
+    assert doc == {**extra, "items": [{"kept": x} for x in items]}
+
+
+def test_a_list_cut_short_is_refused() -> None:
+    reader = ListReader(lambda obj: obj)
+    reader.feed('{"items":[{"a":1},{"b":')
+    with pytest.raises(ValueError, match=r"Expecting value|ended early"):
+        reader.close()
+
+
+async def test_a_failed_answer_of_the_watch_cache_pages_from_etcd_instead(
+    api: FakeApi, kube: Kube
+) -> None:
+    """The first page's token stays good: etcd's pages go on from it."""
+
+    def answer(seen: Seen) -> Reply:
+        if seen.query.get("resourceVersion") == "0":
+            return Reply(500, status(500, "InternalError", "etcdserver: request timed out"))
+        return _paged_or_cached(seen)
+
+    api.on("GET", "/api/v1/pods", answer)
+    items, version = await kube.list_with_version(PODS, page=1, cached=True, trim=_drop_fields)
+    assert (items, version) == ([{"name": n} for n in "abc"], "7")
+    assert [s.query.get("continue") for s in api.seen] == [None, None, "c1", "c2"]
 
 
 async def test_a_list_trims_its_items_as_it_decodes_them(api: FakeApi, kube: Kube) -> None:
