@@ -250,6 +250,7 @@ def test_fit_by_every_resource_unmanaged_pools_cost_and_timeout_from_the_attempt
         make_definition("wide", cpu="32", memory="8Gi"),
         make_definition("deep", cpu="1", memory="600Gi"),
         make_definition("slow", duration=20, cpu="2", memory="1Gi"),
+        make_definition("long", duration=45, cpu="2", memory="1Gi"),
         make_job("early", q_own, "quick"),
         make_job("wide", q_small, "wide"), make_job("deep", q_small, "deep"),
     ], ns)  # fmt: skip
@@ -271,7 +272,7 @@ def test_fit_by_every_resource_unmanaged_pools_cost_and_timeout_from_the_attempt
         "phase") == "Starting")  # fmt: skip
     admitted = time.monotonic()
     # Meanwhile: queue positions on a pool capped at 2 vCPUs (one 2-vCPU job runs, two wait).
-    stack.apply([make_job(f"s{i}", q_cap, "slow") for i in range(3)], ns)
+    stack.apply([make_job(f"s{i}", q_cap, "long" if i == 0 else "slow") for i in range(3)], ns)
     stack.wait("s0 running", lambda: status(stack.get("batchjob", "s0", ns)).get(
         "phase") == "Running", timeout=60)  # fmt: skip
 
@@ -279,7 +280,9 @@ def test_fit_by_every_resource_unmanaged_pools_cost_and_timeout_from_the_attempt
         got = [status(stack.get("batchjob", f"s{i}", ns)).get("queuePosition") for i in (1, 2)]
         return got if got == [1, 2] else None
 
-    stack.wait("queue positions 1 and 2", positions, timeout=30)
+    # A position estimated at submission is made exact at the next refresh (every 30 s): s0
+    # runs longer than that, so one refresh falls while s1 and s2 wait behind it alone.
+    stack.wait("queue positions 1 and 2", positions, timeout=40)
     assert "queuePosition" not in status(stack.get("batchjob", "s0", ns))
     jobs = stack.list("jobs", ns, "-l", "kubatch.io/batchjob=s0")
     affinity = jobs[0]["spec"]["template"]["spec"]["affinity"]["nodeAffinity"]
