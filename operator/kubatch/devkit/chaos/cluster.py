@@ -66,16 +66,24 @@ class Replica:
         with urllib.request.urlopen(url, timeout=timeout) as resp:
             return str(resp.read().decode())
 
-    def scrape(self) -> Samples | None:
-        pid = self.child.pid
-        if pid is None or not self.child.alive():
-            return None
-        try:
-            samples = parse_metrics(self.metrics_text())
-        except (OSError, ValueError):
-            return None
-        self.lifetimes[pid] = samples
-        return samples
+    def scrape(self, tries: int = 1) -> Samples | None:
+        """This process's metrics, remembered as its lifetime's last (``None`` when it is
+        not running or did not answer ``tries`` times, a second apart)."""
+        for attempt in range(tries):
+            pid = self.child.pid
+            if pid is None or not self.child.alive():
+                return None
+            try:
+                samples = parse_metrics(self.metrics_text())
+            except (OSError, ValueError) as exc:
+                if attempt + 1 < tries:
+                    time.sleep(1.0)
+                else:
+                    log.warning("%s: metrics not scraped: %s", self.identity, exc)
+                continue
+            self.lifetimes[pid] = samples
+            return samples
+        return None
 
 
 class Cluster:
@@ -235,9 +243,11 @@ class Cluster:
         return sum(sample(s, name, **labels) for r in self.replicas.values()
                    for s in r.lifetimes.values())  # fmt: skip
 
-    def scrape_all(self) -> None:
+    def scrape_all(self, strict: bool = False) -> None:
+        """Scrape every running operator (``strict``: one that does not answer is asked
+        again, up to five times, so a verdict is never taken from a stale scrape)."""
         for replica in self.replicas.values():
-            replica.scrape()
+            replica.scrape(tries=5 if strict else 1)
 
     # ------------------------------------------------------------------ what happens
 

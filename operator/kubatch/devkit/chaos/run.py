@@ -32,6 +32,9 @@ from kubatch.devkit.chaos.workload import NAMESPACE, Mix, Outcome, Plan
 from kubatch.devkit.polling import eventually_async
 from kubatch.devkit.stats import percentile
 
+METRICS_SETTLE_S = 10.0
+"""How long the completions counted may lag the statuses at a scenario's end."""
+
 log = logging.getLogger("kubatch.chaos")
 JsonDict = dict[str, Any]
 Say = Callable[[str], None]
@@ -103,7 +106,7 @@ class Runner:
         self.say(f"[{name}] {len(plans)} jobs ({workload.children(plans)} array children), "
                  f"{scenario.events} fault(s): {scenario.title}")  # fmt: skip
         await create_all(self.kube, [workload.definition(p) for p in plans])
-        self.cluster.scrape_all()
+        await asyncio.to_thread(self.cluster.scrape_all, strict=True)
         before = self._completions()
         takeovers_before = self.cluster.counter("kubatch_leader_changes_total", to="leader")
         t0 = time.monotonic()
@@ -134,21 +137,10 @@ class Runner:
                 recoveries.append(max(0.0, at - ended))
         done = await self._until_finished(plans, name)
         bjs, findings = await self._check(plans, outcomes)
-        await asyncio.sleep(2.5)  # the last counters reach a scrape
-        self.cluster.scrape_all()
         # the wave's queues only: probes (and the warm-up's) may still finish around the scrape
         want = invariants.completions(bjs, {p.name for p in plans})
-        got = {k: round(v) for k, v in (self._completions() - before).items()
-               if v and k[0] != workload.PROBE}  # fmt: skip
-        # A killed process takes its unscraped increments with it; a leader that loses the
-        # API server mid-write may have its status patch applied without seeing the answer
-        # (it counts only what it saw written, the next leader finds the job finished): at
-        # most one short per kill or takeover, never over.
         kills = sum(1 for f in faults if f.what.startswith("SIGKILL op-"))
-        takeovers = round(
-            self.cluster.counter("kubatch_leader_changes_total", to="leader") - takeovers_before
-        )
-        metrics_ok = _agree(got, want, tolerance=max(kills, takeovers))
+        got, takeovers, metrics_ok = await self._counted(want, before, takeovers_before, kills)
         result: JsonDict = {
             "scenario": name,
             "title": scenario.title,
@@ -207,6 +199,37 @@ class Runner:
             lambda: self.kube.list(res, namespace=NAMESPACE, labels=labels),
         )
         return out
+
+    async def _counted(
+        self,
+        want: Counter[tuple[str, str]],
+        before: Counter[tuple[str, str]],
+        takeovers_before: float,
+        kills: int,
+        settle: float = METRICS_SETTLE_S,
+    ) -> tuple[dict[tuple[str, str], int], int, bool]:
+        """The completions counted since ``before`` (every live replica scraped afresh) and
+        whether they agree with the statuses, waiting up to ``settle`` seconds for them to.
+
+        A count follows its status write, and may lag the status the cluster shows: a patch
+        the API server applied while its answer was lost (it was killed mid-request) is
+        counted when the operator's retry of it is answered. A killed process takes its
+        unscraped increments with it, and a leader that stops leading mid-write leaves a job
+        finished that the next leader does not count: at most one short per kill or
+        takeover. Never over."""
+        deadline = time.monotonic() + settle
+        while True:
+            await asyncio.to_thread(self.cluster.scrape_all, strict=True)
+            got = {k: round(v) for k, v in (self._completions() - before).items()
+                   if v and k[0] != workload.PROBE}  # fmt: skip
+            takeovers = round(
+                self.cluster.counter("kubatch_leader_changes_total", to="leader") - takeovers_before
+            )
+            exact = _agree(got, want, tolerance=0)
+            over = not _agree(got, want, tolerance=sum(want.values()))
+            if exact or over or time.monotonic() > deadline:
+                return got, takeovers, exact or _agree(got, want, max(kills, takeovers))
+            await asyncio.sleep(1.0)
 
     def _completions(self) -> Counter[tuple[str, str]]:
         out: Counter[tuple[str, str]] = Counter()
