@@ -1,4 +1,4 @@
-"""Hypothesis strategies for kubatch manifests of the four kinds, valid and not.
+"""Hypothesis strategies for kubatch manifests of the five kinds, valid and not.
 
 A manifest is a valid object of its kind (small: it can run on the simulated pools) with zero
 to three mutations: a field set to a value chosen for that field (the edges of its range, globs,
@@ -53,6 +53,9 @@ COSTLY = {("spec", "computeResources", "minvCpus"), ("spec", "computeResources",
 the values meant for them (never junk integers)."""
 
 
+KINDS = ["ComputeEnvironment", "JobQueue", "JobDefinition", "BatchJob"] * 2 + ["ConsumableResource"]
+"""The kinds a manifest is of (a consumable resource half as often: it has two fields)."""
+
 MUTATIONS = ["value"] * 12 + ["junk"] * 2 + ["delete"] * 2 + ["unknown", "spec"]
 """How often each mutation is picked: mostly a value meant for the field (what passes the
 schema and only kubatch's own checks can judge)."""
@@ -99,11 +102,69 @@ def resources() -> st.SearchStrategy[Any]:
     )
 
 
+def consumables(cr_names: st.SearchStrategy[str]) -> st.SearchStrategy[Any]:
+    """A ``consumableResourceList`` holder: resources of the pool or not, any quantity."""
+    item = st.builds(
+        lambda n, q: {"consumableResource": n, "quantity": q},
+        st.one_of(cr_names, st.sampled_from(["", "UPPER", "a" * 300, "Ref::p"])),
+        st.sampled_from([-1, 0, 1, 2, 3, 10**9, "1"]),
+    )
+    return st.one_of(
+        st.builds(lambda items: {"consumableResourceList": items}, st.lists(item, max_size=3)),
+        st.sampled_from([{}, {"consumableResourceList": "x"}, {"consumableResourceList": [{}]}]),
+    )
+
+
+def node_properties() -> st.SearchStrategy[Any]:
+    """A multi-node job's ``nodeProperties``: valid gangs of two or three, and ranges that
+    leave nodes out, overlap, point past ``numNodes`` or do not parse."""
+    container = {"name": "main", "image": "busybox", "command": ["echo", "node"],
+                 "resources": {"requests": {"cpu": "250m", "memory": "64Mi"}}}  # fmt: skip
+    template = {"spec": {"containers": [container]}}
+    return st.builds(
+        lambda n, main, ranges, start: {
+            "numNodes": n,
+            "mainNode": main,
+            "nodeRangeProperties": ranges,
+            **({"startTimeoutSeconds": start} if start is not None else {}),
+        },
+        st.sampled_from([0, 1, 2, 3, 1001]),
+        st.sampled_from([0, 1, 5, -1]),
+        st.lists(
+            st.builds(
+                lambda t, tpl: {"targetNodes": t, **({"template": tpl} if tpl else {})},
+                st.sampled_from(["0:", ":", "0", "1", "0:0", "1:", "2:1", "0:9", "x", ""]),
+                st.sampled_from([template, template, None, {"spec": {"containers": []}}]),
+            ),
+            min_size=1,
+            max_size=3,
+        ),
+        st.sampled_from([None, 5, 10, 600]),
+    )
+
+
+def node_overrides() -> st.SearchStrategy[Any]:
+    return st.builds(
+        lambda n, t, c: {"numNodes": n,
+                         "nodePropertyOverrides": [{"targetNodes": t, "containerOverrides": c}]},
+        st.sampled_from([0, 1, 2, 3, 1001]),
+        st.sampled_from(["0:", "1", "5:", "x"]),
+        st.sampled_from([{"command": ["echo", "Ref::p"]}, {"env": [{"name": "A", "value": "1"}]},
+                         {"resources": {"requests": {"cpu": "-1"}}}, {}]),
+    )  # fmt: skip
+
+
 def field_values(prefix: str) -> dict[str, dict[Path, st.SearchStrategy[Any]]]:
     """Per kind: the fields a mutation picks, each with values meant for it."""
     ce_names, q_names, d_names = (names(prefix, k) for k in ("ce", "q", "d"))
-    job_names = names(prefix, "j")
+    job_names, cr_names = names(prefix, "j"), names(prefix, "cr")
     return {
+        "ConsumableResource": {
+            ("spec", "resourceType"): st.sampled_from(
+                ["REPLENISHABLE", "NON_REPLENISHABLE", "replenishable", ""]
+            ),
+            ("spec", "totalQuantity"): st.sampled_from([-1, 0, 1, 2, 10**6, 2**63, "2", 1.5]),
+        },
         "ComputeEnvironment": {
             ("spec", "type"): st.sampled_from(["Managed", "Unmanaged", "managed", "Fargate"]),
             ("spec", "state"): st.sampled_from(["Enabled", "Disabled", "ENABLED", ""]),
@@ -195,6 +256,11 @@ def field_values(prefix: str) -> dict[str, dict[Path, st.SearchStrategy[Any]]]:
                 [{"perHour": 1.0}, {"perDay": 0}, {"perHour": -1}, {"perDay": 1e9}]
             ),
             ("spec", "finishedJobRetentionSeconds"): st.sampled_from([-1, 0, 60, "60"]),
+            ("spec", "preemption"): st.builds(
+                lambda r, w: {"reclaimFromQueues": r, "withinFairShare": w},
+                st.sampled_from(["Never", "LowerPriority", "Always"]),
+                st.sampled_from(["Never", "OverFairShare", "x"]),
+            ),
         },
         "JobDefinition": {
             ("spec", "template"): st.sampled_from([{}, {"spec": {}}, {"spec": {"containers": []}}]),
@@ -220,6 +286,9 @@ def field_values(prefix: str) -> dict[str, dict[Path, st.SearchStrategy[Any]]]:
             ),
             ("spec", "schedulingPriority"): st.sampled_from([-1, 0, 9999, 10000]),
             ("spec", "interruptionBudget"): st.sampled_from([-1, 0, 3, 100, 101]),
+            ("spec", "consumableResourceProperties"): consumables(cr_names),
+            ("spec", "type"): st.sampled_from(["container", "multinode", "Multinode", ""]),
+            ("spec", "nodeProperties"): node_properties(),
         },
         "BatchJob": {
             ("spec", "jobQueue"): st.one_of(q_names, st.sampled_from(["", "Ref::p", "UPPER"])),
@@ -276,6 +345,8 @@ def field_values(prefix: str) -> dict[str, dict[Path, st.SearchStrategy[Any]]]:
                 job_names,
                 st.lists(st.integers(-1, 3), max_size=3),
             ),
+            ("spec", "consumableResourcePropertiesOverride"): consumables(cr_names),
+            ("spec", "nodeOverrides"): node_overrides(),
         },
     }
 
@@ -283,8 +354,10 @@ def field_values(prefix: str) -> dict[str, dict[Path, st.SearchStrategy[Any]]]:
 def base(kind: str, prefix: str, name: str, ref: Callable[[str], str]) -> JsonDict:
     """A valid, small object of ``kind`` (its references from the pools via ``ref``)."""
     meta: JsonDict = {"name": name}
-    if kind == "ComputeEnvironment":
-        spec: JsonDict = {"type": "Managed", "state": "Enabled", "computeResources": {
+    if kind == "ConsumableResource":
+        spec: JsonDict = {"resourceType": "REPLENISHABLE", "totalQuantity": 2}
+    elif kind == "ComputeEnvironment":
+        spec = {"type": "Managed", "state": "Enabled", "computeResources": {
             "minvCpus": 0, "maxvCpus": 4, "instanceTypes": ["m5.large"]}}  # fmt: skip
     elif kind == "JobQueue":
         spec = {"priority": 1, "computeEnvironmentOrder": [
@@ -339,11 +412,11 @@ def set_path(doc: JsonDict, path: Path, value: Any) -> None:
 
 @st.composite
 def manifest(draw: st.DrawFn, prefix: str, namespace: str) -> JsonDict:
-    """One manifest of any of the four kinds, ``metadata.namespace`` set for namespaced ones
+    """One manifest of any of the five kinds, ``metadata.namespace`` set for namespaced ones
     and the label ``kubatch-fuzz=<prefix>`` on every object (so a run can delete them)."""
-    kind = draw(st.sampled_from(["ComputeEnvironment", "JobQueue", "JobDefinition", "BatchJob"]))
+    kind = draw(st.sampled_from(KINDS))
     short = {"ComputeEnvironment": "ce", "JobQueue": "q", "JobDefinition": "d",
-             "BatchJob": "j"}[kind]  # fmt: skip
+             "BatchJob": "j", "ConsumableResource": "cr"}[kind]  # fmt: skip
     name = draw(names(prefix, short, odds=6 if kind == "BatchJob" else 3))
 
     def ref(k: str) -> str:

@@ -1,4 +1,4 @@
-"""Issue #11: a Hypothesis fuzz of manifests of the four kinds against the real API server,
+"""Issue #11: a Hypothesis fuzz of manifests of the five kinds against the real API server,
 with the operator and its admission webhook running.
 
 Every manifest (``tests/e2e/fuzz_manifests.py``: valid objects with up to three mutations) is
@@ -33,6 +33,7 @@ from tests.e2e.fuzz_manifests import manifest
 from kubatch.adapters.kube import (
     BATCHJOBS,
     COMPUTEENVIRONMENTS,
+    CONSUMABLERESOURCES,
     JOBDEFINITIONS,
     JOBQUEUES,
     ApiError,
@@ -52,6 +53,7 @@ RESOURCES: dict[str, Resource] = {
     "JobQueue": JOBQUEUES,
     "JobDefinition": JOBDEFINITIONS,
     "BatchJob": BATCHJOBS,
+    "ConsumableResource": CONSUMABLERESOURCES,
 }
 FIELD = re.compile(r"\b(spec|metadata)\.[A-Za-z][\w.]*")
 Key = tuple[str, str]  # (kind, name)
@@ -230,7 +232,7 @@ def handler_errors(stack: Stack) -> float:
 
 
 @pytest.mark.timeout(900)
-def test_fuzz_of_manifests_of_the_four_kinds_never_breaks_the_operator(stack: Stack) -> None:
+def test_fuzz_of_manifests_of_the_five_kinds_never_breaks_the_operator(stack: Stack) -> None:
     prefix = f"fz{uuid.uuid4().hex[:5]}"
     ns = prefix
     stack.kubectl("create", "namespace", ns)
@@ -272,8 +274,8 @@ def test_fuzz_of_manifests_of_the_four_kinds_never_breaks_the_operator(stack: St
     finally:
         fuzz.close()
         stack.kubectl("delete", "namespace", ns, "--wait=false", check=False)
-        stack.kubectl("delete", "jobqueues,computeenvironments", "-l", f"kubatch-fuzz={prefix}",
-                      "--wait=false", check=False)  # fmt: skip
+        stack.kubectl("delete", "jobqueues,computeenvironments,consumableresources", "-l",
+                      f"kubatch-fuzz={prefix}", "--wait=false", check=False)  # fmt: skip
         stack.kubectl("delete", "jobqueue", f"{prefix}-control-q", "--wait=false", check=False)
         stack.kubectl("delete", "computeenvironment", f"{prefix}-control", "--wait=false",
                       check=False)  # fmt: skip
