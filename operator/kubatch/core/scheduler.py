@@ -163,6 +163,7 @@ def schedule(snapshot: Snapshot, now: float) -> list[Decision]:
     # fresh jobs the walks did not reach still get their first status (position estimated
     # from their place at submission; exact at the next refresh)
     queues = {q.spec.name: q for q in snapshot.queues}
+    gone = _admitted_per_queue(cyc) if snapshot.fresh else {}
     for key in snapshot.fresh:
         if key in cyc.admitted or key in cyc.waiting:
             continue
@@ -180,7 +181,11 @@ def schedule(snapshot: Snapshot, now: float) -> list[Decision]:
                 reason = Reason.WAITING_FOR_SHARE
             elif qs is not None and qs.spec.strict_fifo:
                 reason = Reason.BLOCKED_BY_QUEUE_HEAD
-        cyc.waiting[key] = (job.phase, reason, job.position)
+        estimate = job.position
+        if estimate is not None and job.queued and (ahead := gone.get(job.spec.queue)):
+            # the walk stopped before it: every job it admitted from this queue was ahead
+            estimate = max(1, estimate - ahead)
+        cyc.waiting[key] = (job.phase, reason, estimate)
     for key, (phase, reason, pos) in cyc.waiting.items():
         job = snapshot.jobs[key]
         if job.last_status == (phase, reason, pos):
@@ -198,6 +203,18 @@ def schedule(snapshot: Snapshot, now: float) -> list[Decision]:
             resumes = b.blocked_until
         msg = cyc.messages.get(key) or _MESSAGES.get(reason, str(reason))
         out.append(SetWaiting(key, phase, reason, msg, pos, resumes))
+    return out
+
+
+def _admitted_per_queue(cyc: _Cycle) -> dict[str, int]:
+    """Single jobs admitted this cycle per FIFO queue: they left its list (an array parent
+    stays in it while children wait; a fair-share queue's lists are per share)."""
+    out: dict[str, int] = {}
+    fair = {q.spec.name for q in cyc.snap.queues if q.spec.fair_share is not None}
+    for key in cyc.admitted:
+        job = cyc.snap.jobs.get(key)
+        if job is not None and job.array is None and job.spec.queue not in fair:
+            out[job.spec.queue] = out.get(job.spec.queue, 0) + 1
     return out
 
 

@@ -341,6 +341,24 @@ def test_every_runnable_job_gets_a_position_on_refresh() -> None:
     assert [w[f"ns/j{i}"].queue_position for i in (2, 3, 4)] == [1, 2, 3]
 
 
+def test_a_fresh_job_behind_the_walk_is_not_counted_behind_jobs_admitted_in_its_cycle() -> None:
+    """Its first position is exact: the jobs admitted in the cycle that first sees it were
+    counted ahead of it when it was submitted, and are gone from the queue now."""
+    c = make_cache((make_ce(vcpus=1),), (make_queue(),))
+    for name in ("run", "a", "b"):
+        c.upsert_job(make_job(name), 0)
+    assert admitted(cycle(c, 0)) == ["ns/run"]
+    c.attempt_finished("ns/run", None, 1, 1, exit_code=0)
+    c.upsert_job(make_job("c"), 1)  # behind a and b: estimated 3rd when submitted
+    ds = cycle(c, 1)  # not a refresh: the walk stops at the full pool after admitting a
+    assert admitted(ds) == ["ns/a"]
+    w = waiting(ds)
+    assert "ns/b" not in w  # its written position (2) is refreshed later (hysteresis)
+    assert w["ns/c"].queue_position == 2
+    assert waiting(cycle(c, 100))["ns/b"].queue_position == 1  # the refresh agrees
+    assert "ns/c" not in waiting(cycle(c, 200))  # still 2: nothing to write
+
+
 def test_restore_after_restart_keeps_capacity_and_attempts() -> None:
     c = make_cache((make_ce(vcpus=2),), (make_queue(),))
     c.restore_job(
