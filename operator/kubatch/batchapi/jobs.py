@@ -79,6 +79,7 @@ STATUS_REASONS: dict[str, str | None] = {
     Reason.PARALLELISM_LIMIT: None,
     Reason.WAITING_FOR_SHARE: None,
     Reason.BLOCKED_BY_QUEUE_HEAD: None,
+    Reason.JOB_CREATE_FAILED: None,
     # Scheduling depth (#17): kubatch's own messages name the resource or the preemptor.
     Reason.CONSUMABLE_UNAVAILABLE: None,
     Reason.GANG_START_TIMEOUT: _GANG,

@@ -70,6 +70,9 @@ STAGE_YIELD = 1000
 """Decisions staged (or patches built) between two turns of the event loop: a cycle over
 100,000 jobs must not hold the loop past the Lease's renew deadline."""
 EVENTS_PER_CYCLE = 200
+REFUSAL_BACKOFF_S = (1.0, 60.0)
+"""A job whose Kubernetes Job the API server refused waits 1 s before it is tried again,
+twice as long after each refusal in a row, at most 60 s."""
 OBJECT_KINDS: dict[str, Resource] = {
     "JobQueue": JOBQUEUES,
     "ComputeEnvironment": COMPUTEENVIRONMENTS,
@@ -106,6 +109,13 @@ class Rates:
         while times and times[0] < now - self.window:
             times.popleft()
         return len(times) / self.window
+
+
+def refusal_backoff(refusals: int) -> float:
+    """Pure: seconds before a job whose Job create was refused ``refusals`` times in a row is
+    admitted again (:data:`REFUSAL_BACKOFF_S`)."""
+    first, most = REFUSAL_BACKOFF_S
+    return float(min(most, first * 2 ** min(max(refusals - 1, 0), 16)))
 
 
 class Effects:
@@ -218,14 +228,20 @@ class Effects:
         except ApiError as exc:
             if exc.conflict:
                 existed = True  # created before a restart: the same attempt, not a second Job
+            elif exc.not_found or exc.status in (400, 403, 422):
+                # Refused (a quota, RBAC, a namespace being deleted): trying again every cycle
+                # would only repeat it, and take the room of the jobs behind it each time.
+                rec.refusals += 1
+                hold = refusal_backoff(rec.refusals)
+                self.cache.forget(d, self.clock(), hold=hold)
+                log.warning("cannot create Job %s/%s (refused %d in a row; again in %.0f s): %s",
+                            ns, d.k8s_job_name, rec.refusals, hold, exc)  # fmt: skip
+                if exc.status != 404:
+                    self.events.warn(rec.ref(), "JobCreateFailed", str(exc)[:500])
+                return
             else:
                 self.cache.forget(d, self.clock())
-                if exc.not_found or exc.status in (400, 403, 422):
-                    log.warning("cannot create Job %s/%s: %s", ns, d.k8s_job_name, exc)
-                    if exc.status != 404:
-                        self.events.warn(rec.ref(), "JobCreateFailed", str(exc)[:500])
-                else:
-                    self.poke()
+                self.poke()
                 return
         except (OSError, TimeoutError) as exc:
             self.cache.forget(d, self.clock())
@@ -239,6 +255,7 @@ class Effects:
             self.metrics.observe_admission(rec.queue, wait, placement.capacity_type)
         if rec.admitted_at is None:
             rec.admitted_at = now
+        rec.refusals = 0
         if gangs is not None:
             gangs.admitted(rec, d.attempt, d.compute_environment)
 

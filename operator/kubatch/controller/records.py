@@ -59,6 +59,7 @@ class JobRecord:
     rerun_of: str | None = None
     nodes_json: str = ""  # a multi-node job: its resolved nodeProperties, as interned JSON
     hold_until: float = 0.0  # its Starting status waits for Running until then (Timings)
+    refusals: int = 0  # Job creates refused in a row (a quota, RBAC, a namespace being deleted)
 
     @property
     def key(self) -> str:

@@ -422,13 +422,16 @@ class Cache:
         for d in decisions:
             self.assume(d, now)
 
-    def forget(self, d: Decision, now: float) -> None:
+    def forget(self, d: Decision, now: float, hold: float = 0.0) -> None:
         """Roll back an assumed ``Admit`` whose Kubernetes Job could not be created (the job
-        is Runnable again at its old place); for a failed status write, the status is
-        re-emitted next cycle."""
+        is Runnable again at its old place; with ``hold``, not admitted again for that many
+        seconds, while the jobs behind it go first); for a failed status write, the status
+        is re-emitted next cycle."""
         job = self.jobs.get(d.job_key)
         if job is None:
             return
+        if hold > 0 and isinstance(d, Admit):
+            job.held_until = now + hold
         if isinstance(d, SetWaiting):
             job.last_status = None
             self.outbox.fresh.add(d.job_key)

@@ -54,6 +54,7 @@ class Reason(StrEnum):
     PARALLELISM_LIMIT = "ParallelismLimit"
     WAITING_FOR_SHARE = "WaitingForFairShare"
     BLOCKED_BY_QUEUE_HEAD = "BlockedByQueueHead"
+    JOB_CREATE_FAILED = "JobCreateFailed"
     COMPUTE_ENVIRONMENT_DELETED = "ComputeEnvironmentDeleted"
     COMPUTE_ENVIRONMENT_NOT_FOUND = "ComputeEnvironmentNotFound"
     # Scheduling depth (#17): consumable resources, gangs, preemption.

@@ -47,6 +47,10 @@ _MESSAGES = {
     Reason.WAITING_FOR_DEPENDENCIES: "waiting for dependencies",
     Reason.CONSUMABLE_UNAVAILABLE: "waiting for a consumable resource",
     Reason.PREEMPTING: "waiting for preempted jobs to end",
+    Reason.JOB_CREATE_FAILED: (
+        "its Kubernetes Job could not be created (the JobCreateFailed Event says why); "
+        "the jobs behind it go first until it is tried again"
+    ),
 }
 
 
@@ -64,13 +68,15 @@ class _Cycle:
         "fits",
         "floors",
         "messages",
+        "now",
         "pre",
         "snap",
         "waiting",
     )
 
-    def __init__(self, snap: Snapshot) -> None:
+    def __init__(self, snap: Snapshot, now: float) -> None:
         self.snap = snap
+        self.now = now
         self.decisions: list[Decision] = []
         self.admitted: set[str] = set()
         self.arrays: dict[str, int] = {}  # array key -> children admitted this cycle
@@ -87,7 +93,7 @@ class _Cycle:
 
 def schedule(snapshot: Snapshot, now: float) -> list[Decision]:
     """Pure: the decisions of one cycle (see module doc and docs/core.md)."""
-    cyc = _Cycle(snapshot)
+    cyc = _Cycle(snapshot, now)
     out = cyc.decisions
     out.extend(d for d in snapshot.outbox if not isinstance(d, UpdateArraySummary))
     summaries = {d.job_key: d for d in snapshot.outbox if isinstance(d, UpdateArraySummary)}
@@ -404,6 +410,10 @@ def _never_fits(cyc: _Cycle, qs: QueueView, size: Resources) -> str | None:
 
 def _visit(cyc: _Cycle, qs: QueueView, job: JobView, pos: int) -> tuple[bool, bool]:
     """Try one job. Returns (admitted, counts as waiting)."""
+    if job.held_until > cyc.now:  # its Job could not be created a moment ago
+        if job.array is None or job.phase is Phase.RUNNABLE:
+            cyc.waiting[job.key] = (Phase.RUNNABLE, Reason.JOB_CREATE_FAILED, pos)
+        return False, True
     gang = job.spec.gang
     if gang is None:
         msg = _never_fits(cyc, qs, job.spec.size)
@@ -471,7 +481,8 @@ def _walk_fifo(cyc: _Cycle, qs: QueueView) -> None:
         if not waits:
             continue
         if strict:
-            cyc.blocked.update(qs.spec.compute_environments[job.ce_floor :])
+            if job.held_until <= cyc.now:  # a held head holds its queue, not the others
+                cyc.blocked.update(qs.spec.compute_environments[job.ce_floor :])
             break
         scan_left -= 1
         if scan_left <= 0:
@@ -486,7 +497,7 @@ def _walk_fifo(cyc: _Cycle, qs: QueueView) -> None:
         for job in it:
             if pos > depth:
                 break
-            _refresh(cyc, job, _rest_reason(job, reason), pos)
+            _refresh(cyc, job, _rest_reason(cyc, job, reason), pos)
             pos += 1
 
 
@@ -507,7 +518,9 @@ def _no_ce_reason(snap: Snapshot, names: Sequence[str]) -> Reason:
     return Reason.COMPUTE_ENVIRONMENT_DISABLED
 
 
-def _rest_reason(job: JobView, default: Reason) -> Reason:
+def _rest_reason(cyc: _Cycle, job: JobView, default: Reason) -> Reason:
+    if job.held_until > cyc.now:
+        return Reason.JOB_CREATE_FAILED
     if job.array is not None and job.array.active and job.phase is not Phase.RUNNABLE:
         return Reason.PARALLELISM_LIMIT
     return default

@@ -115,6 +115,7 @@ class JobState:
         "ce",
         "ce_floor",
         "failures",
+        "held_until",
         "in_list",
         "interruptions",
         "key",
@@ -144,6 +145,7 @@ class JobState:
         self.interruptions = 0
         self.ce_floor = 0  # index in the queue's CE order (raised by fallbacks)
         self.ce: str | None = None
+        self.held_until = 0.0  # not admitted before: its Kubernetes Job could not be created
         self.state_since = now
         self.unsatisfied = 0
         self.queued = False

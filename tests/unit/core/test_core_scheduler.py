@@ -76,6 +76,40 @@ def test_strict_fifo_blocks_behind_the_head() -> None:
     assert w["ns/small2"].queue_position == 2
 
 
+def test_a_held_job_waits_while_the_jobs_behind_it_go_first() -> None:
+    """Held (its Kubernetes Job was refused): not admitted until the hold runs out."""
+    c = make_cache((make_ce(vcpus=1),), (make_queue(),))
+    c.upsert_job(make_job("a"), 0)
+    c.upsert_job(make_job("b"), 0)
+    [adm] = of_type(cycle(c, 0), Admit)
+    assert adm.job_key == "ns/a"
+    c.forget(adm, 0, hold=5)
+    ds = cycle(c, 1)
+    assert admitted(ds) == ["ns/b"]
+    w = waiting(ds)["ns/a"]
+    assert (w.reason, w.queue_position) == (Reason.JOB_CREATE_FAILED, 1)
+    c.attempt_finished("ns/b", None, 1, 2, exit_code=0)
+    assert admitted(cycle(c, 2)) == []  # room, but still held
+    assert admitted(cycle(c, 5)) == ["ns/a"]
+
+
+def test_a_held_strict_fifo_head_holds_its_queue_but_not_the_others() -> None:
+    """A StrictFIFO head that does not fit reserves its CEs from lower-priority queues; one
+    whose Job was refused does not (it might be refused for long: a tenant's quota)."""
+    queues = (make_queue("strict", priority=10, strict_fifo=True), make_queue("low", priority=1))
+    c = make_cache((make_ce(vcpus=1),), queues)
+    c.upsert_job(make_job("head", queue="strict", created_at=0), 0)
+    [adm] = of_type(cycle(c, 0), Admit)
+    c.forget(adm, 0, hold=60)
+    c.upsert_job(make_job("next", queue="strict", created_at=1), 1)
+    c.upsert_job(make_job("other", queue="low", created_at=2), 1)
+    ds = cycle(c, 1)
+    assert admitted(ds) == ["ns/other"]
+    w = waiting(ds)
+    assert w["ns/head"].reason is Reason.JOB_CREATE_FAILED
+    assert w["ns/next"].reason is Reason.BLOCKED_BY_QUEUE_HEAD
+
+
 def test_higher_priority_queue_first() -> None:
     c = make_cache(
         (make_ce(vcpus=1),), (make_queue("low", priority=1), make_queue("high", priority=10))
