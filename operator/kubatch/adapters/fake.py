@@ -180,6 +180,11 @@ class FakeKube:
         obj = self.objects.get((_res_key(res), namespace if res.namespaced else None, name))
         return copy.deepcopy(obj) if obj is not None else None
 
+    def stored(self, res: Resource, name: str, namespace: str | None = None) -> JsonDict:
+        """The stored object itself, for a test that plays another writer: what it changes
+        in place is seen by the next read, by no watcher (``KeyError`` when absent)."""
+        return self.objects[(_res_key(res), namespace if res.namespaced else None, name)]
+
     def all(self, res: Resource, namespace: str | None = None) -> list[JsonDict]:
         return [
             copy.deepcopy(o)

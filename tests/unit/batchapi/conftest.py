@@ -6,13 +6,14 @@ import asyncio
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from aiohttp import web
-from tests.unit.batchapi.fake_kube import FakeKube
 from tests.unit.batchapi.shapes import Recorder
 
+from kubatch.adapters.fake import FakeKube
 from kubatch.batchapi.identity import Identity
 from kubatch.batchapi.server import BatchApi, KeyRing
 
@@ -47,7 +48,7 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[Server]:
-    kube = FakeKube()
+    kube = FakeKube(clock=lambda: datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
     keys = KeyRing({i.access_key: i for i in (USER, OTHER, ADMIN)})
     recorder = Recorder()
     app = BatchApi(kube, keys, region="us-east-1", observer=recorder).app()

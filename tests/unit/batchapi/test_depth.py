@@ -11,7 +11,7 @@ import pytest
 from botocore.exceptions import ClientError as BotoError
 from tests.unit.batchapi.conftest import ADMIN, OTHER, USER, Server
 
-from kubatch.adapters.kube import BATCHJOBS, JOBDEFINITIONS
+from kubatch.adapters.kube import BATCHJOBS, CONSUMABLERESOURCES, JOBDEFINITIONS
 from kubatch.batchapi import jobs, names
 from kubatch.core.lifecycle import Reason
 
@@ -55,8 +55,7 @@ def setup(server: Server) -> dict[str, Any]:
 
 
 def _job(server: Server, job_id: str) -> dict[str, Any]:
-    obj: dict[str, Any] = server.kube.objects[("batchjobs", "team-a", job_id)]
-    return obj
+    return server.kube.stored(BATCHJOBS, job_id, "team-a")
 
 
 # --------------------------------------------------------------------------- multi-node
@@ -416,7 +415,7 @@ def test_consumable_resource_lifecycle(server: Server, setup: dict[str, Any]) ->
         "arn:aws:batch:us-east-1:333333333333:consumable-resource/Licence_Pool"
     )
     kube = names.kube_name("Licence_Pool")
-    obj = server.kube.objects[("consumableresources", "", kube)]
+    obj = server.kube.stored(CONSUMABLERESOURCES, kube)
     assert obj["spec"] == {"totalQuantity": 2, "resourceType": "REPLENISHABLE"}
     with pytest.raises(BotoError) as err:
         a.create_consumable_resource(consumableResourceName="Licence_Pool", totalQuantity=1)
@@ -492,7 +491,7 @@ def test_consumable_resource_lifecycle(server: Server, setup: dict[str, Any]) ->
         u.delete_consumable_resource(consumableResource="db-slots")
     assert code(err) == "AccessDeniedException"
     a.delete_consumable_resource(consumableResource="db-slots")
-    assert ("consumableresources", "", "db-slots") not in server.kube.objects
+    assert server.kube.get_object(CONSUMABLERESOURCES, "db-slots") is None
     assert u.list_consumable_resources()["consumableResources"][0]["totalQuantity"] == 1
 
 

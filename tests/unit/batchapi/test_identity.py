@@ -8,8 +8,8 @@ import base64
 import json
 
 import pytest
-from tests.unit.batchapi.fake_kube import FakeKube
 
+from kubatch.adapters.fake import FakeKube
 from kubatch.batchapi import jobs
 from kubatch.batchapi.identity import Identity, KeyError_, account_for, parse_key_arg, parse_secret
 from kubatch.batchapi.server import SECRETS, KeyRing

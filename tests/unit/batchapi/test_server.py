@@ -248,8 +248,7 @@ def test_cancel_terminate_and_list_pagination(server: Server, setup: dict[str, A
         for i in range(5)
     ]
     for i, phase in enumerate(["Running", "Running", "Running", "Runnable", "Succeeded"]):
-        key = ("batchjobs", "team-a", ids[i])
-        server.kube.objects[key]["status"] = {"phase": phase}
+        server.kube.stored(BATCHJOBS, ids[i], "team-a")["status"] = {"phase": phase}
     running = [
         j["jobId"]
         for p in u.get_paginator("list_jobs").paginate(
@@ -266,9 +265,9 @@ def test_cancel_terminate_and_list_pagination(server: Server, setup: dict[str, A
     named = u.list_jobs(jobQueue="Main_Q", filters=[{"name": "JOB_NAME", "values": ["PAGE-*"]}])
     assert len(named["jobSummaryList"]) == 5  # a filter ignores jobStatus, case-insensitive
     u.cancel_job(jobId=ids[0], reason="too late")  # RUNNING: AWS does not cancel it
-    assert "terminate" not in server.kube.objects[("batchjobs", "team-a", ids[0])]["spec"]
+    assert "terminate" not in server.kube.stored(BATCHJOBS, ids[0], "team-a")["spec"]
     u.cancel_job(jobId=ids[3], reason="not needed")
-    assert server.kube.objects[("batchjobs", "team-a", ids[3])]["spec"]["terminate"] == {
+    assert server.kube.stored(BATCHJOBS, ids[3], "team-a")["spec"]["terminate"] == {
         "reason": "not needed"
     }
     u.terminate_job(jobId=ids[1], reason="stop")
@@ -301,12 +300,14 @@ def test_unsupported_and_unknown_operations_are_client_errors(server: Server) ->
 
 def test_kubernetes_failures_are_server_exceptions(server: Server) -> None:
     u = server.client(USER)
-    server.kube.fail_next = ApiError(503, "Unavailable", '{"message": "etcd down"}')
+    etcd_down = ApiError(503, "Unavailable", '{"message": "etcd down"}')
+    server.kube.fail("list", JOBDEFINITIONS.plural, error=etcd_down)
     with pytest.raises(BotoError) as err:
         u.describe_job_definitions()
     assert code(err) == "ServerException"
     assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 500
-    server.kube.fail_next = ApiError(422, "Invalid", '{"message": "spec.x: Invalid value"}')
+    invalid = ApiError(422, "Invalid", '{"message": "spec.x: Invalid value"}')
+    server.kube.fail("list", JOBDEFINITIONS.plural, error=invalid)
     with pytest.raises(BotoError) as err:
         u.describe_job_definitions()
     assert code(err) == "ClientException"
