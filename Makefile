@@ -53,11 +53,11 @@ crds: $(STAMP) ## regenerate crds/ and the chart's CRDs from the pydantic models
 	$(BIN)/kubatch crds --out crds --chart helm/kubatch/files/crds
 
 test: $(STAMP) binaries test-tools lint bytecode ## every check: lint, types, layers, unit, component, integration, e2e, chaos (fast) and real tests
-	$(BIN)/pytest tests/unit tests/component tests/integration
-	$(BIN)/pytest tests/e2e
-	$(BIN)/pytest tests/chaos
+	$(BIN)/pytest tests/unit tests/component tests/integration --durations=5
+	$(BIN)/pytest tests/e2e --durations=10
+	$(BIN)/pytest tests/chaos --durations=3
 	$(BIN)/kubatch local images --if-supported
-	$(BIN)/pytest tests/real
+	$(BIN)/pytest tests/real --durations=5
 
 test-unit: $(STAMP) test-tools ## unit tests only (no control plane)
 	$(BIN)/pytest tests/unit
