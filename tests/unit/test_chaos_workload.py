@@ -102,6 +102,23 @@ def test_invariants_name_what_broke() -> None:
     assert clean.ok, clean.problems()
 
 
+def test_a_retry_count_that_differs_names_every_attempt() -> None:
+    """A flaky job (fails once, then succeeds) whose status shows no failed attempt: the
+    finding lists the attempts as recorded (what the next occurrence needs)."""
+    plans = [next(p for p in workload.wave("w", 150, Mix().scaled(150)) if p.kind == "flaky")]
+    outcomes = workload.expected(plans)
+    n = plans[0].name
+    assert outcomes[n].failures == 1
+    ok = {"number": 2, "stoppedAt": "t", "exitCode": 0, "reason": "Completed"}
+    f = invariants.check(plans, outcomes, [_bj(n, "Succeeded", ok)], [_job(n, 2)], [])
+    [finding] = f.retries_used
+    assert finding.startswith(f"{n} (flaky): 0 failed attempts counted, expected 1")
+    assert "attempts: #2 exit 0 Completed" in finding
+    first = {"number": 1, "stoppedAt": "t", "exitCode": 1, "reason": "Error"}
+    both = _bj(n, "Succeeded", first, ok)
+    assert invariants.check(plans, outcomes, [both], [_job(n, 1), _job(n, 2)], []).ok
+
+
 def test_counters_may_be_short_by_the_kills_never_over() -> None:
     want = invariants.completions([_bj("a", "Succeeded"), _bj("b", "Failed")], {"a", "b"})
     assert _agree({("q", "Succeeded"): 1, ("q", "Failed"): 1}, want, tolerance=0)

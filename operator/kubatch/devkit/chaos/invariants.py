@@ -189,9 +189,16 @@ def _check_job(p: Plan, want: Outcome, bj: Mapping[str, Any] | None, f: Findings
     if interrupted and not p.depends_on:  # an interruption shifts the attempt numbers
         expect = failures_given(p, (int(a.get("number") or 0) for a in interrupted))
     if len(failed) != expect:
+        seen = "; ".join(
+            f"#{a.get('number')} exit {a.get('exitCode')} {a.get('reason') or '-'}"
+            f"{' interrupted' if a.get('interrupted') else ''}"
+            f"{'' if a.get('stoppedAt') else ' not stopped'}"
+            f" ({str(a.get('statusReason') or '')[:80]})"
+            for a in attempts
+        )  # what the next occurrence needs to be understood
         f.retries_used.append(
             f"{p.name} ({p.kind}): {len(failed)} failed attempts counted, expected "
-            f"{expect} ({len(interrupted)} interrupted)"
+            f"{expect} ({len(interrupted)} interrupted); attempts: {seen}"
         )
 
 
