@@ -3,7 +3,10 @@ twice."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from kubatch.adapters.kube import BATCHJOBS
+from kubatch.core.state import CacheConfig
 from tests.component.conftest import NS, Harness, basic, make_job
 
 
@@ -214,3 +217,26 @@ async def test_a_restart_rewrites_no_waiting_jobs_status(h: Harness) -> None:
     patched = [w.name for w in h.kube.writes[n:] if w.resource == "batchjobs/status"]
     assert patched == []
     assert {f"j{i}": h.status(f"j{i}") for i in range(1, 5)} == before
+
+
+async def test_a_restart_rewrites_no_waiting_position_that_did_not_move(h: Harness) -> None:
+    """Positions beyond the refresh depth are estimates made as the jobs arrived; a restart
+    restores the jobs in name order. The new operator estimated them again in that order and
+    patched every waiting job whose estimate differed (9,977 of 10,000 after one restart):
+    a restored job's status now counts as written, its position as its estimate."""
+    h.settings = dataclasses.replace(h.settings, cache=CacheConfig(position_refresh_depth=2))
+    await h.restart()
+    basic(h, vcpus=1)
+    names = [f"j{i}" for i in range(8)]
+    for name in reversed(names):  # same second, arriving in the reverse of their order
+        h.apply(make_job(name))
+    await h.cycle(3)
+    before = {n: h.status(n).get("queuePosition") for n in names[1:]}
+    assert before["j1"] == 1
+    assert before["j2"] == 2
+    n = len(h.kube.writes)
+    await h.restart()
+    await h.cycle(3)
+    patched = [w.name for w in h.kube.writes[n:] if w.resource == "batchjobs/status"]
+    assert patched == []
+    assert {n: h.status(n).get("queuePosition") for n in names[1:]} == before

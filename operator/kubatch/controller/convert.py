@@ -32,7 +32,7 @@ from kubatch.api.preemption import QueuePreemption
 from kubatch.api.resolve import effective_parameters, resolve_node_properties, resolve_pod_template
 from kubatch.core import model as core
 from kubatch.core.budget import Budget
-from kubatch.core.lifecycle import Phase
+from kubatch.core.lifecycle import Phase, Reason
 from kubatch.core.resources import Resources, sum_requests
 from kubatch.core.retry import ExitRule, RetryStrategy
 from kubatch.core.selector import LabelSelector
@@ -56,6 +56,14 @@ def ts(value: datetime | None) -> float:
 
 
 # --------------------------------------------------------------------------- queues
+
+
+def reason(value: str | None) -> Reason | None:
+    """Pure: a status's ``reason`` as the core's (``None`` for one it does not know)."""
+    try:
+        return Reason(value) if value else None
+    except ValueError:
+        return None
 
 
 def queue_to_core(q: api.JobQueue) -> core.JobQueue:

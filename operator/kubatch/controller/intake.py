@@ -461,6 +461,7 @@ class Intake:
             attempt=len(status.attempts),
             failures=failures,
             compute_environment=ce,
+            waiting=(convert.reason(status.reason), status.queue_position),
         )
         if replay and last is not None:
             # The attempt's end was written but not its verdict (killed in between): replay

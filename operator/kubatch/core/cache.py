@@ -210,9 +210,10 @@ class Cache:
         attempt: int = 0,
         failures: int = 0,
         compute_environment: str | None = None,
+        waiting: tuple[Reason | None, int | None] | None = None,
     ) -> None:
         """After an operator restart: a job whose status says ``phase`` (see ``restore``)."""
-        restore.job(self, spec, now, phase, attempt, failures, compute_environment)
+        restore.job(self, spec, now, phase, attempt, failures, compute_environment, waiting)
         holdings.restored(self, self.jobs[spec.key], None, False, now)
 
     def restore_child(

@@ -21,6 +21,9 @@ from kubatch.core.state import CODE, JobState
 if TYPE_CHECKING:
     from kubatch.core.cache import Cache
 
+WAITING = frozenset({Phase.SUBMITTED, Phase.PENDING, Phase.RUNNABLE})
+"""Phases whose status a ``SetWaiting`` writes."""
+
 
 def job(
     cache: Cache,
@@ -30,12 +33,20 @@ def job(
     attempt: int,
     failures: int,
     compute_environment: str | None,
+    waiting: tuple[Reason | None, int | None] | None = None,
 ) -> None:
     """Feed ``spec`` and reconstruct it in ``phase`` (``attempt`` attempts so far, of which
-    ``failures`` counted against ``retryStrategy.attempts``)."""
+    ``failures`` counted against ``retryStrategy.attempts``). ``waiting``: the reason and
+    queue position its status shows, remembered as written (a restart rewrites a waiting
+    job's status only when they changed: its position by the refresh's hysteresis)."""
     cache.upsert_job(spec, now)
     state = cache.jobs[spec.key]
     state.attempt, state.failures = attempt, failures
+    if waiting is not None and state.phase is phase and phase in WAITING:
+        reason, position = waiting
+        state.last_status = (phase, reason, position)
+        if position is not None:
+            state.position = position
     if phase in (Phase.STARTING, Phase.RUNNING) and compute_environment and state.array is None:
         cache.book.drop(state)
         cache.book.forget_orphan(state)

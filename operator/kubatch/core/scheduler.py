@@ -197,13 +197,12 @@ def schedule(snapshot: Snapshot, now: float) -> list[Decision]:
         if job.last_status == (phase, reason, pos):
             continue
         last = job.last_status
-        if (
-            last is not None
-            and last[:2] == (phase, reason)
-            and key not in snapshot.fresh
-            and not (snapshot.full_refresh and _moved_enough(last[2], pos))
-        ):
-            continue  # only the position moved (a little): written at a later refresh
+        if last is not None and last[:2] == (phase, reason):
+            if key in snapshot.fresh:  # restored after a restart: its status was written
+                if not _moved_enough(last[2], pos):
+                    continue
+            elif not (snapshot.full_refresh and _moved_enough(last[2], pos)):
+                continue  # only the position moved (a little): written at a later refresh
         resumes = None
         if reason is Reason.BUDGET_EXCEEDED and (b := snapshot.budgets.get(job.spec.queue)):
             resumes = b.blocked_until
