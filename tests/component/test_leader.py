@@ -548,3 +548,38 @@ async def test_wait_event_passes_a_cancellation_through() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     await asyncio.wait_for(wait_event(asyncio.Event(), 0.01), 1)  # a timeout is no error
+
+
+async def test_the_start_watches_batchjobs_itself_until_kopfs_replay_is_through(
+    pair: Pair,
+) -> None:
+    """kopf's first list replays every BatchJob before a job submitted meanwhile reaches the
+    intake (10,000 took a minute, and jobs submitted in it waited up to 71 s for a Job): a
+    watch of kubatch's own, from the start's list, hands them over until kopf has replayed
+    as many BatchJobs as that list held."""
+    basic(pair.h)
+    pair.h.apply(make_job("a0"), make_job("a1"))
+    a = pair.make("a")
+    client = pair.clients["a"]
+    asked: list[int] = []
+    ended = asyncio.Event()
+
+    async def bridge(res: Resource, version: str, on_event: Any, **kw: Any) -> None:
+        asked.append(int(kw.get("seconds", 1)))
+        try:
+            await asyncio.Event().wait()  # the server ends it, or the replica does
+        finally:
+            ended.set()
+
+    client.catch_up = bridge  # type: ignore[method-assign]
+    await a.start(sync_timeout=1, elect=True, first_cycle_timeout=5)
+    assert asked
+    assert asked[0] >= 60, "a watch that lasts through the replay, not a moment"
+    assert not ended.is_set()
+    a.replayed(BATCHJOBS)  # kopf hands over the first of the two it lists
+    a.replayed(JOBQUEUES)  # another kind: not counted
+    await asyncio.sleep(0)
+    assert not ended.is_set()
+    a.replayed(BATCHJOBS)
+    await asyncio.wait_for(ended.wait(), 1)
+    await a.stop()

@@ -58,6 +58,8 @@ class NoDiffBase(kopf.DiffBaseStorage):
 def _feed(memo: Any, res: Resource, event: Any) -> None:
     replica: Replica = memo.replica
     replica.feed(res, event["object"], deleted=event.get("type") == "DELETED")
+    if event.get("type") is None:  # kopf's first list of the kind (its watch then follows)
+        replica.replayed(res)
 
 
 def build_replica(kube: Kube, cfg: Settings, metrics: Metrics) -> Replica:

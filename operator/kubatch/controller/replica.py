@@ -61,6 +61,8 @@ from kubatch.metrics import Metrics
 log = logging.getLogger("kubatch.replica")
 RELEASE_EVERY = 5000
 """Watch events between two hand-backs of free heap (:mod:`kubatch.adapters.memory`)."""
+BRIDGE_MAX_S = 600
+"""The longest kubatch watches BatchJobs itself after a start, while kopf replays them."""
 JsonDict = dict[str, Any]
 
 CLUSTER_KINDS = (NODES, NAMESPACES, COMPUTEENVIRONMENTS, JOBQUEUES, CONSUMABLERESOURCES)
@@ -108,6 +110,8 @@ class Replica:
         self._buffer: list[tuple[str, Resource, Any, bool]] | None = None
         self._lock = asyncio.Lock()
         self._watches: list[asyncio.Task[None]] = []
+        self._bridges: list[asyncio.Task[None]] = []
+        self._replay_left = 0  # BatchJobs kopf's first list has still to hand over
         self._loop: asyncio.Task[None] | None = None
         self._elect: asyncio.Task[None] | None = None
         self._fill: asyncio.Task[None] | None = None
@@ -116,6 +120,7 @@ class Replica:
         self._disturbed_at = -1e18  # a watch of ours relisted (it had been down)
         self._syncs: dict[tuple[str, str | None], int] = {}
         self._listed: dict[tuple[str, str | None], str] = {}  # the mirror fill's versions
+        self._listed_n: dict[tuple[str, str | None], int] = {}  # and how many objects
         self._release = memory.Release(RELEASE_EVERY)  # free heap back after bursts
 
     @property
@@ -167,22 +172,42 @@ class Replica:
 
     async def _catch_up(self) -> None:
         """After a takeover at the start: the BatchJobs created or changed since the mirror's
-        lists (submitted while this process started), handed over now — kopf's own watch
-        begins only after the start, and would deliver them among thousands of others."""
+        lists are handed over as they come, from a watch of kubatch's own that resumes at the
+        lists' version. kopf's watch begins only after the start, and its first list replays
+        every BatchJob as an event (10,000 take about a minute) before a job submitted
+        meanwhile reaches the intake; the bridge ends when that replay is through (or after
+        :data:`BRIDGE_MAX_S`). Events both deliver are taken once (the intake knows them)."""
 
         def on_event(kind: str, obj: JsonDict) -> None:
             self.feed(BATCHJOBS, obj, deleted=kind == "DELETED")
 
-        async def one(scope: str | None) -> None:
-            version = self._listed.get((BATCHJOBS.plural, scope))
-            if not version:
-                return
+        async def one(scope: str | None, version: str) -> None:
             try:
-                await self.kube.catch_up(BATCHJOBS, version, on_event, namespace=scope)
+                await self.kube.catch_up(BATCHJOBS, version, on_event, namespace=scope,
+                                         seconds=BRIDGE_MAX_S)  # fmt: skip
             except (ApiError, OSError, TimeoutError) as exc:  # kopf's watch delivers them
-                log.info("catching up with BatchJobs since the start failed: %s", exc)
+                log.info("watching BatchJobs until kopf's replay is through failed: %s", exc)
 
-        await asyncio.gather(*(one(scope) for scope in self.scopes))
+        self._replay_left = sum(self._listed_n.get((BATCHJOBS.plural, s), 0) for s in self.scopes)
+        for scope in self.scopes:
+            version = self._listed.get((BATCHJOBS.plural, scope))
+            if version:
+                task = asyncio.create_task(one(scope, version), name="kubatch-batchjob-bridge")
+                self._bridges.append(task)
+                self._watches.append(task)  # stopped with the replica's watches
+        await asyncio.sleep(0)
+
+    def replayed(self, res: Resource) -> None:
+        """kopf handed over an object of its first list of ``res``: once it has handed over
+        as many BatchJobs as the mirror's lists held, its watch is live and the bridge ends."""
+        if res is not BATCHJOBS or self._replay_left <= 0:
+            return
+        self._replay_left -= 1
+        if self._replay_left == 0:
+            for task in self._bridges:
+                task.cancel()
+            self._bridges = []
+            log.info("kopf's replay of the BatchJobs is through: its watch alone follows them")
 
     async def elect_once(self) -> None:
         """One election try and the role change it causes, carried out before returning."""
@@ -288,6 +313,7 @@ class Replica:
                                                                trim=slim)  # fmt: skip
             self.mirror.fill(res, items)
             self._listed[(res.plural, scope)] = version
+            self._listed_n[(res.plural, scope)] = len(items)
 
         async with asyncio.TaskGroup() as group:
             for res in CLUSTER_KINDS:
