@@ -7,7 +7,16 @@ import itertools
 
 import pytest
 
-from tests.component.conftest import Harness, basic, make_ce, make_definition, make_job, make_queue
+from kubatch.adapters.kube import BATCHJOBS
+from tests.component.conftest import (
+    NS,
+    Harness,
+    basic,
+    make_ce,
+    make_definition,
+    make_job,
+    make_queue,
+)
 
 
 @pytest.mark.parametrize(
@@ -111,3 +120,23 @@ async def test_definition_and_job_in_one_apply_race_either_way(h: Harness) -> No
     h.kube.deliver(lambda events: list(reversed(events)))  # the job's event first
     await h.cycle()
     assert h.status("a")["phase"] == "Starting"
+
+
+async def test_an_older_version_delivered_after_a_newer_one_changes_nothing(h: Harness) -> None:
+    """After a start, kubatch's own watch may hand over an edit before kopf replays the list
+    it took earlier: the older version must not undo the edit (the priority override here)."""
+    basic(h, vcpus=1)
+    h.apply(make_job("run"), make_job("a", schedulingPriorityOverride=1))
+    await h.cycle()
+    old = h.kube.get_object(BATCHJOBS, "a", NS)
+    assert old is not None
+    h.apply(make_job("a", schedulingPriorityOverride=9))
+    await h.cycle()
+    rec = h.op.jobs.get(f"{NS}/a")
+    assert rec is not None
+    assert rec.generation == 2
+    h.op.intake.on_batch_job(old)  # kopf's replay of generation 1
+    assert rec.generation == 2
+    job = h.op.cache.job(f"{NS}/a")
+    assert job is not None
+    assert job.spec.scheduling_priority == 9

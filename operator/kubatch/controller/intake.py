@@ -273,6 +273,14 @@ class Intake:
         rec = self.jobs.get(key)
         if rec is not None and rec.generation == gen and not self.registry.is_parked(key):
             return  # our own status write coming back, or a label/annotation change
+        if (
+            rec is not None
+            and rec.uid == meta.get("uid")
+            and isinstance(gen, int)
+            and isinstance(rec.generation, int)
+            and gen < rec.generation
+        ):
+            return  # an older version (kopf replays its list after a newer event came)
         if self.invalid_jobs.get(key, -1) == gen:
             return
         try:
